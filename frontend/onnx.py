@@ -1,0 +1,335 @@
+"""ONNX importer: a ModelProto (default domain, opsets 13 to 21) to an ir.Graph.
+
+IR ops carry the semantics of the newest supported opset; the few forms that
+changed inside 13..21 (reduction axes moving from attribute to input in opset
+18) are rewritten here. Initializers and Constant nodes become graph
+constants; names are kept. External data is read only from inside the
+model's folder.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import AttributeProto, TensorProto, numpy_helper
+
+from flowc.errors import CompileError, quote_name
+from flowc.ir import Graph, Value, all_ops, get_op, has_op, verify
+from flowc.ir.types import UNKNOWN, TensorType, dtype_from_onnx
+
+MIN_OPSET, MAX_OPSET = 13, 21
+DEFAULT_DOMAINS = ("", "ai.onnx")
+MAX_MODEL_BYTES = 2 ** 31 - 1     # protobuf's own limit
+
+# ops whose `axes` moved from an attribute to an input in opset 18
+_AXES_TO_INPUT_AT_18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                        "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+
+
+def load(model, *, base_dir: str | os.PathLike | None = None) -> Graph:
+    """Import an ONNX model given as a path or an `onnx.ModelProto`.
+
+    `base_dir` is where external tensor data is looked for when `model` is a
+    ModelProto (for a path, it is the model's folder).
+    """
+    proto, folder = _read(model)
+    if base_dir is not None:
+        folder = Path(base_dir)
+    opset = _default_opset(proto)
+    return _Importer(proto, opset, folder).run()
+
+
+def _read(model) -> tuple[onnx.ModelProto, Path | None]:
+    if isinstance(model, onnx.ModelProto):
+        return model, None
+    if isinstance(model, (bytes, bytearray)):
+        return _parse(bytes(model), "the bytes given"), None
+    if not isinstance(model, (str, os.PathLike)):
+        raise CompileError(f"expected a path to an .onnx file or an onnx.ModelProto, got {type(model).__name__}")
+    path = Path(model)
+    if not path.exists():
+        raise CompileError(f"model file {quote_name(str(path))} does not exist")
+    if not path.is_file():
+        raise CompileError(f"model path {quote_name(str(path))} is not a file")
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise CompileError(f"model file {quote_name(str(path))} is {size} bytes, over protobuf's 2 GiB limit; "
+                           "store the weights as external data")
+    return _parse(path.read_bytes(), quote_name(str(path))), path.resolve().parent
+
+
+def _parse(data: bytes, where: str) -> onnx.ModelProto:
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise CompileError(f"{where} is not a valid ONNX model (truncated or not protobuf): {e}") from None
+    if not proto.HasField("graph"):
+        raise CompileError(f"{where} is not a valid ONNX model: it has no graph")
+    return proto
+
+
+def _default_opset(proto: onnx.ModelProto) -> int:
+    versions = [o.version for o in proto.opset_import if o.domain in DEFAULT_DOMAINS]
+    if not versions:
+        raise CompileError("the model imports no opset of the default ONNX domain; "
+                           f"flowc supports opsets {MIN_OPSET} to {MAX_OPSET}")
+    v = max(versions)
+    if not MIN_OPSET <= v <= MAX_OPSET:
+        hint = (" (convert it with onnx.version_converter.convert_version(model, 17))" if v < MIN_OPSET else "")
+        raise CompileError(f"the model uses opset {v} of the default ONNX domain; flowc supports opsets "
+                           f"{MIN_OPSET} to {MAX_OPSET}{hint}")
+    return v
+
+
+def _value_type(vi: onnx.ValueInfoProto, what: str) -> TensorType:
+    t = vi.type
+    if t.WhichOneof("value") != "tensor_type":
+        raise CompileError(f"{what} {quote_name(vi.name)} is a {t.WhichOneof('value') or 'untyped value'}; "
+                           "flowc supports tensors only")
+    dt = dtype_from_onnx(t.tensor_type.elem_type)
+    if dt is None:
+        name = TensorProto.DataType.Name(t.tensor_type.elem_type) if t.tensor_type.elem_type in \
+            TensorProto.DataType.values() else str(t.tensor_type.elem_type)
+        raise CompileError(f"{what} {quote_name(vi.name)} has element type {name}; flowc supports "
+                           "f32, f16, bf16, f64, i64, i32, i8, u8 and bool")
+    if not t.tensor_type.HasField("shape"):
+        return TensorType(dt, None)
+    dims = []
+    for d in t.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            if d.dim_value < 0:
+                raise CompileError(f"{what} {quote_name(vi.name)} has a negative dimension {d.dim_value}")
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            dims.append(d.dim_param)
+        else:
+            dims.append(UNKNOWN)
+    return TensorType(dt, tuple(dims))
+
+
+class _Importer:
+    def __init__(self, proto: onnx.ModelProto, opset: int, folder: Path | None):
+        self.proto = proto
+        self.opset = opset
+        self.folder = folder
+        self.graph = Graph(proto.graph.name or "model")
+        self.env: dict[str, Value] = {}
+
+    def run(self) -> Graph:
+        gp = self.proto.graph
+        if len(gp.sparse_initializer):
+            raise CompileError("sparse initializers are not supported (tensor "
+                               f"{quote_name(gp.sparse_initializer[0].values.name)})")
+        init_names = {t.name for t in gp.initializer}
+        for vi in gp.input:
+            if vi.name in init_names:
+                continue   # an initializer listed as an input (IR < 4): a constant
+            self._define(vi.name, lambda vi=vi: self.graph.add_input(vi.name, _value_type(vi, "input")))
+        for t in gp.initializer:
+            self._define(t.name, lambda t=t: self.graph.add_const(self._tensor(t, "initializer"), t.name))
+        for node in self._ordered(gp.node):
+            self._node(node)
+        if not gp.output:
+            raise CompileError(f"graph {quote_name(self.graph.name)} has no outputs")
+        for vi in gp.output:
+            if vi.name not in self.env:
+                raise CompileError(f"graph output {quote_name(vi.name)} is not produced by any node, "
+                                   "initializer or input")
+            self.graph.outputs.append(self.env[vi.name])
+        if len({id(v) for v in self.graph.outputs}) != len(self.graph.outputs):
+            raise CompileError("the same tensor is listed twice among the graph outputs")
+        return verify(self.graph, check_types=False)
+
+    def _define(self, name: str, make) -> Value:
+        if not name:
+            raise CompileError("a graph input or initializer has an empty name")
+        if name in self.env:
+            raise CompileError(f"tensor {quote_name(name)} is defined twice")
+        v = make()
+        self.env[name] = v
+        return v
+
+    # -- tensors ---------------------------------------------------------------
+    def _tensor(self, t: TensorProto, what: str) -> np.ndarray:
+        dt = dtype_from_onnx(t.data_type)
+        if dt is None:
+            name = TensorProto.DataType.Name(t.data_type) if t.data_type in TensorProto.DataType.values() \
+                else str(t.data_type)
+            raise CompileError(f"{what} {quote_name(t.name)} has element type {name}; flowc supports "
+                               "f32, f16, bf16, f64, i64, i32, i8, u8 and bool")
+        if any(d < 0 for d in t.dims):
+            raise CompileError(f"{what} {quote_name(t.name)} has a negative dimension {list(t.dims)}")
+        count = int(np.prod([int(d) for d in t.dims], dtype=object)) if t.dims else 1
+        if t.data_location == TensorProto.EXTERNAL:
+            t = self._external(t, what, count * dt.itemsize)
+        elif t.HasField("raw_data") and len(t.raw_data) != count * dt.itemsize:
+            raise CompileError(f"{what} {quote_name(t.name)}: shape {list(t.dims)} needs "
+                               f"{count * dt.itemsize} bytes, its data holds {len(t.raw_data)}")
+        elif not t.HasField("raw_data"):
+            held = max(len(t.float_data), len(t.int32_data), len(t.int64_data), len(t.double_data),
+                       len(t.uint64_data))
+            if held != count:
+                raise CompileError(f"{what} {quote_name(t.name)}: shape {list(t.dims)} needs {count} "
+                                   f"elements, its data holds {held}")
+        try:
+            array = numpy_helper.to_array(t)
+        except Exception as e:   # onnx raises many types on malformed tensors
+            raise CompileError(f"{what} {quote_name(t.name)} cannot be read: {e}") from None
+        return np.ascontiguousarray(array.astype(dt.np, copy=False))
+
+    def _external(self, t: TensorProto, what: str, nbytes: int) -> TensorProto:
+        info = {e.key: e.value for e in t.external_data}
+        where = f"{what} {quote_name(t.name)}"
+        if self.folder is None:
+            raise CompileError(f"{where} keeps its data in an external file; load the model from its path "
+                               "(or pass base_dir) so flowc knows the folder")
+        location = info.get("location", "")
+        if not location or os.path.isabs(location) or location.startswith(("/", "\\")):
+            raise CompileError(f"{where}: external data location {quote_name(location)} must be a relative "
+                               "path inside the model's folder")
+        base = self.folder.resolve()
+        path = (base / location).resolve()
+        if os.path.commonpath([base, path]) != str(base):
+            raise CompileError(f"{where}: external data location {quote_name(location)} points outside the "
+                               "model's folder")
+        if not path.is_file():
+            raise CompileError(f"{where}: external data file {quote_name(location)} does not exist")
+        try:
+            offset = int(info.get("offset", 0))
+            length = int(info.get("length", nbytes))
+        except ValueError:
+            raise CompileError(f"{where}: external data offset/length are not integers") from None
+        size = path.stat().st_size
+        if offset < 0 or length != nbytes or offset + length > size:
+            raise CompileError(f"{where}: external data needs {nbytes} bytes at offset {offset} of "
+                               f"{quote_name(location)}, which holds {size} bytes (length given: {length})")
+        with open(path, "rb") as f:
+            f.seek(offset)
+            raw = f.read(length)
+        copy = TensorProto()
+        copy.CopyFrom(t)
+        del copy.external_data[:]
+        copy.data_location = TensorProto.DEFAULT
+        copy.raw_data = raw
+        return copy
+
+    # -- nodes -------------------------------------------------------------------
+    def _ordered(self, nodes) -> list[onnx.NodeProto]:
+        """The nodes in a topological order; CompileError on a cycle or a missing tensor."""
+        producer = {}
+        for n in nodes:
+            for o in n.output:
+                if o:
+                    if o in producer or o in self.env:
+                        raise CompileError(f"tensor {quote_name(o)} is defined twice "
+                                           f"(again by {n.op_type} node {quote_name(n.name)})")
+                    producer[o] = n
+        order, state = [], {}
+        for root in nodes:
+            if id(root) in state:
+                continue
+            stack = [(root, iter(root.input))]
+            state[id(root)] = 1
+            while stack:
+                n, deps = stack[-1]
+                for name in deps:
+                    if not name or name in self.env:
+                        continue
+                    p = producer.get(name)
+                    if p is None:
+                        raise CompileError(f"{n.op_type} node {quote_name(n.name)}: input {quote_name(name)} "
+                                           "is not produced by any node, initializer or graph input")
+                    if state.get(id(p)) == 1:
+                        raise CompileError(f"{n.op_type} node {quote_name(n.name)}: the graph has a cycle "
+                                           f"through tensor {quote_name(name)}")
+                    if id(p) not in state:
+                        state[id(p)] = 1
+                        stack.append((p, iter(p.input)))
+                        break
+                else:
+                    stack.pop()
+                    state[id(n)] = 2
+                    order.append(n)
+        return order
+
+    def _where(self, n: onnx.NodeProto) -> str:
+        return f"{n.op_type} node {quote_name(n.name)}"
+
+    def _node(self, n: onnx.NodeProto) -> None:
+        if n.domain not in DEFAULT_DOMAINS:
+            raise CompileError(f"{self._where(n)}: op {n.op_type!r} of domain {n.domain!r} is not supported; "
+                               f"flowc supports the default ONNX domain, opsets {MIN_OPSET} to {MAX_OPSET}")
+        if n.op_type == "Constant":
+            self._constant(n)
+            return
+        if not has_op(n.op_type):
+            raise CompileError(f"{self._where(n)}: op {n.op_type!r} (opset {self.opset}) is not supported; "
+                               f"flowc supports: {', '.join(sorted(all_ops()))}")
+        attrs = {a.name: self._attr(n, a) for a in n.attribute}
+        inputs = [self.env[name] if name else None for name in n.input]
+        self._upgrade(n, attrs, inputs)
+        outputs = list(n.output)
+        while outputs and not outputs[-1]:
+            outputs.pop()
+        names = [o if o else self.graph.fresh_name(f"{n.name or n.op_type}_unused") for o in outputs]
+        node = self.graph.add_node(n.op_type, inputs, attrs=attrs, name=n.name, output_names=names)
+        for name, v in zip(outputs, node.outputs):
+            if name:
+                self.env[name] = v
+
+    def _upgrade(self, n: onnx.NodeProto, attrs: dict, inputs: list) -> None:
+        """Rewrite the forms of older opsets into the IR's (the newest) form."""
+        if n.op_type in _AXES_TO_INPUT_AT_18 and self.opset < 18 and "axes" in attrs:
+            axes = np.array(attrs.pop("axes"), dtype=np.int64)
+            inputs[1:] = [self.graph.add_const(axes, self.graph.fresh_name(f"{n.name or n.op_type}_axes"))]
+
+    def _attr(self, n: onnx.NodeProto, a: AttributeProto):
+        if a.ref_attr_name:
+            raise CompileError(f"{self._where(n)}: attribute {a.name!r} refers to a function attribute, "
+                               "which flowc does not support")
+        spec = get_op(n.op_type).attrs.get(a.name)
+        if a.type == AttributeProto.TENSOR:
+            return self._tensor(a.t, f"{self._where(n)} attribute {a.name!r}")
+        if a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS, AttributeProto.SPARSE_TENSOR,
+                      AttributeProto.TENSORS, AttributeProto.SPARSE_TENSORS, AttributeProto.TYPE_PROTO,
+                      AttributeProto.TYPE_PROTOS):
+            raise CompileError(f"{self._where(n)}: attribute {a.name!r} of type "
+                               f"{AttributeProto.AttributeType.Name(a.type)} is not supported")
+        value = onnx.helper.get_attribute_value(a)
+        if isinstance(value, list):
+            value = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+        elif isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if spec is not None and spec.kind == "dtype":
+            dt = dtype_from_onnx(value) if isinstance(value, int) else None
+            if dt is None:
+                raise CompileError(f"{self._where(n)}: attribute {a.name!r} names element type {value}, "
+                                   "which flowc does not support")
+            return dt
+        return value
+
+    def _constant(self, n: onnx.NodeProto) -> None:
+        if len(n.attribute) != 1 or len(n.output) != 1 or not n.output[0]:
+            raise CompileError(f"{self._where(n)}: a Constant node needs exactly one value attribute "
+                               "and one output")
+        a = n.attribute[0]
+        if a.name == "value":
+            if a.type != AttributeProto.TENSOR:
+                raise CompileError(f"{self._where(n)}: attribute 'value' must be a tensor")
+            data = self._tensor(a.t, f"{self._where(n)} value")
+        elif a.name == "value_float":
+            data = np.array(a.f, dtype=np.float32)
+        elif a.name == "value_floats":
+            data = np.array(a.floats, dtype=np.float32)
+        elif a.name == "value_int":
+            data = np.array(a.i, dtype=np.int64)
+        elif a.name == "value_ints":
+            data = np.array(a.ints, dtype=np.int64)
+        else:
+            raise CompileError(f"{self._where(n)}: Constant with attribute {a.name!r} is not supported")
+        name = n.output[0]
+        self._define(name, lambda: self.graph.add_const(data, name))

@@ -1,0 +1,2 @@
+"""The op definitions, one module per family; importing this package registers them all."""
+from . import elementwise  # noqa: F401

@@ -1,0 +1,244 @@
+"""Element types, dimensions (fixed or symbolic) and tensor types."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Union
+
+import ml_dtypes
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str          # the IR spelling: f32, i64, ...
+    np: np.dtype
+    onnx: int          # onnx.TensorProto.DataType
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    @property
+    def itemsize(self) -> int:
+        return self.np.itemsize
+
+    @property
+    def is_float(self) -> bool:
+        return self.name in ("f32", "f16", "bf16", "f64")
+
+    @property
+    def is_int(self) -> bool:
+        return self.name in ("i64", "i32", "i8", "u8")
+
+
+f32 = DType("f32", np.dtype(np.float32), 1)
+f16 = DType("f16", np.dtype(np.float16), 10)
+bf16 = DType("bf16", np.dtype(ml_dtypes.bfloat16), 16)
+f64 = DType("f64", np.dtype(np.float64), 11)
+i64 = DType("i64", np.dtype(np.int64), 7)
+i32 = DType("i32", np.dtype(np.int32), 6)
+i8 = DType("i8", np.dtype(np.int8), 3)
+u8 = DType("u8", np.dtype(np.uint8), 2)
+boolean = DType("bool", np.dtype(np.bool_), 9)
+
+DTYPES: dict[str, DType] = {d.name: d for d in (f32, f16, bf16, f64, i64, i32, i8, u8, boolean)}
+_BY_NUMPY = {d.np: d for d in DTYPES.values()}
+_BY_ONNX = {d.onnx: d for d in DTYPES.values()}
+
+
+def dtype(x) -> DType:
+    """A DType from a DType, its IR name ("f32") or a numpy dtype."""
+    if isinstance(x, DType):
+        return x
+    if isinstance(x, str) and x in DTYPES:
+        return DTYPES[x]
+    try:
+        return _BY_NUMPY[np.dtype(x)]
+    except (TypeError, KeyError):
+        raise ValueError(f"unsupported element type {x!r}; flowc supports {', '.join(DTYPES)}") from None
+
+
+def dtype_from_onnx(code: int) -> DType | None:
+    return _BY_ONNX.get(code)
+
+
+# A dimension is an int, a symbol ("B"), a product of symbols with a coefficient
+# ("128*B"), or "?" (unknown, equal to nothing, not even another "?").
+Dim = Union[int, str]
+UNKNOWN = "?"
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _monomial(d: Dim) -> tuple[int, tuple[str, ...]] | None:
+    """(coefficient, sorted symbols) of a product dim, None when unknown."""
+    if isinstance(d, int):
+        return d, ()
+    if d == UNKNOWN:
+        return None
+    coeff, syms = 1, []
+    for part in d.split("*"):
+        if part.isdigit():
+            coeff *= int(part)
+        else:
+            syms.append(part)
+    return coeff, tuple(sorted(syms))
+
+
+def _from_monomial(coeff: int, syms: Iterable[str]) -> Dim:
+    syms = sorted(syms)
+    if not syms:
+        return coeff
+    if coeff == 0:
+        return 0
+    return "*".join(([str(coeff)] if coeff != 1 else []) + syms)
+
+
+def is_symbol_name(text: str) -> bool:
+    return bool(_SYMBOL.match(text))
+
+
+def dim_mul(a: Dim, b: Dim) -> Dim:
+    ma, mb = _monomial(a), _monomial(b)
+    if ma is None or mb is None:
+        return 0 if 0 in (a, b) else UNKNOWN
+    return _from_monomial(ma[0] * mb[0], ma[1] + mb[1])
+
+
+def dim_div(a: Dim, b: Dim) -> Dim:
+    """a / b where it divides exactly, UNKNOWN otherwise."""
+    ma, mb = _monomial(a), _monomial(b)
+    if ma is None or mb is None or mb[0] == 0:
+        return UNKNOWN
+    syms = list(ma[1])
+    for s in mb[1]:
+        if s not in syms:
+            return UNKNOWN
+        syms.remove(s)
+    if ma[0] % mb[0]:
+        return UNKNOWN
+    return _from_monomial(ma[0] // mb[0], syms)
+
+
+def dim_add(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if a == 0:
+        return b
+    if b == 0:
+        return a
+    return UNKNOWN
+
+
+def dim_sub(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a - b
+    if b == 0:
+        return a
+    if a == b and a != UNKNOWN:
+        return 0
+    return UNKNOWN
+
+
+def dims_product(dims: Iterable[Dim]) -> Dim:
+    out: Dim = 1
+    for d in dims:
+        out = dim_mul(out, d)
+    return out
+
+
+def same_dim(a: Dim, b: Dim) -> bool:
+    """True when a and b are known to be equal."""
+    return a == b and a != UNKNOWN
+
+
+def broadcast_dim(a: Dim, b: Dim) -> Dim:
+    """numpy broadcasting of one dim; raises ValueError when they cannot match."""
+    if a == 1:
+        return b
+    if b == 1:
+        return a
+    if isinstance(a, int) and isinstance(b, int):
+        if a != b:
+            raise ValueError(f"dims {a} and {b} do not broadcast")
+        return a
+    if same_dim(a, b):
+        return a
+    if isinstance(a, int):   # the symbol must be 1 or a
+        return a
+    if isinstance(b, int):
+        return b
+    return UNKNOWN
+
+
+def substitute_dim(d: Dim, binding: dict[str, int]) -> Dim:
+    m = _monomial(d)
+    if m is None or not m[1]:
+        return d
+    coeff, rest = m[0], []
+    for s in m[1]:
+        if s in binding:
+            coeff *= binding[s]
+        else:
+            rest.append(s)
+    return _from_monomial(coeff, rest)
+
+
+def format_dim(d: Dim) -> str:
+    if isinstance(d, int) or d == UNKNOWN:
+        return str(d)
+    m = _monomial(d)
+    if m is not None and all(is_symbol_name(s) for s in m[1]):
+        return d
+    return '"' + d.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class TensorType:
+    dtype: DType
+    shape: tuple[Dim, ...] | None   # None: rank unknown
+
+    def __post_init__(self):
+        if self.shape is not None:
+            object.__setattr__(self, "shape", tuple(self.shape))
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+    def numel(self) -> Dim:
+        return UNKNOWN if self.shape is None else dims_product(self.shape)
+
+    def nbytes(self) -> int | None:
+        n = self.numel()
+        return n * self.dtype.itemsize if isinstance(n, int) else None
+
+    def with_shape(self, shape) -> "TensorType":
+        return TensorType(self.dtype, None if shape is None else tuple(shape))
+
+    def with_dtype(self, dt) -> "TensorType":
+        return TensorType(dtype(dt), self.shape)
+
+    def __str__(self) -> str:
+        if self.shape is None:
+            return f"{self.dtype}[*]"
+        return f"{self.dtype}[{','.join(format_dim(d) for d in self.shape)}]"
+
+    __repr__ = __str__
+
+
+def tensor_type(dt, shape) -> TensorType:
+    return TensorType(dtype(dt), None if shape is None else tuple(
+        int(d) if isinstance(d, (int, np.integer)) else str(d) for d in shape))
+
+
+def normalize_axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+    return axis % rank if rank else 0

@@ -1,0 +1,1 @@
+"""The C++ runtime library and its Python binding (not yet written)."""

@@ -1,0 +1,1 @@
+"""Kernel tiling and thread mapping per target (CPU and CUDA backends; not yet written)."""
