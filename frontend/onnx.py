@@ -1,8 +1,11 @@
-"""ONNX importer: a ModelProto (default domain, opsets 13 to 21) to an ir.Graph.
+"""ONNX importer: a ModelProto of the default domain to an ir.Graph.
 
-IR ops carry the semantics of the newest supported opset; the few forms that
-changed inside 13..21 (reduction axes moving from attribute to input in opset
-18) are rewritten here. Initializers and Constant nodes become graph
+Opsets 13 to 21 are supported and tested. Newer ones, up to 28, are accepted:
+past 21 the ops flowc defines changed only in the element types they allow
+(float8, int4, ...) and in new optional attributes, which the registry
+defines. Models older than opset 13 are upgraded with onnx's version converter
+first. IR ops carry the semantics of the newest opset; the forms that changed
+(reduction axes moving from attribute to input in opset 18) are rewritten here. Initializers and Constant nodes become graph
 constants; names are kept. External data is read only from inside the
 model's folder.
 """
@@ -20,7 +23,7 @@ from flowc.errors import CompileError, quote_name
 from flowc.ir import Graph, Value, all_ops, get_op, has_op, verify
 from flowc.ir.types import UNKNOWN, TensorType, dtype_from_onnx
 
-MIN_OPSET, MAX_OPSET = 13, 21
+MIN_OPSET, MAX_OPSET = 13, 28
 DEFAULT_DOMAINS = ("", "ai.onnx")
 MAX_MODEL_BYTES = 2 ** 31 - 1     # protobuf's own limit
 
@@ -39,6 +42,8 @@ def load(model, *, base_dir: str | os.PathLike | None = None) -> Graph:
     if base_dir is not None:
         folder = Path(base_dir)
     opset = _default_opset(proto)
+    if opset < MIN_OPSET:
+        proto, opset = _upgrade_opset(proto, opset), MIN_OPSET
     return _Importer(proto, opset, folder).run()
 
 
@@ -78,11 +83,20 @@ def _default_opset(proto: onnx.ModelProto) -> int:
         raise CompileError("the model imports no opset of the default ONNX domain; "
                            f"flowc supports opsets {MIN_OPSET} to {MAX_OPSET}")
     v = max(versions)
-    if not MIN_OPSET <= v <= MAX_OPSET:
-        hint = (" (convert it with onnx.version_converter.convert_version(model, 17))" if v < MIN_OPSET else "")
+    if v > MAX_OPSET:
         raise CompileError(f"the model uses opset {v} of the default ONNX domain; flowc supports opsets "
-                           f"{MIN_OPSET} to {MAX_OPSET}{hint}")
+                           f"{MIN_OPSET} to {MAX_OPSET}")
     return v
+
+
+def _upgrade_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    from onnx import version_converter
+    try:
+        return version_converter.convert_version(proto, MIN_OPSET)
+    except Exception as e:   # the converter raises bare RuntimeErrors and C++ errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CompileError(f"the model uses opset {opset}; flowc supports opsets {MIN_OPSET} to {MAX_OPSET}, "
+                           f"and onnx's version converter could not upgrade it: {first}") from None
 
 
 def _value_type(vi: onnx.ValueInfoProto, what: str) -> TensorType:

@@ -1,2 +1,2 @@
 """The op definitions, one module per family; importing this package registers them all."""
-from . import elementwise  # noqa: F401
+from . import elementwise, linalg, nn, reduce, tensor  # noqa: F401
