@@ -150,6 +150,10 @@ class _Parser:
         col = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
         raise CompileError(f"IR text, line {line}, column {col}: {message}")
 
+    def fail_at(self, index: int, message: str):
+        """An error located at token `index`, without quoting the token."""
+        self._fail_at(self.tokens[index][2], message)
+
     def fail(self, message: str):
         kind, text, pos = self.tokens[self.i]
         self._fail_at(pos, f"{message}, got {text!r}" if kind != "eof" else f"{message}, got end of text")
@@ -243,6 +247,7 @@ class _Parser:
         self.fail("expected a number")
 
     def elements(self, t: TensorType) -> np.ndarray:
+        start = self.i
         self.expect("[")
         items = []
         while not self.accept("]"):
@@ -250,11 +255,11 @@ class _Parser:
                 self.expect(",")
             items.append(self.scalar())
         if t.shape is None or not t.is_static:
-            self.fail("an inline constant needs a static shape")
+            self.fail_at(start, "an inline constant needs a static shape")
         try:
             return np.array(items, dtype=t.dtype.np).reshape(t.shape)
-        except ValueError:
-            self.fail(f"{len(items)} elements do not fill {t}")
+        except (ValueError, OverflowError):
+            self.fail_at(start, f"{len(items)} elements do not fill {t}")
 
     def attr_value(self):
         if self.peek("["):
@@ -287,35 +292,38 @@ class _Parser:
         while not self.accept(")"):
             if g.inputs:
                 self.expect(",")
+            start = self.i
             name, t = self.typed_value()
-            env[name] = self.define(g, name, lambda: g.add_input(name, t))
+            env[name] = self.define(start, lambda: g.add_input(name, t))
         self.expect("{")
         while not self.peek("return"):
             self.statement(g, env)
         self.expect("return")
-        outs = [self.use(env, self.value_name())]
+        outs = [self.use(env)]
         while self.accept(","):
-            outs.append(self.use(env, self.value_name()))
+            outs.append(self.use(env))
         g.outputs = outs
         self.expect("}")
         if not self.peek(kind="eof"):
             self.fail("expected end of text after the graph")
         return g
 
-    def define(self, g: Graph, name: str, make) -> Value:
+    def define(self, start: int, make) -> Value:
+        """make(), with its CompileError located at token `start`."""
         try:
             return make()
         except CompileError as e:
-            self.i -= 1
-            self.fail(str(e))
+            self.fail_at(start, str(e))
 
-    def use(self, env: dict[str, Value], name: str) -> Value:
+    def use(self, env: dict[str, Value]) -> Value:
+        start = self.i
+        name = self.value_name()
         if name not in env:
-            self.i -= 1
-            self.fail(f"value %{name} is used before it is defined")
+            self.fail_at(start, f"value {format_value_name(name)} is used before it is defined")
         return env[name]
 
     def statement(self, g: Graph, env: dict[str, Value]) -> None:
+        start = self.i
         results = [self.typed_value()]
         while self.accept(","):
             results.append(self.typed_value())
@@ -325,14 +333,14 @@ class _Parser:
                 self.fail("a constant defines one value")
             name, t = results[0]
             data = self.constant_body(t)
-            env[name] = self.define(g, name, lambda: g.add_const(data, name, t))
+            env[name] = self.define(start, lambda: g.add_const(data, name, t))
             return
+        op_at = self.i
         op = self.expect_kind("ident", "an op name")
         try:
             get_op(op)
         except CompileError:
-            self.i -= 1
-            self.fail("unknown op")
+            self.fail_at(op_at, f"unknown op {op!r}")
         attrs = {}
         if self.accept("["):
             while not self.accept("]"):
@@ -349,14 +357,15 @@ class _Parser:
             if self.accept("_"):
                 operands.append(None)
             else:
-                operands.append(self.use(env, self.value_name()))
+                operands.append(self.use(env))
         loc = ""
         if self.accept("loc"):
             self.expect("(")
             loc = json.loads(self.expect_kind("string", "a node name"))
             self.expect(")")
-        node = self.define(g, op, lambda: g.add_node(op, operands, attrs=attrs, name=loc,
-                                                     output_names=[n for n, _ in results], infer=False))
+        node = self.define(start if len(results) == 1 else op_at,
+                           lambda: g.add_node(op, operands, attrs=attrs, name=loc,
+                                              output_names=[n for n, _ in results], infer=False))
         for v, (name, t) in zip(node.outputs, results):
             v.type = t
             env[name] = v
@@ -372,17 +381,16 @@ class _Parser:
             return data
         if kind == "dense_resource":
             self.expect("<")
+            key_at = self.i
             key = self.next()[1]
             self.expect(">")
             if self.resources is None:
                 return None
             if key not in self.resources:
-                self.i -= 2
-                self.fail(f"resource {key} is not among the resources given")
+                self.fail_at(key_at, f"resource {key} is not among the resources given")
             data = np.asarray(self.resources[key])
             if data.dtype != t.dtype.np or (t.shape is not None and data.shape != tuple(t.shape)):
-                self.i -= 2
-                self.fail(f"resource {key} holds {data.dtype}{list(data.shape)}, the text says {t}")
+                self.fail_at(key_at, f"resource {key} holds {data.dtype}{list(data.shape)}, the text says {t}")
             return data
         self.i -= 1
         self.fail("expected dense<...> or dense_resource<...>")
