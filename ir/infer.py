@@ -68,7 +68,7 @@ def infer_node(node: Node) -> None:
     except CompileError:
         raise
     except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError,
-            AssertionError, np.AxisError) as e:
+            AssertionError) as e:
         raise node.error(str(e) or type(e).__name__) from None
     if len(types) < len(node.outputs):
         raise node.error(f"produces {len(types)} outputs, the node names {len(node.outputs)}")
@@ -95,7 +95,7 @@ def _infer_sym(node: Node) -> None:
         if syms is None or all(s is None for s in syms):
             syms = _sym_by_evaluation(node)
     except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError,
-            AssertionError, np.AxisError):
+            AssertionError):
         syms = None   # a shape rule that cannot be evaluated statically stays dynamic
     if not syms:
         return

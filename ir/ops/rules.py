@@ -27,12 +27,13 @@ def broadcast_shapes(node: Node, shapes: list[tuple[Dim, ...] | None]) -> tuple[
                     d = broadcast_dim(d, s[k])
                 except ValueError:
                     raise node.error("input shapes " + " and ".join(
-                        _fmt(s) for s in shapes) + " do not broadcast") from None
+                        format_shape(s) for s in shapes) + " do not broadcast") from None
         out.append(d)
     return tuple(out)
 
 
-def _fmt(shape) -> str:
+def format_shape(shape) -> str:
+    """Dims as error messages print them: [B,3]."""
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
@@ -62,10 +63,28 @@ def same_as_input(node: Node) -> list[TensorType]:
     return [in_type(node, 0)]
 
 
+# dtype classes of ONNX type constraints, each with how an error names it
+DTYPE_CLASSES = {
+    "float": ({"f32", "f16", "bf16", "f64"}, "a float"),
+    "int": ({"i64", "i32", "i8", "u8"}, "an integer"),
+    "numeric": ({"f32", "f16", "bf16", "f64", "i64", "i32", "i8", "u8"}, "a numeric"),
+    "bool": ({"bool"}, "a bool"),
+}
+
+
+def require_dtype(node: Node, cls: str | None, indices=(0,)) -> None:
+    """Raise unless the given inputs (those present) have a dtype of class `cls` (None: any)."""
+    if cls is None:
+        return
+    names, article = DTYPE_CLASSES[cls]
+    for i in indices:
+        v = node.input(i)
+        if v is not None and v.type.dtype.name not in names:
+            raise node.error(f"input {quote_name(v.name)} must be {article} tensor, got {v.type}")
+
+
 def require_float(node: Node, i: int = 0) -> None:
-    t = in_type(node, i)
-    if not t.dtype.is_float:
-        raise node.error(f"input {quote_name(node.inputs[i].name)} must be a float tensor, got {t}")
+    require_dtype(node, "float", (i,))
 
 
 def axis_of(node: Node, rank: int | None, key: str = "axis") -> int:
@@ -95,3 +114,15 @@ def static_or_error(node: Node, value, what: str) -> tuple[int, ...]:
     if value is None or any(not isinstance(d, int) for d in value):
         raise node.error(f"{what} must be known at compile time (it is computed at run time here)")
     return tuple(value)
+
+
+def broadcasts_to(node: Node, i: int, target: tuple[Dim, ...] | None, what: str) -> None:
+    """Raise unless input i, when present, broadcasts one way (numpy rules) to `target`."""
+    v = node.input(i)
+    if v is None or v.type.shape is None or target is None:
+        return
+    shape = v.type.shape
+    if len(shape) > len(target) or any(isinstance(d, int) and isinstance(t, int) and d not in (1, t)
+                                       for d, t in zip(reversed(shape), reversed(target))):
+        raise node.error(f"{what} {quote_name(v.name)} is {v.type}, which does not broadcast to "
+                         f"{format_shape(target)}")
