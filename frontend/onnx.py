@@ -55,15 +55,19 @@ def _read(model) -> tuple[onnx.ModelProto, Path | None]:
     if not isinstance(model, (str, os.PathLike)):
         raise CompileError(f"expected a path to an .onnx file or an onnx.ModelProto, got {type(model).__name__}")
     path = Path(model)
-    if not path.exists():
-        raise CompileError(f"model file {quote_name(str(path))} does not exist")
-    if not path.is_file():
-        raise CompileError(f"model path {quote_name(str(path))} is not a file")
-    size = path.stat().st_size
-    if size > MAX_MODEL_BYTES:
-        raise CompileError(f"model file {quote_name(str(path))} is {size} bytes, over protobuf's 2 GiB limit; "
-                           "store the weights as external data")
-    return _parse(path.read_bytes(), quote_name(str(path))), path.resolve().parent
+    try:
+        if not path.exists():
+            raise CompileError(f"model file {quote_name(str(path))} does not exist")
+        if not path.is_file():
+            raise CompileError(f"model path {quote_name(str(path))} is not a file")
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise CompileError(f"model file {quote_name(str(path))} is {size} bytes, over protobuf's 2 GiB "
+                               "limit; store the weights as external data")
+        data, folder = path.read_bytes(), path.resolve().parent
+    except (OSError, RuntimeError) as e:   # names too long, symlink loops, permissions
+        raise CompileError(f"model file {quote_name(str(path))} cannot be read: {e}") from None
+    return _parse(data, quote_name(str(path))), folder
 
 
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
@@ -132,6 +136,10 @@ class _Importer:
         self.folder = folder
         self.graph = Graph(proto.graph.name or "model")
         self.env: dict[str, Value] = {}
+        gp = proto.graph
+        # names flowc makes up must not take one that a later node of the model defines
+        self.onnx_names = {v.name for v in gp.input} | {t.name for t in gp.initializer} | \
+            {o for n in gp.node for o in n.output}
 
     def run(self) -> Graph:
         gp = self.proto.graph
@@ -193,7 +201,7 @@ class _Importer:
             array = numpy_helper.to_array(t)
         except Exception as e:   # onnx raises many types on malformed tensors
             raise CompileError(f"{what} {quote_name(t.name)} cannot be read: {e}") from None
-        return np.ascontiguousarray(array.astype(dt.np, copy=False))
+        return np.asarray(array.astype(dt.np, copy=False), order="C")
 
     def _external(self, t: TensorProto, what: str, nbytes: int) -> TensorProto:
         info = {e.key: e.value for e in t.external_data}
@@ -205,25 +213,34 @@ class _Importer:
         if not location or os.path.isabs(location) or location.startswith(("/", "\\")):
             raise CompileError(f"{where}: external data location {quote_name(location)} must be a relative "
                                "path inside the model's folder")
-        base = self.folder.resolve()
-        path = (base / location).resolve()
-        if os.path.commonpath([base, path]) != str(base):
+        try:
+            base = self.folder.resolve()
+            path = (base / location).resolve()
+            inside = os.path.commonpath([base, path]) == str(base)
+            exists = inside and path.is_file()
+        except (OSError, ValueError, RuntimeError) as e:   # NUL bytes, names too long, symlink loops
+            raise CompileError(f"{where}: external data location {quote_name(location)} cannot be "
+                               f"resolved: {e}") from None
+        if not inside:
             raise CompileError(f"{where}: external data location {quote_name(location)} points outside the "
                                "model's folder")
-        if not path.is_file():
+        if not exists:
             raise CompileError(f"{where}: external data file {quote_name(location)} does not exist")
         try:
             offset = int(info.get("offset", 0))
             length = int(info.get("length", nbytes))
         except ValueError:
             raise CompileError(f"{where}: external data offset/length are not integers") from None
-        size = path.stat().st_size
-        if offset < 0 or length != nbytes or offset + length > size:
-            raise CompileError(f"{where}: external data needs {nbytes} bytes at offset {offset} of "
-                               f"{quote_name(location)}, which holds {size} bytes (length given: {length})")
-        with open(path, "rb") as f:
-            f.seek(offset)
-            raw = f.read(length)
+        try:
+            size = path.stat().st_size
+            if offset < 0 or length != nbytes or offset + length > size:
+                raise CompileError(f"{where}: external data needs {nbytes} bytes at offset {offset} of "
+                                   f"{quote_name(location)}, which holds {size} bytes (length given: {length})")
+            with open(path, "rb") as f:
+                f.seek(offset)
+                raw = f.read(length)
+        except OSError as e:
+            raise CompileError(f"{where}: external data file {quote_name(location)} cannot be read: {e}") from None
         copy = TensorProto()
         copy.CopyFrom(t)
         del copy.external_data[:]
@@ -270,6 +287,12 @@ class _Importer:
                     order.append(n)
         return order
 
+    def _fresh_name(self, hint: str) -> str:
+        name = self.graph.fresh_name(hint)
+        while name in self.onnx_names:
+            name = self.graph.fresh_name(name + "_")
+        return name
+
     def _where(self, n: onnx.NodeProto) -> str:
         return f"{n.op_type} node {quote_name(n.name)}"
 
@@ -289,7 +312,7 @@ class _Importer:
         outputs = list(n.output)
         while outputs and not outputs[-1]:
             outputs.pop()
-        names = [o if o else self.graph.fresh_name(f"{n.name or n.op_type}_unused") for o in outputs]
+        names = [o if o else self._fresh_name(f"{n.name or n.op_type}_unused") for o in outputs]
         node = self.graph.add_node(n.op_type, inputs, attrs=attrs, name=n.name, output_names=names)
         for name, v in zip(outputs, node.outputs):
             if name:
@@ -299,7 +322,7 @@ class _Importer:
         """Rewrite the forms of older opsets into the IR's (the newest) form."""
         if n.op_type in _AXES_TO_INPUT_AT_18 and self.opset < 18 and "axes" in attrs:
             axes = np.array(attrs.pop("axes"), dtype=np.int64)
-            inputs[1:] = [self.graph.add_const(axes, self.graph.fresh_name(f"{n.name or n.op_type}_axes"))]
+            inputs[1:] = [self.graph.add_const(axes, self._fresh_name(f"{n.name or n.op_type}_axes"))]
 
     def _attr(self, n: onnx.NodeProto, a: AttributeProto):
         if a.ref_attr_name:

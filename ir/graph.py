@@ -170,15 +170,18 @@ class Graph:
 
     def _replace_output(self, old: Value, new: Value) -> None:
         # The output name is the model's interface: give `new` that name if we can,
-        # otherwise route it through an Identity that carries the name.
+        # otherwise route it through an Identity that carries the name. `old`, now
+        # unused, takes a fresh name, so removing its producer later cannot release
+        # the name it handed over.
+        name = old.name
+        old.name = self._claim(self.fresh_name(name))
+        self.release_name(name)
         if new.producer is not None and new not in self.inputs and new not in self.outputs:
             self.release_name(new.name)
-            self.release_name(old.name)
-            new.name = self._claim(old.name)
+            new.name = self._claim(name)
             self.outputs = [new if v is old else v for v in self.outputs]
             return
-        self.release_name(old.name)
-        ident = Node("Identity", [new], [Value(self._claim(old.name), new.type)])
+        ident = Node("Identity", [new], [Value(self._claim(name), new.type)])
         self.nodes.append(ident)
         self.outputs = [ident.outputs[0] if v is old else v for v in self.outputs]
 
