@@ -41,7 +41,7 @@ def known_array(v: Value | None) -> np.ndarray | None:
 
 
 def _sym_candidate(t: TensorType) -> bool:
-    return (t.dtype.is_int and t.shape is not None and len(t.shape) <= 1
+    return ((t.dtype.is_int or t.dtype.name == "bool") and t.shape is not None and len(t.shape) <= 1
             and (not t.shape or (isinstance(t.shape[0], int) and t.shape[0] <= SYM_MAX_ELEMENTS)))
 
 

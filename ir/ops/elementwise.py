@@ -288,9 +288,27 @@ COMPARE = {
     "Xor": ("Logical xor.", "bool", np.logical_xor),
 }
 
+def _equal_dim(a, b):
+    """1 or 0 when known: dims are never negative, so a symbol never equals -1."""
+    if isinstance(a, int) and isinstance(b, int):
+        return int(a == b)
+    if a == b and a != "?":
+        return 1
+    if (isinstance(a, int) and a < 0 and b != "?") or (isinstance(b, int) and b < 0 and a != "?"):
+        return 0
+    return "?"
+
+
+def _equal_sym(n):
+    """Known truth values only: a bool tensor with an unknown entry has no known contents."""
+    out = _elementwise_sym(_equal_dim)(n)[0]
+    return [out if out is not None and "?" not in out else None]
+
+
 for _name, (_summary, _cls, _fn) in COMPARE.items():
     defop(_name, family="elementwise", summary=_summary, inputs=("A", "B"), outputs=("C",),
           infer=_typed(_cls, compare_infer), ref=(lambda fn: lambda n, a, b: fn(widen(a), widen(b)))(_fn),
+          sym=_equal_sym if _name == "Equal" else None,
           commutative=_name in ("Equal", "And", "Or", "Xor"))
 
 
@@ -309,7 +327,7 @@ def _where_sym(n):
         return [None]
     size = max(len(c), len(x), len(y))
     c, x, y = (s * size if len(s) == 1 else s for s in (c, x, y))
-    if not len(c) == len(x) == len(y):
+    if not len(c) == len(x) == len(y) or not all(isinstance(k, int) for k in c):
         return [None]
     return [tuple(a if bool(k) else b for k, a, b in zip(c, x, y))]
 
