@@ -183,23 +183,30 @@ class _Parser:
             self.fail(f"expected {what}")
         return self.next()[1]
 
+    def string(self, text: str) -> str:
+        """A JSON string token's text, decoded; CompileError at the token when it is malformed."""
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            self.fail_at(self.i - 1, f"malformed string {text!r}: {e}")
+
     # grammar
     def name(self, what: str) -> str:
         if self.peek(kind="string"):
-            return json.loads(self.next()[1])
+            return self.string(self.next()[1])
         if self.peek(kind="ident") or self.peek("inf") or self.peek("nan"):
             return self.next()[1]
         self.fail(f"expected {what}")
 
     def value_name(self) -> str:
         text = self.expect_kind("value", "a value (%name)")[1:]
-        return json.loads(text) if text.startswith('"') else text
+        return self.string(text) if text.startswith('"') else text
 
     def dim(self):
         if self.accept("?"):
             return "?"
         if self.peek(kind="string"):
-            return json.loads(self.next()[1])
+            return self.string(self.next()[1])
         parts = []
         while True:
             k, t = self.next()
@@ -271,7 +278,7 @@ class _Parser:
                 items.append(self.attr_value())
             return items
         if self.peek(kind="string"):
-            return json.loads(self.next()[1])
+            return self.string(self.next()[1])
         if self.peek("tensor"):
             self.next()
             self.expect("<")
@@ -361,7 +368,7 @@ class _Parser:
         loc = ""
         if self.accept("loc"):
             self.expect("(")
-            loc = json.loads(self.expect_kind("string", "a node name"))
+            loc = self.string(self.expect_kind("string", "a node name"))
             self.expect(")")
         node = self.define(start if len(results) == 1 else op_at,
                            lambda: g.add_node(op, operands, attrs=attrs, name=loc,

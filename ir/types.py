@@ -1,6 +1,7 @@
 """Element types, dimensions (fixed or symbolic) and tensor types."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Iterable, Union
@@ -190,9 +191,9 @@ def format_dim(d: Dim) -> str:
     if isinstance(d, int) or d == UNKNOWN:
         return str(d)
     m = _monomial(d)
-    if m is not None and all(is_symbol_name(s) for s in m[1]):
+    if m is not None and m[1] and all(is_symbol_name(s) for s in m[1]):
         return d
-    return '"' + d.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return json.dumps(d)   # escapes control and non-ASCII characters: one line, reads back
 
 
 @dataclass(frozen=True)

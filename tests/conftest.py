@@ -1,0 +1,41 @@
+"""Fixtures shared by every test folder, and the summaries printed at the end of a run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import models
+
+_REPORTS = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory):
+    """`exported_model(name, opset)`: the path of `models.MODELS[name]` exported at `opset`,
+    written once per run, on first use."""
+    folder: Path | None = None
+    cache: dict[tuple[str, int], Path] = {}
+
+    def get(name: str, opset: int) -> Path:
+        nonlocal folder
+        if (name, opset) not in cache:
+            folder = folder or tmp_path_factory.mktemp("torch-models")
+            cache[name, opset] = models.export(models.MODELS[name], folder, opset)
+        return cache[name, opset]
+
+    return get
+
+
+@pytest.fixture
+def report_section(request):
+    """`report_section(title, text)`: printed in the terminal summary, whatever -s says."""
+    def add(title: str, text: str) -> None:
+        request.config.stash.setdefault(_REPORTS, []).append((title, text))
+    return add
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for title, text in config.stash.get(_REPORTS, []):
+        terminalreporter.write_sep("=", title)
+        terminalreporter.write_line(text)
