@@ -323,6 +323,23 @@ class _Importer:
         if n.op_type in _AXES_TO_INPUT_AT_18 and self.opset < 18 and "axes" in attrs:
             axes = np.array(attrs.pop("axes"), dtype=np.int64)
             inputs[1:] = [self.graph.add_const(axes, self._fresh_name(f"{n.name or n.op_type}_axes"))]
+        if n.op_type == "GroupNormalization" and self.opset < 21 and len(inputs) == 3:
+            self._group_params_per_channel(n, attrs, inputs)
+
+    def _group_params_per_channel(self, n: onnx.NodeProto, attrs: dict, inputs: list) -> None:
+        """Opsets 18-20 give GroupNormalization one scale and bias per group; 21 one per channel."""
+        x = inputs[0]
+        groups = attrs.get("num_groups")
+        channels = x.type.shape[1] if x.type.shape is not None and len(x.type.shape) > 1 else None
+        for i in (1, 2):
+            v = inputs[i]
+            if v is None or v.const is None or not isinstance(channels, int) or not isinstance(groups, int) \
+                    or groups <= 0 or channels % groups or v.const.shape != (groups,):
+                raise CompileError(f"{self._where(n)}: opset {self.opset} gives scale and bias per group; flowc "
+                                   "converts them to per channel (opset 21), which needs them constant with "
+                                   "num_groups elements and a static channel count divisible by num_groups")
+            inputs[i] = self.graph.add_const(np.repeat(v.const, channels // groups),
+                                             self._fresh_name(f"{v.name}_per_channel"))
 
     def _attr(self, n: onnx.NodeProto, a: AttributeProto):
         if a.ref_attr_name:
