@@ -5,9 +5,19 @@ Each pass is a small function registered with `graph_pass(name, summary)`;
 """
 from .manager import PASSES, Pass, get_pass, graph_pass, run_passes
 from .infer_shapes import infer_shapes
+from .dead_code import eliminate_dead_code
+from .fold_constants import fold_constants
+from .cse import eliminate_common_subexpressions
+from .canonicalize import canonicalize
 
 PIPELINE: list[Pass] = [
-    infer_shapes,
+    infer_shapes,                      # types and known shape contents, which every pass reads
+    eliminate_dead_code,               # no work on what the outputs do not need
+    fold_constants,                    # shape subgraphs and exporter-computed constants become data
+    eliminate_common_subexpressions,   # one copy of each repeated subgraph, so patterns see one value
+    canonicalize,                      # Gemm -> MatMul, LayerNorm/GELU recomposed, no-ops removed
+    fold_constants,                    # what canonicalize exposed: transposed weights, scaled biases
+    eliminate_common_subexpressions,   # equal constants the rewrites and folding made
 ]
 
 

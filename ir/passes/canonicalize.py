@@ -1,0 +1,112 @@
+"""Canonicalisation: one spelling for each computation, so later stages match fewer forms.
+
+Every rule is exact: it fires only when the constants and attributes it reads
+make both forms compute the same values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Graph, Node, Value
+from ..infer import known_array, known_ints
+from .manager import graph_pass
+from .recompose import RECOMPOSE_RULES
+from .rewrite import apply_rules, bypass, emit, emit_const, producer, replace_node, use_count
+
+
+def remove_identity(graph: Graph, node: Node) -> bool:
+    return node.op == "Identity" and bypass(graph, node, node.inputs[0])
+
+
+def remove_dropout(graph: Graph, node: Node) -> bool:
+    """Dropout outside training passes its input through (its mask must be unused)."""
+    if node.op != "Dropout" or any(use_count(graph, v) for v in node.outputs[1:]):
+        return False
+    training = node.input(2)
+    if training is not None and (known_array(training) is None or known_array(training).any()):
+        return False
+    return bypass(graph, node, node.inputs[0])
+
+
+def remove_same_type_cast(graph: Graph, node: Node) -> bool:
+    return node.op == "Cast" and node.attr("to") == node.inputs[0].type.dtype \
+        and bypass(graph, node, node.inputs[0])
+
+
+def merge_reshapes(graph: Graph, node: Node) -> bool:
+    """Reshape(Reshape(x, s1), s2) -> Reshape(x, s2), when no entry of s2 copies a dim (0)."""
+    if node.op != "Reshape":
+        return False
+    inner, shape = producer(node.inputs[0], "Reshape"), known_ints(node.inputs[1])
+    # a symbolic entry is a dim of a model input: nonzero unless the model runs on empty tensors
+    if inner is None or shape is None or (0 in shape and not node.attr("allowzero")):
+        return False
+    replace_node(graph, node, "Reshape", [inner.inputs[0], node.inputs[1]], node.attrs)
+    return True
+
+
+def merge_transposes(graph: Graph, node: Node) -> bool:
+    """Transpose(Transpose(x, p), q) -> Transpose(x, p[q]); an identity permutation goes."""
+    if node.op != "Transpose" or node.inputs[0].type.rank is None:
+        return False
+    rank = node.inputs[0].type.rank
+    perm, source = _perm(node, rank), node.inputs[0]
+    inner = producer(source, "Transpose")
+    if inner is not None:
+        perm, source = [_perm(inner, rank)[i] for i in perm], inner.inputs[0]
+    if perm == list(range(rank)):
+        return bypass(graph, node, source)
+    if inner is None:
+        return False
+    replace_node(graph, node, "Transpose", [source], {"perm": perm})
+    return True
+
+
+def _perm(node: Node, rank: int) -> list[int]:
+    perm = node.attr("perm")
+    return list(range(rank))[::-1] if perm is None else list(perm)
+
+
+def gemm_to_matmul(graph: Graph, node: Node) -> bool:
+    """Gemm(A, B, C) -> MatMul(A', B') * alpha + C * beta, each factor only where it is not 1;
+    a transposed constant B (or A) read by this Gemm alone is stored transposed."""
+    if node.op != "Gemm":
+        return False
+    a, b, c = node.input(0), node.input(1), node.input(2)
+    alpha, beta = node.attr("alpha"), node.attr("beta")
+    if not node.outputs[0].type.dtype.is_float and (alpha != 1 or beta != 1):
+        return False          # an integer Gemm scales in float; no integer Mul says the same
+    if node.attr("transA"):
+        a = _transposed(graph, node, a)
+    if node.attr("transB"):
+        b = _transposed(graph, node, b)
+    y = node.outputs[0]
+    out = ("MatMul", [a, b])
+    if alpha != 1:
+        out = ("Mul", [emit(graph, node, *out, f"{y.name}_matmul"), _factor(graph, y, alpha, "alpha")])
+    if c is not None:
+        if beta != 1:
+            c = emit(graph, node, "Mul", [c, _factor(graph, y, beta, "beta")], f"{c.name}_scaled")
+        out = ("Add", [emit(graph, node, *out, f"{y.name}_{out[0].lower()}"), c])
+    replace_node(graph, node, *out)
+    return True
+
+
+def _factor(graph: Graph, y: Value, value: float, what: str) -> Value:
+    return emit_const(graph, np.array(value, y.type.dtype.np), f"{y.name}_{what}")
+
+
+def _transposed(graph: Graph, gemm: Node, v: Value) -> Value:
+    if v.const is not None and v.producer is None and use_count(graph, v) == 1:
+        return emit_const(graph, v.const.T, f"{v.name}_t")
+    return emit(graph, gemm, "Transpose", [v], f"{v.name}_t", {"perm": [1, 0]})
+
+
+SIMPLIFY_RULES = [remove_identity, remove_dropout, remove_same_type_cast, merge_reshapes, merge_transposes]
+RULES = SIMPLIFY_RULES + [gemm_to_matmul] + RECOMPOSE_RULES
+
+
+@graph_pass("canonicalize", "Remove no-ops, merge reshapes and transposes, Gemm -> MatMul, "
+                            "decomposed LayerNorm and GELU -> one op.")
+def canonicalize(graph: Graph) -> Graph:
+    return apply_rules(graph, RULES)
