@@ -1,0 +1,284 @@
+"""The public Python API: `compile` a model into an artifact folder, `load` it back and run it.
+
+An artifact folder holds exactly three files, whatever the model calls its tensors:
+
+    model.fir       the optimised graph as IR text (large constants by reference)
+    weights.npz     those constants' data, keyed as the text refers to them
+    artifact.json   format version, target, flowc version, input and output types
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from . import ir
+from .errors import CompileError, quote_name
+from .ir.passes import optimize
+from .ir.types import Dim, TensorType, is_symbol_name, substitute_dim
+
+FORMAT_VERSION = 1
+GRAPH_FILE, WEIGHTS_FILE, MANIFEST_FILE = "model.fir", "weights.npz", "artifact.json"
+
+# target -> whether this version can build it; the others are on the way
+TARGETS = {"reference": True, "cpu": False, "cuda": False}
+
+log = logging.getLogger("flowc")
+
+# progress(stage, seconds, graph): "import", then each pass by name, then "write"
+Progress = Callable[[str, float, "ir.Graph"], None]
+
+
+class TensorInfo(NamedTuple):
+    name: str
+    dtype: str                      # the IR spelling: "f32", "i64", ...
+    shape: tuple[Dim, ...] | None   # ints and symbols ("B"); None when the rank is unknown
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A compiled model on disk, and the optimised graph it was written from."""
+    path: Path
+    graph: ir.Graph
+    target: str
+
+
+def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.PathLike | None = None,
+            input_shapes: Mapping[str, Sequence[int]] | None = None,
+            progress: Progress | None = None) -> Artifact:
+    """Import `model` (a path to an .onnx file, an onnx.ModelProto or an ir.Graph, which is
+    copied, never changed), pin `input_shapes`, optimise it and write an artifact to `out_dir`
+    (a fresh temporary folder when None). `progress(stage, seconds, graph)` sees each stage."""
+    _check_target(target, devices)
+
+    def report(stage: str, seconds: float, graph: ir.Graph) -> None:
+        log.info("%s: %.2f s", stage, seconds)
+        if progress is not None:
+            progress(stage, seconds, graph)
+
+    start = time.perf_counter()
+    graph = import_model(model, input_shapes)
+    report("import", time.perf_counter() - start, graph)
+    graph = optimize(graph, after=lambda p, g, seconds: report(p.name, seconds, g))
+    start = time.perf_counter()
+    path = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="flowc-"))
+    _write_artifact(path, graph, target, devices)
+    report("write", time.perf_counter() - start, graph)
+    return Artifact(path, graph, target)
+
+
+def _check_target(target: str, devices: int) -> None:
+    available = ", ".join(t for t, ready in TARGETS.items() if ready)
+    if target not in TARGETS:
+        raise CompileError(f"unknown target {target!r}; targets: {', '.join(TARGETS)} (available now: {available})")
+    if not TARGETS[target]:
+        raise CompileError(f"target {target!r} is not available yet in flowc {_version()}; "
+                           f"available targets: {available}")
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise CompileError(f"devices must be a positive int, got {devices!r}")
+    if devices != 1:
+        raise CompileError(f"devices={devices}: compiling for several devices is not available yet; use devices=1")
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+# -- import and shape pinning -------------------------------------------------------
+
+def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ir.Graph:
+    """`model` as a graph of its own (a path, an onnx.ModelProto or an ir.Graph, copied),
+    with `input_shapes` pinned and every value typed."""
+    if isinstance(model, ir.Graph):
+        graph = model.copy()
+    else:
+        from .frontend.onnx import load as load_onnx
+        graph = load_onnx(model)
+    if input_shapes:
+        pin_input_shapes(graph, input_shapes)
+        ir.infer_graph(graph)
+    return graph
+
+
+def pin_input_shapes(graph: ir.Graph, input_shapes: Mapping[str, Sequence[int]]) -> None:
+    """Give the named inputs these concrete shapes; a symbolic dim bound here (B=8) is
+    bound in every input that uses it."""
+    inputs = {v.name: v for v in graph.inputs}
+    binding: dict[str, int] = {}
+    pinned: dict[str, tuple[int, ...]] = {}
+    for name, shape in input_shapes.items():
+        v = inputs.get(name)
+        if v is None:
+            raise CompileError(f"input_shapes names {quote_name(name)}, which is not an input; the model's "
+                               "inputs are " + ", ".join(f"{quote_name(u.name)}: {u.type}" for u in graph.inputs))
+        shape = _concrete_shape(name, shape)
+        want = v.type.shape
+        if want is not None and len(want) != len(shape):
+            raise CompileError(f"input_shapes: input {quote_name(name)} has shape {_dims(want)} "
+                               f"(rank {len(want)}), got {list(shape)} (rank {len(shape)})")
+        for d, got in zip(want or (), shape):
+            if isinstance(d, str) and is_symbol_name(d):
+                bound = binding.setdefault(d, got)
+                if bound != got:
+                    raise CompileError(f"input_shapes: input {quote_name(name)} expects shape {_dims(want)} "
+                                       f"with {d}={bound} (bound by an earlier input), got {list(shape)}")
+        pinned[name] = shape
+    for name, shape in pinned.items():   # fixed and product dims must agree once symbols are bound
+        want = inputs[name].type.shape or ()
+        for axis, (d, got) in enumerate(zip(want, shape)):
+            d = substitute_dim(d, binding)
+            if isinstance(d, int) and d != got:
+                raise CompileError(f"input_shapes: input {quote_name(name)} expects shape {_dims(want)}, "
+                                   f"got {list(shape)} (axis {axis} should be {d})")
+    for v in graph.inputs:
+        t: TensorType = v.type
+        if v.name in pinned:
+            v.type = t.with_shape(pinned[v.name])
+        elif t.shape is not None:
+            v.type = t.with_shape(substitute_dim(d, binding) for d in t.shape)
+
+
+def _concrete_shape(name: str, shape) -> tuple[int, ...]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0 for d in dims):
+        raise CompileError(f"input_shapes: input {quote_name(name)}: expected a list of non-negative ints, "
+                           f"got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def _dims(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+# -- the artifact folder --------------------------------------------------------------
+
+def _tensor_infos(values) -> list[dict]:
+    return [{"name": v.name, "dtype": v.type.dtype.name,
+             "shape": None if v.type.shape is None else list(v.type.shape)} for v in values]
+
+
+def _write_artifact(path: Path, graph: ir.Graph, target: str, devices: int) -> None:
+    if path.exists() and not path.is_dir():
+        raise CompileError(f"output folder {quote_name(str(path))} exists and is not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    (path / GRAPH_FILE).write_text(ir.print_graph(graph), encoding="utf-8")
+    # npz cannot describe ml_dtypes types (bf16) without pickle: stored as raw unsigned ints
+    weights = {key: a.view(f"u{a.dtype.itemsize}") if a.dtype.kind == "V" else a
+               for key, a in ir.graph_resources(graph).items()}
+    with open(path / WEIGHTS_FILE, "wb") as f:
+        np.savez(f, **weights)
+    manifest = {
+        "format": "flowc-artifact", "format_version": FORMAT_VERSION, "flowc_version": _version(),
+        "target": target, "devices": devices, "graph": GRAPH_FILE, "weights": WEIGHTS_FILE,
+        "inputs": _tensor_infos(graph.inputs), "outputs": _tensor_infos(graph.outputs),
+    }
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+class Model:
+    """A compiled model loaded back from its artifact folder, ready to run on numpy arrays."""
+
+    def __init__(self, path: Path, graph: ir.Graph, target: str):
+        self.path = path
+        self.graph = graph
+        self.target = target
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return [_info(v) for v in self.graph.inputs]
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return [_info(v) for v in self.graph.outputs]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [v.name for v in self.graph.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [v.name for v in self.graph.outputs]
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The outputs by name; raises flowc.InputError when `inputs` do not fit the model."""
+        return ir.run(self.graph, dict(inputs) if isinstance(inputs, Mapping) else inputs)
+
+    def __repr__(self) -> str:
+        sig = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)
+        out = ", ".join(f"{v.name}: {v.type}" for v in self.graph.outputs)
+        return f"<flowc.Model {str(self.path)!r} target={self.target} ({sig}) -> ({out})>"
+
+
+def _info(v: ir.Value) -> TensorInfo:
+    return TensorInfo(v.name, v.type.dtype.name, v.type.shape)
+
+
+def load(path: str | os.PathLike) -> Model:
+    """Load the artifact folder that `compile` wrote."""
+    path = Path(path)
+    where = f"artifact {quote_name(str(path))}"
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.is_file():
+        what = "does not exist" if not path.exists() else "has no artifact.json"
+        raise CompileError(f"{where} {what}; compile the model first (flowc compile MODEL -o {path})")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CompileError(f"{where}: artifact.json is not valid JSON ({e}); compile the model again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "flowc-artifact":
+        raise CompileError(f"{where}: artifact.json is not a flowc artifact manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CompileError(f"{where}: artifact format version {version!r}, this flowc ({_version()}) reads "
+                           f"version {FORMAT_VERSION}; compile the model again")
+    target = manifest.get("target")
+    if target not in TARGETS or not TARGETS[target]:
+        raise CompileError(f"{where}: target {target!r} cannot be run by flowc {_version()}")
+    try:
+        text = (path / GRAPH_FILE).read_text(encoding="utf-8")
+        with np.load(path / WEIGHTS_FILE, allow_pickle=False) as npz:
+            weights = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise CompileError(f"{where}: cannot read its graph and weights: {e}") from None
+    try:
+        graph = ir.parse(text)
+        _attach_weights(graph, weights)
+        ir.verify(graph)
+    except CompileError as e:
+        raise CompileError(f"{where}: {GRAPH_FILE}: {e}") from None
+    for key in ("inputs", "outputs"):
+        if manifest.get(key) != _tensor_infos(getattr(graph, key)):
+            raise CompileError(f"{where}: the {key} in artifact.json do not match {GRAPH_FILE}; "
+                               "compile the model again")
+    return Model(path, graph, target)
+
+
+def _attach_weights(graph: ir.Graph, weights: dict[str, np.ndarray]) -> None:
+    """Give the constants printed by reference (`dense_resource<i>`) their data."""
+    for i, v in enumerate(graph.constants):
+        if v.const is not None:
+            continue
+        data = weights.get(str(i))
+        if data is None:
+            raise CompileError(f"constant {quote_name(v.name)}: {WEIGHTS_FILE} has no entry {i}")
+        want = v.type.dtype.np
+        if want.kind == "V" and data.dtype.kind == "u" and data.dtype.itemsize == want.itemsize:
+            data = data.view(want)
+        if data.dtype != want or (v.type.shape is not None and data.shape != tuple(v.type.shape)):
+            raise CompileError(f"constant {quote_name(v.name)}: {WEIGHTS_FILE} entry {i} holds "
+                               f"{data.dtype}{list(data.shape)}, the graph says {v.type}")
+        v.const = data
+
+
+__all__ = ["Artifact", "Model", "TensorInfo", "TARGETS", "compile", "import_model", "load", "pin_input_shapes"]

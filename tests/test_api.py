@@ -1,0 +1,292 @@
+"""flowc.compile / flowc.load: the artifact round trip, shape pinning, targets and errors."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import flowc
+from flowc import ir
+from flowc.frontend.onnx import load as import_onnx
+
+RNG = np.random.default_rng(0)
+
+
+def mlp_proto(name="mlp", batch="B") -> onnx.ModelProto:
+    """x[B,16] -> MatMul, Add, Relu, MatMul, Add -> y[B,10], as exporters write it; same weights each call."""
+    rng = np.random.default_rng(1)
+    weights = {"w1": rng.standard_normal((16, 32)), "b1": rng.standard_normal(32),
+               "w2": rng.standard_normal((32, 10)), "b2": rng.standard_normal(10)}
+    inits = [numpy_helper.from_array(a.astype(np.float32), k) for k, a in weights.items()]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"], name="fc1/MatMul"),
+             helper.make_node("Add", ["h0", "b1"], ["h1"], name="fc1/Add"),
+             helper.make_node("Relu", ["h1"], ["h2"], name="relu"),
+             helper.make_node("MatMul", ["h2", "w2"], ["h3"], name="fc2/MatMul"),
+             helper.make_node("Add", ["h3", "b2"], ["y"], name="fc2/Add")]
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def two_input_graph() -> ir.Graph:
+    b = flowc.GraphBuilder("pair")
+    x = b.input("x", "f32", ["B", 4])
+    y = b.input("y", "f32", ["B", 4])
+    b.output(b.relu(x * y + 1.0), name="z")
+    return b.build()
+
+
+@pytest.fixture
+def mlp_path(tmp_path) -> Path:
+    path = tmp_path / "mlp.onnx"
+    onnx.save(mlp_proto(), str(path))
+    return path
+
+
+# -- round trip ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("given_as", ["path", "proto", "graph"])
+def test_compile_load_run_matches_the_interpreter(tmp_path, mlp_path, given_as):
+    model = {"path": mlp_path, "proto": mlp_proto(), "graph": import_onnx(mlp_path)}[given_as]
+    artifact = flowc.compile(model, target="reference", out_dir=tmp_path / "out")
+    assert artifact.path == tmp_path / "out" and artifact.target == "reference"
+    loaded = flowc.load(artifact.path)
+    x = RNG.standard_normal((3, 16)).astype(np.float32)
+    got = loaded.run({"x": x})
+    want = ir.run(import_onnx(mlp_path), {"x": x})
+    assert list(got) == ["y"]
+    np.testing.assert_allclose(got["y"], want["y"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got["y"], ir.run(artifact.graph, {"x": x})["y"])
+
+
+def test_model_describes_its_inputs_and_outputs(tmp_path, mlp_path):
+    model = flowc.load(flowc.compile(mlp_path, target="reference", out_dir=tmp_path / "out").path)
+    assert model.input_names == ["x"] and model.output_names == ["y"]
+    assert model.inputs == [("x", "f32", ("B", 16))]
+    assert model.outputs == [("y", "f32", ("B", 10))]
+    assert model.inputs[0].dtype == "f32" and model.target == "reference"
+
+
+def test_a_graph_given_is_not_changed(tmp_path):
+    graph = two_input_graph()
+    before = ir.print_graph(graph)
+    artifact = flowc.compile(graph, target="reference", out_dir=tmp_path / "out", input_shapes={"x": [2, 4]})
+    assert ir.print_graph(graph) == before
+    assert artifact.graph is not graph
+
+
+def test_progress_sees_every_stage_in_order(tmp_path, mlp_path):
+    stages = []
+    flowc.compile(mlp_path, target="reference", out_dir=tmp_path / "out",
+                  progress=lambda stage, seconds, graph: stages.append((stage, seconds >= 0, type(graph))))
+    names = [p.name for p in ir.passes.PIPELINE]
+    assert [s for s, _, _ in stages] == ["import", *names, "write"]
+    assert all(ok and kind is ir.Graph for _, ok, kind in stages)
+
+
+# -- the artifact folder ---------------------------------------------------------------------
+
+def test_artifact_holds_three_files(tmp_path, mlp_path):
+    out = tmp_path / "out"
+    artifact = flowc.compile(mlp_path, target="reference", out_dir=out)
+    assert sorted(p.name for p in out.iterdir()) == ["artifact.json", "model.fir", "weights.npz"]
+    manifest = json.loads((out / "artifact.json").read_text())
+    assert manifest == {
+        "format": "flowc-artifact", "format_version": 1, "flowc_version": flowc.__version__,
+        "target": "reference", "devices": 1, "graph": "model.fir", "weights": "weights.npz",
+        "inputs": [{"name": "x", "dtype": "f32", "shape": ["B", 16]}],
+        "outputs": [{"name": "y", "dtype": "f32", "shape": ["B", 10]}],
+    }
+    text = (out / "model.fir").read_text()
+    assert text == ir.print_graph(artifact.graph)
+    with np.load(out / "weights.npz", allow_pickle=False) as npz:
+        weights = {k: npz[k] for k in npz.files}
+    assert ir.print_graph(ir.parse(text, weights)) == text
+    assert sum(a.size for a in weights.values()) >= 16 * 32 + 32 * 10
+
+
+def test_out_dir_none_makes_a_fresh_folder(mlp_path):
+    first = flowc.compile(mlp_path, target="reference")
+    second = flowc.compile(mlp_path, target="reference")
+    assert first.path != second.path
+    assert (first.path / "artifact.json").is_file() and flowc.load(first.path).output_names == ["y"]
+
+
+def test_bf16_weights_round_trip(tmp_path):
+    b = flowc.GraphBuilder("half")
+    x = b.input("x", "bf16", [20])
+    w = np.linspace(-2, 2, 20).astype(ml_dtypes.bfloat16)
+    b.output(x + w, name="y")
+    model = flowc.load(flowc.compile(b.build(), target="reference", out_dir=tmp_path / "out").path)
+    x = np.ones(20, ml_dtypes.bfloat16)
+    got = model.run({"x": x})["y"]
+    assert got.dtype == ml_dtypes.bfloat16
+    want = (x.astype(np.float32) + w.astype(np.float32)).astype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(got.astype(np.float32), want.astype(np.float32))
+
+
+HOSTILE = "../../escaped \"name\"\n<&>\\"
+
+WRITE_CHECK = """
+import sys, numpy as np, flowc
+b = flowc.GraphBuilder(sys.argv[2])
+x = b.input(sys.argv[2] + "/in", "f32", [40])
+h = b.relu(x * b.const(np.arange(40, dtype=np.float32), name="/etc/" + sys.argv[2]))
+b.output(h, name="../" + sys.argv[2])
+model = flowc.load(flowc.compile(b.build(), target="reference", out_dir=sys.argv[1]).path)
+print(model.output_names)
+"""
+
+
+def test_nothing_is_written_outside_out_dir(tmp_path):
+    cwd, tmp, home = tmp_path / "cwd", tmp_path / "tmp", tmp_path / "home"
+    for d in (cwd, tmp, home):
+        d.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp), HOME=str(home))
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", WRITE_CHECK, str(out), HOSTILE], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == repr(["../" + HOSTILE])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "home", "out", "tmp"]
+    assert [list(d.iterdir()) for d in (cwd, tmp, home)] == [[], [], []]
+    assert sorted(p.name for p in out.iterdir()) == ["artifact.json", "model.fir", "weights.npz"]
+
+
+# -- input_shapes ------------------------------------------------------------------------------
+
+def test_input_shapes_bind_symbolic_dims_everywhere(tmp_path, mlp_path):
+    artifact = flowc.compile(mlp_path, target="reference", out_dir=tmp_path / "out", input_shapes={"x": [8, 16]})
+    graph = artifact.graph
+    assert str(graph.inputs[0].type) == "f32[8,16]" and str(graph.outputs[0].type) == "f32[8,10]"
+    assert "B" not in ir.print_graph(graph)
+    model = flowc.load(artifact.path)
+    assert model.inputs == [("x", "f32", (8, 16))]
+    with pytest.raises(flowc.InputError) as e:
+        model.run({"x": np.zeros((3, 16), np.float32)})
+    assert str(e.value) == 'input "x": expected shape [8, 16], got [3, 16] (axis 0 should be 8)'
+
+
+def test_a_symbol_bound_by_one_input_binds_the_others(tmp_path):
+    artifact = flowc.compile(two_input_graph(), target="reference", out_dir=tmp_path / "out",
+                             input_shapes={"x": [5, 4]})
+    assert [str(v.type) for v in artifact.graph.inputs] == ["f32[5,4]", "f32[5,4]"]
+
+
+BAD_SHAPES = [
+    ({"w": [8, 4]}, 'input_shapes names "w", which is not an input; the model\'s inputs are '
+                    '"x": f32[B,4], "y": f32[B,4]'),
+    ({"x": [8, 4, 1]}, 'input_shapes: input "x" has shape [B, 4] (rank 2), got [8, 4, 1] (rank 3)'),
+    ({"x": [8, 5]}, 'input_shapes: input "x" expects shape [B, 4], got [8, 5] (axis 1 should be 4)'),
+    ({"x": [8, 4], "y": [9, 4]}, 'input_shapes: input "y" expects shape [B, 4] with B=8 (bound by an earlier '
+                                 'input), got [9, 4]'),
+    ({"x": [8, -1]}, 'input_shapes: input "x": expected a list of non-negative ints, got [8, -1]'),
+    ({"x": "8,4"}, "input_shapes: input \"x\": expected a list of non-negative ints, got '8,4'"),
+]
+
+
+@pytest.mark.parametrize("shapes,message", BAD_SHAPES)
+def test_bad_input_shapes_are_named(tmp_path, shapes, message):
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.compile(two_input_graph(), target="reference", out_dir=tmp_path / "out", input_shapes=shapes)
+    assert str(e.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+# -- targets ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({}, "target 'cpu' is not available yet in flowc 0.1.0; available targets: reference"),
+    ({"target": "cuda"}, "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference"),
+    ({"target": "tpu"}, "unknown target 'tpu'; targets: reference, cpu, cuda (available now: reference)"),
+    ({"target": "reference", "devices": 4},
+     "devices=4: compiling for several devices is not available yet; use devices=1"),
+    ({"target": "reference", "devices": 0}, "devices must be a positive int, got 0"),
+])
+def test_targets_not_available_are_refused(tmp_path, mlp_path, kwargs, message):
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.compile(mlp_path, out_dir=tmp_path / "out", **kwargs)
+    assert str(e.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+# -- running: input errors -------------------------------------------------------------------------
+
+@pytest.fixture
+def pair_model(tmp_path):
+    return flowc.load(flowc.compile(two_input_graph(), target="reference", out_dir=tmp_path / "pair").path)
+
+
+BAD_INPUTS = [
+    ({"x": np.zeros((1, 4), np.float32)}, 'missing input "y"; the model takes "x": f32[B,4], "y": f32[B,4]'),
+    ({"x": np.zeros((1, 4), np.float64), "y": np.zeros((1, 4), np.float32)},
+     'input "x": expected dtype f32 (float32), got float64'),
+    ({"x": np.zeros((1, 4), np.float32), "y": np.zeros((2, 4), np.float32)},
+     'input "y": expected shape [B, 4], got [2, 4] (axis 0 should be B=1)'),
+    ({"x": np.zeros((1, 4), np.float32), "y": np.zeros((1, 4), np.float32), "q": 0},
+     'unknown input "q"; the model takes "x", "y"'),
+]
+
+
+@pytest.mark.parametrize("feeds,message", BAD_INPUTS)
+def test_run_names_the_bad_input(pair_model, feeds, message):
+    with pytest.raises(flowc.InputError) as e:
+        pair_model.run(feeds)
+    assert str(e.value) == message
+
+
+def test_run_binds_the_batch_per_call(pair_model):
+    for batch in (1, 7):
+        x = RNG.standard_normal((batch, 4)).astype(np.float32)
+        np.testing.assert_allclose(pair_model.run({"x": x, "y": x})["z"], np.maximum(x * x + 1, 0), rtol=1e-6)
+
+
+# -- loading: broken artifacts ------------------------------------------------------------------------
+
+def test_load_a_missing_folder(tmp_path):
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.load(tmp_path / "nope")
+    assert str(e.value) == (f'artifact "{tmp_path / "nope"}" does not exist; compile the model first '
+                            f"(flowc compile MODEL -o {tmp_path / 'nope'})")
+
+
+def test_load_a_folder_that_is_no_artifact(tmp_path):
+    with pytest.raises(flowc.CompileError, match="has no artifact.json; compile the model first"):
+        flowc.load(tmp_path)
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda out: (out / "artifact.json").write_text("{not json"),
+     "artifact.json is not valid JSON"),
+    (lambda out: (out / "artifact.json").write_text("[1, 2]"),
+     "artifact.json is not a flowc artifact manifest"),
+    (lambda out: _edit_manifest(out, format_version=99),
+     "artifact format version 99, this flowc (0.1.0) reads version 1; compile the model again"),
+    (lambda out: _edit_manifest(out, target="cpu"), "target 'cpu' cannot be run by flowc 0.1.0"),
+    (lambda out: _edit_manifest(out, outputs=[]),
+     "the outputs in artifact.json do not match model.fir; compile the model again"),
+    (lambda out: (out / "weights.npz").write_bytes(b"garbage"), "cannot read its graph and weights"),
+    (lambda out: (out / "model.fir").unlink(), "cannot read its graph and weights"),
+    (lambda out: np.savez(out / "weights.npz"), ": weights.npz has no entry "),
+    (lambda out: (out / "model.fir").write_text("graph g( {"),
+     "model.fir: IR text, line 1, column 10: expected a value (%name), got '{'"),
+])
+def test_load_a_damaged_artifact(tmp_path, mlp_path, damage, message):
+    out = flowc.compile(mlp_path, target="reference", out_dir=tmp_path / "out").path
+    damage(out)
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.load(out)
+    assert str(e.value).startswith(f'artifact "{out}": ')
+    assert message in str(e.value)
+
+
+def _edit_manifest(out: Path, **changes) -> None:
+    manifest = json.loads((out / "artifact.json").read_text())
+    manifest.update(changes)
+    (out / "artifact.json").write_text(json.dumps(manifest))

@@ -1,0 +1,286 @@
+"""The `flowc` command, run as a user runs it: a subprocess, real files, real `dot`."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import flowc
+from flowc import cli, ir
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+PASSES = [p.name for p in ir.passes.PIPELINE]
+
+
+def flowc_cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flowc", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, message: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"flowc: error: {message}\n"
+    assert "Traceback" not in done.stderr
+
+
+def save_model(path: Path, nodes, inputs, outputs, inits=(), opset=17, domains=()) -> Path:
+    graph = helper.make_graph(nodes, "cli", inputs, outputs, list(inits))
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domains]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    return path
+
+
+@pytest.fixture
+def mlp(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+             for n, s in (("w1", (16, 32)), ("b1", (32,)), ("w2", (32, 10)), ("b2", (10,)))]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"]), helper.make_node("Add", ["h0", "b1"], ["h1"]),
+             helper.make_node("Relu", ["h1"], ["h2"]), helper.make_node("MatMul", ["h2", "w2"], ["h3"]),
+             helper.make_node("Add", ["h3", "b2"], ["y"])]
+    return save_model(tmp_path / "mlp.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 16])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 10])], inits)
+
+
+@pytest.fixture
+def compiled(tmp_path, mlp) -> Path:
+    out = tmp_path / "build"
+    assert flowc_cli("compile", mlp, "--target", "reference", "-o", out).returncode == 0
+    return out
+
+
+@pytest.fixture
+def x_npy(tmp_path) -> Path:
+    path = tmp_path / "x.npy"
+    np.save(path, np.linspace(-1, 1, 32, dtype=np.float32).reshape(2, 16))
+    return path
+
+
+# -- compile ------------------------------------------------------------------------------------------
+
+def test_compile_writes_an_artifact(tmp_path, mlp):
+    out = tmp_path / "build"
+    done = flowc_cli("compile", mlp, "--target", "reference", "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"flowc: wrote {out} (target reference, ") and done.stderr == ""
+    assert sorted(p.name for p in out.iterdir()) == ["artifact.json", "model.fir", "weights.npz"]
+
+
+def test_compile_pins_input_shapes(tmp_path, mlp):
+    out = tmp_path / "build"
+    done = flowc_cli("compile", mlp, "--target", "reference", "-o", out, "--input-shape", "x=8,16")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "artifact.json").read_text())["inputs"][0]["shape"] == [8, 16]
+
+
+def test_compile_dumps_the_ir_after_each_pass(tmp_path, mlp):
+    dump = tmp_path / "ir"
+    done = flowc_cli("compile", mlp, "--target", "reference", "-o", tmp_path / "build", "--dump-ir", dump)
+    assert done.returncode == 0, done.stderr
+    names = ["00-import.fir"] + [f"{i:02d}-{name}.fir" for i, name in enumerate(PASSES, 1)]
+    assert sorted(p.name for p in dump.iterdir()) == names
+    first = ir.parse((dump / names[0]).read_text())
+    assert [str(v.type) for v in first.inputs] == ["f32[B,16]"]
+    assert (dump / names[-1]).read_text() == (tmp_path / "build" / "model.fir").read_text()
+
+
+def test_compile_report_and_verbose_progress(tmp_path, mlp):
+    done = flowc_cli("compile", mlp, "--target", "reference", "-o", tmp_path / "build", "--report", "--verbose")
+    assert done.returncode == 0, done.stderr
+    assert "inputs:  x: f32[B,16]" in done.stdout and "outputs: y: f32[B,10]" in done.stdout
+    assert "stages:" in done.stdout and "ops (" in done.stdout and "MatMul" in done.stdout
+    stages = [line.split(":")[1].strip() for line in done.stderr.splitlines()]
+    assert stages == ["import", *PASSES, "write"]
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "target 'cpu' is not available yet in flowc 0.1.0; available targets: reference"),
+    (["--target", "cuda"], "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference"),
+    (["--target", "reference", "--devices", "2"],
+     "devices=2: compiling for several devices is not available yet; use devices=1"),
+    (["--target", "reference", "--input-shape", "x=8,a"],
+     "--input-shape 'x=8,a': expected NAME=D0,D1,... with integer dims, e.g. x=1,3,224,224"),
+    (["--target", "reference", "--input-shape", "q=8,16"],
+     'input_shapes names "q", which is not an input; the model\'s inputs are "x": f32[B,16]'),
+    (["--target", "reference", "--input-shape", "x=8,15"],
+     'input_shapes: input "x" expects shape [B, 16], got [8, 15] (axis 1 should be 16)'),
+])
+def test_compile_errors_are_one_line(tmp_path, mlp, args, message):
+    assert_one_line_error(flowc_cli("compile", mlp, "-o", tmp_path / "build", *args), message)
+    assert not (tmp_path / "build").exists()
+
+
+def test_compile_of_a_missing_or_broken_model(tmp_path):
+    missing = tmp_path / "missing.onnx"
+    assert_one_line_error(flowc_cli("compile", missing, "--target", "reference", "-o", tmp_path / "b"),
+                          f'model file "{missing}" does not exist')
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\xff\xff not protobuf")
+    done = flowc_cli("compile", broken, "--target", "reference", "-o", tmp_path / "b")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f'flowc: error: "{broken}" is not a valid ONNX model')
+
+
+def test_compile_names_an_unsupported_op(tmp_path):
+    model = save_model(tmp_path / "odd.onnx", [helper.make_node("FooBar", ["x"], ["y"], name="odd")],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    done = flowc_cli("compile", model, "--target", "reference", "-o", tmp_path / "b")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("flowc: error: FooBar node \"odd\": op 'FooBar' (opset 17) is not supported")
+
+
+def test_debug_shows_the_traceback(tmp_path, mlp):
+    done = flowc_cli("--debug", "compile", mlp, "-o", tmp_path / "build")
+    assert done.returncode == 2
+    assert done.stderr.startswith("Traceback (most recent call last):")
+    assert done.stderr.endswith("flowc: error: target 'cpu' is not available yet in flowc 0.1.0; "
+                                "available targets: reference\n")
+
+
+def test_debug_turns_on_the_verifier_after_each_pass(tmp_path, mlp, monkeypatch, capsys):
+    monkeypatch.delenv("FLOWC_DEBUG", raising=False)
+    assert cli.main(["compile", str(mlp), "--target", "reference", "-o", str(tmp_path / "b"), "--debug"]) == 0
+    assert os.environ["FLOWC_DEBUG"] == "1"
+
+
+def test_usage_errors_exit_2():
+    done = flowc_cli("compile")
+    assert done.returncode == 2 and "usage: flowc compile" in done.stderr
+    assert flowc_cli().returncode == 2
+    assert flowc_cli("--version").stdout == f"flowc {flowc.__version__}\n"
+
+
+# -- run --------------------------------------------------------------------------------------------
+
+def test_run_prints_each_output(compiled, x_npy):
+    done = flowc_cli("run", compiled, "--input", f"x={x_npy}")
+    assert done.returncode == 0, done.stderr
+    y = flowc.load(compiled).run({"x": np.load(x_npy)})["y"]
+    assert done.stdout.startswith("y: f32[2,10]  [")
+    assert done.stdout.rstrip().endswith(", ...]") and f"{y[0, 0]:.4f}"[:5] in done.stdout
+
+
+def test_run_saves_outputs_to_npz(tmp_path, compiled, x_npy):
+    out = tmp_path / "out.npz"
+    done = flowc_cli("run", compiled, "--input", f"x={x_npy}", "-o", out)
+    assert done.returncode == 0, done.stderr
+    with np.load(out, allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["y"], flowc.load(compiled).run({"x": np.load(x_npy)})["y"])
+
+
+def test_run_errors_are_one_line(tmp_path, compiled, x_npy):
+    assert_one_line_error(flowc_cli("run", compiled), 'missing input "x"; the model takes "x": f32[B,16]')
+    assert_one_line_error(flowc_cli("run", compiled, "--input", f"q={x_npy}"),
+                          f"--input 'q={x_npy}': expected NAME=FILE.npy with NAME one of \"x\"")
+    assert_one_line_error(flowc_cli("run", compiled, "--input", f"x={tmp_path / 'none.npy'}"),
+                          f"No such file or directory: {tmp_path / 'none.npy'}")
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((2, 15), np.float32))
+    assert_one_line_error(flowc_cli("run", compiled, "--input", f"x={wrong}"),
+                          'input "x": expected shape [B, 16], got [2, 15] (axis 1 should be 16)')
+    pickled = tmp_path / "pickled.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    done = flowc_cli("run", compiled, "--input", f"x={pickled}")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f'flowc: error: input "x": {pickled} is not a readable .npy file')
+    assert_one_line_error(flowc_cli("run", tmp_path / "nowhere", "--input", f"x={x_npy}"),
+                          f'artifact "{tmp_path / "nowhere"}" does not exist; compile the model first '
+                          f"(flowc compile MODEL -o {tmp_path / 'nowhere'})")
+
+
+# -- viz ----------------------------------------------------------------------------------------------
+
+@needs_dot
+def test_viz_draws_an_svg(tmp_path, mlp):
+    out = tmp_path / "graph.svg"
+    done = flowc_cli("viz", mlp, "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"flowc: wrote {out}\n"
+    assert out.read_text().lstrip().startswith("<?xml") and "MatMul" in out.read_text()
+
+
+@needs_dot
+def test_viz_after_all_draws_every_stage(tmp_path, mlp):
+    done = flowc_cli("viz", mlp, "-o", tmp_path / "graph.svg", "--after", "all", "--input-shape", "x=4,16")
+    assert done.returncode == 0, done.stderr
+    names = ["graph.00-import.svg"] + [f"graph.{i:02d}-{name}.svg" for i, name in enumerate(PASSES, 1)]
+    assert sorted(p.name for p in tmp_path.glob("graph.*.svg")) == names
+    assert "f32[4,16]" in (tmp_path / names[0]).read_text()
+
+
+@needs_dot
+def test_viz_after_one_pass(tmp_path, mlp):
+    out = tmp_path / "graph.png"
+    done = flowc_cli("viz", mlp, "-o", out, "--after", PASSES[0])
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_viz_of_an_ir_text_file(tmp_path, compiled):
+    out = tmp_path / "model.dot"
+    assert flowc_cli("viz", compiled / "model.fir", "-o", out).returncode == 0
+    assert out.read_text().startswith("digraph flowc {")
+
+
+def test_viz_errors_are_one_line(tmp_path, mlp):
+    assert_one_line_error(flowc_cli("viz", mlp, "-o", tmp_path / "g.svg", "--after", "nothing"),
+                          f"--after 'nothing': no such pass in the pipeline; passes: {', '.join(PASSES)}, or all")
+    assert_one_line_error(flowc_cli("viz", mlp, "-o", tmp_path / "g.bmp"),
+                          f'cannot tell the picture format of "{tmp_path / "g.bmp"}"; '
+                          "give a file ending in .svg, .png, .pdf, .dot, .gv")
+
+
+def test_viz_without_graphviz_writes_the_dot_file(tmp_path, mlp):
+    env = dict(os.environ, PATH=str(tmp_path / "empty"))
+    out = tmp_path / "graph.svg"
+    done = flowc_cli("viz", mlp, "-o", out, env=env)
+    assert_one_line_error(done, f"Graphviz's `dot` program was not found on PATH, so \"{out}\" was not drawn; "
+                                f"wrote its source to \"{tmp_path / 'graph.dot'}\". Install Graphviz "
+                                "(apt-get install graphviz, or brew install graphviz) and run again, or run: "
+                                f"dot -Tsvg {tmp_path / 'graph.dot'} -o {out}")
+    assert (tmp_path / "graph.dot").read_text().startswith("digraph flowc {")
+
+
+# -- inspect -------------------------------------------------------------------------------------------
+
+def test_inspect_lists_every_unsupported_op(tmp_path):
+    nodes = [helper.make_node("FooBar", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("FooBar", ["b"], ["c"]),
+             helper.make_node("FusedMatMul", ["c", "c"], ["d"], domain="com.microsoft"),
+             helper.make_node("Add", ["d", "w"], ["y"])]
+    model = save_model(tmp_path / "odd.onnx", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+                       [numpy_helper.from_array(np.ones(3, np.float32), "w")], domains=["com.microsoft"])
+    done = flowc_cli("inspect", model)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "opsets:   ai.onnx 17, com.microsoft 1" in lines
+    assert lines[lines.index("inputs:") + 1] == "  x: f32[N,3]"
+    assert lines[lines.index("outputs:") + 1] == "  y: f32[N,3]"
+    assert "initializers: 1 (3 elements)" in lines and "ops (5 nodes):" in lines
+    assert any(line.split() == ["FooBar", "2"] for line in lines)
+    assert lines[-1] == "not supported by flowc: FooBar (2), com.microsoft.FusedMatMul (1)"
+
+
+def test_inspect_a_supported_model(mlp):
+    done = flowc_cli("inspect", mlp)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "flowc supports every op of this model"
+
+
+def test_inspect_a_missing_model(tmp_path):
+    assert_one_line_error(flowc_cli("inspect", tmp_path / "none.onnx"),
+                          f'model file "{tmp_path / "none.onnx"}" does not exist')
+
+
+@pytest.mark.skipif(shutil.which("flowc") is None, reason="the flowc console script is not installed")
+def test_the_console_script(mlp):
+    done = subprocess.run(["flowc", "inspect", str(mlp)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("model:")
