@@ -131,13 +131,29 @@ class Graph:
         if output_names is None:
             n = num_outputs if num_outputs is not None else opdef.default_num_outputs()
             output_names = [self.fresh_name() for _ in range(n)]
-        outputs = [Value(self._claim(n), None) for n in output_names]
-        node = Node(op, inputs, outputs, attrs, name)
-        self.nodes.append(node)
+        if len(set(output_names)) != len(output_names):
+            raise CompileError(f"{op} node {quote_name(name)}: output names repeat: "
+                               + ", ".join(quote_name(n) for n in output_names))
+        for n in output_names:
+            if n in self._names:
+                raise CompileError(f"graph {quote_name(self.name)}: tensor {quote_name(n)} is defined twice")
+        node = Node(op, inputs, [Value(n, None) for n in output_names], attrs, name)
         if infer:
             from .infer import infer_node
-            infer_node(node)
+            infer_node(node)    # before anything is claimed: a node that fails leaves no trace
+        for v in node.outputs:
+            self._claim(v.name)
+        self.nodes.append(node)
         return node
+
+    def rename(self, value: Value, name: str) -> None:
+        """Give `value` a new name; CompileError when another value has it."""
+        if name == value.name:
+            return
+        if name in self._names:
+            raise CompileError(f"graph {quote_name(self.name)}: tensor {quote_name(name)} is defined twice")
+        self.release_name(value.name)
+        value.name = self._claim(name)
 
     # -- queries -------------------------------------------------------------
     def values(self) -> Iterator[Value]:
