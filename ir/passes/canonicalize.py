@@ -102,7 +102,26 @@ def _transposed(graph: Graph, gemm: Node, v: Value) -> Value:
     return emit(graph, gemm, "Transpose", [v], f"{v.name}_t", {"perm": [1, 0]})
 
 
-SIMPLIFY_RULES = [remove_identity, remove_dropout, remove_same_type_cast, merge_reshapes, merge_transposes]
+_WINDOW_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
+_NEUTRAL = {"strides": 1, "dilations": 1, "pads": 0}
+
+
+def drop_neutral_window_attrs(graph: Graph, node: Node) -> bool:
+    """Strides and dilations of all 1, pads of all 0 and a Conv kernel_shape equal to the weight's
+    say what leaving them out says: dropped, so the text and pictures show what matters."""
+    if node.op not in _WINDOW_OPS or node.attr("auto_pad") != "NOTSET":
+        return False
+    drop = [k for k, v in _NEUTRAL.items() if k in node.attrs and all(x == v for x in node.attrs[k])]
+    w = node.inputs[1].type.shape if node.op == "Conv" else None
+    if "kernel_shape" in node.attrs and w is not None and tuple(w[2:]) == node.attrs["kernel_shape"]:
+        drop.append("kernel_shape")
+    for k in drop:
+        del node.attrs[k]
+    return bool(drop)
+
+
+SIMPLIFY_RULES = [remove_identity, remove_dropout, remove_same_type_cast, merge_reshapes, merge_transposes,
+                  drop_neutral_window_attrs]
 RULES = SIMPLIFY_RULES + [gemm_to_matmul] + RECOMPOSE_RULES
 
 
