@@ -21,7 +21,7 @@ from onnx import AttributeProto, TensorProto, numpy_helper
 
 from flowc.errors import CompileError, quote_name
 from flowc.ir import Graph, Value, all_ops, get_op, has_op, verify
-from flowc.ir.types import UNKNOWN, TensorType, dtype_from_onnx
+from flowc.ir.types import UNKNOWN, TensorType, dtype_from_onnx, dtype_names
 
 MIN_OPSET, MAX_OPSET = 13, 28
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -110,10 +110,7 @@ def _value_type(vi: onnx.ValueInfoProto, what: str) -> TensorType:
                            "flowc supports tensors only")
     dt = dtype_from_onnx(t.tensor_type.elem_type)
     if dt is None:
-        name = TensorProto.DataType.Name(t.tensor_type.elem_type) if t.tensor_type.elem_type in \
-            TensorProto.DataType.values() else str(t.tensor_type.elem_type)
-        raise CompileError(f"{what} {quote_name(vi.name)} has element type {name}; flowc supports "
-                           "f32, f16, bf16, f64, i64, i32, i8, u8 and bool")
+        raise CompileError(f"{what} {quote_name(vi.name)} has {_unsupported(t.tensor_type.elem_type)}")
     if not t.tensor_type.HasField("shape"):
         return TensorType(dt, None)
     dims = []
@@ -127,6 +124,12 @@ def _value_type(vi: onnx.ValueInfoProto, what: str) -> TensorType:
         else:
             dims.append(UNKNOWN)
     return TensorType(dt, tuple(dims))
+
+
+def _unsupported(code) -> str:
+    """What an error says of an ONNX element type flowc lacks: its name, and the types flowc has."""
+    name = TensorProto.DataType.Name(code) if code in TensorProto.DataType.values() else str(code)
+    return f"element type {name}; flowc supports {dtype_names()}"
 
 
 class _Importer:
@@ -179,24 +182,24 @@ class _Importer:
     def _tensor(self, t: TensorProto, what: str) -> np.ndarray:
         dt = dtype_from_onnx(t.data_type)
         if dt is None:
-            name = TensorProto.DataType.Name(t.data_type) if t.data_type in TensorProto.DataType.values() \
-                else str(t.data_type)
-            raise CompileError(f"{what} {quote_name(t.name)} has element type {name}; flowc supports "
-                               "f32, f16, bf16, f64, i64, i32, i8, u8 and bool")
+            raise CompileError(f"{what} {quote_name(t.name)} has {_unsupported(t.data_type)}")
         if any(d < 0 for d in t.dims):
             raise CompileError(f"{what} {quote_name(t.name)} has a negative dimension {list(t.dims)}")
         count = int(np.prod([int(d) for d in t.dims], dtype=object)) if t.dims else 1
+        nbytes = dt.packed_bytes(count)
         if t.data_location == TensorProto.EXTERNAL:
-            t = self._external(t, what, count * dt.itemsize)
-        elif t.HasField("raw_data") and len(t.raw_data) != count * dt.itemsize:
+            t = self._external(t, what, nbytes)
+        elif t.HasField("raw_data") and len(t.raw_data) != nbytes:
             raise CompileError(f"{what} {quote_name(t.name)}: shape {list(t.dims)} needs "
-                               f"{count * dt.itemsize} bytes, its data holds {len(t.raw_data)}")
+                               f"{nbytes} bytes, its data holds {len(t.raw_data)}")
         elif not t.HasField("raw_data"):
             held = max(len(t.float_data), len(t.int32_data), len(t.int64_data), len(t.double_data),
                        len(t.uint64_data))
-            if held != count:
-                raise CompileError(f"{what} {quote_name(t.name)}: shape {list(t.dims)} needs {count} "
-                                   f"elements, its data holds {held}")
+            # sub-byte types keep one byte of packed elements per entry
+            entries, unit = (count, "elements") if dt.bits >= 8 else (nbytes, "packed bytes")
+            if held != entries:
+                raise CompileError(f"{what} {quote_name(t.name)}: shape {list(t.dims)} needs {entries} "
+                                   f"{unit}, its data holds {held}")
         try:
             array = numpy_helper.to_array(t)
         except Exception as e:   # onnx raises many types on malformed tensors
@@ -361,8 +364,7 @@ class _Importer:
         if spec is not None and spec.kind == "dtype":
             dt = dtype_from_onnx(value) if isinstance(value, int) else None
             if dt is None:
-                raise CompileError(f"{self._where(n)}: attribute {a.name!r} names element type {value}, "
-                                   "which flowc does not support")
+                raise CompileError(f"{self._where(n)}: attribute {a.name!r} names {_unsupported(value)}")
             return dt
         return value
 

@@ -63,6 +63,8 @@ def infer_node(node: Node) -> None:
     lo, hi = opdef.arity(opdef.outputs)
     if len(node.outputs) < max(lo, 1) or (hi is not None and len(node.outputs) > hi):
         raise node.error(f"has {len(node.outputs)} outputs, the op defines {', '.join(opdef.outputs)}")
+    if not opdef.storage:
+        _refuse_storage(node)
     try:
         types = opdef.infer(node)
     except CompileError:
@@ -72,10 +74,26 @@ def infer_node(node: Node) -> None:
         raise node.error(str(e) or type(e).__name__) from None
     if len(types) < len(node.outputs):
         raise node.error(f"produces {len(types)} outputs, the node names {len(node.outputs)}")
+    if not opdef.storage:
+        _refuse_storage(node, types)
     for v, t in zip(node.outputs, types):
         v.type = t
         v.sym = None
     _infer_sym(node)
+
+
+def _refuse_storage(node: Node, types: list[TensorType] | None = None) -> None:
+    """Storage-only dtypes go through Cast and the data-movement ops (those defined with storage=True)
+    only; checks the inputs, or the outputs' `types` when given."""
+    values = [(v, v.type) for v in node.inputs if v is not None] if types is None else zip(node.outputs, types)
+    for v, t in values:
+        if t.dtype.storage_only:
+            compute = "f32" if t.dtype.kind == "float" else "i32"
+            if types is None:
+                raise node.error(f"input {quote_name(v.name)} is {t}: {node.op} does not take the storage-only "
+                                 f"type {t.dtype}; Cast it to {compute} first")
+            raise node.error(f"output {quote_name(v.name)} would be {t}: {node.op} does not produce the "
+                             f"storage-only type {t.dtype}; produce {compute} and Cast that")
 
 
 def _expand(names: tuple[str, ...], n: int) -> list[str]:

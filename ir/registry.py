@@ -80,6 +80,7 @@ class OpDef:
     ref: Callable                    # ref(node, *arrays) -> array | tuple of arrays
     sym: Callable | None = None      # sym(node) -> list[tuple | None] of known int contents
     commutative: bool = False
+    storage: bool = False            # takes and gives storage-only dtypes (f8e4m3fn, i4, ...): moves or casts them
     extra: dict[str, Any] = field(default_factory=dict)   # hooks of later stages
 
     # -- arity ---------------------------------------------------------------
@@ -141,12 +142,12 @@ def _parse_attrs(attrs: dict[str, Any]) -> dict[str, Attr]:
 
 def defop(name: str, *, family: str, summary: str, inputs, outputs=("Y",), attrs=None,
           infer: Callable, ref: Callable, sym: Callable | None = None,
-          commutative: bool = False, **extra) -> OpDef:
+          commutative: bool = False, storage: bool = False, **extra) -> OpDef:
     """Define an op. `attrs` maps name -> (kind, default) or Attr."""
     if name in _REGISTRY:
         raise AssertionError(f"op {name} is defined twice")
     op = OpDef(name, family, summary, tuple(inputs), tuple(outputs), _parse_attrs(attrs or {}),
-               infer, ref, sym, commutative, extra)
+               infer, ref, sym, commutative, storage, extra)
     _REGISTRY[name] = op
     return op
 

@@ -26,7 +26,7 @@ from flowc.errors import CompileError
 
 from .graph import Graph, Node, Value
 from .registry import get_op
-from .types import DTYPES, TensorType, dtype, format_dim, is_symbol_name
+from .types import DTYPES, TensorType, dtype, dtype_names, format_dim, is_symbol_name
 
 INLINE_LIMIT = 16
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_./\-]+\Z")
@@ -50,7 +50,7 @@ def _format_name(name: str) -> str:
 def format_scalar(x, dt) -> str:
     if dt.name == "bool":
         return "true" if bool(x) else "false"
-    if dt.is_float:
+    if dt.kind == "float":
         f = float(x)
         if f != f:
             return "nan"
@@ -227,7 +227,7 @@ class _Parser:
         name = self.expect_kind("ident", "an element type")
         if name not in DTYPES:
             self.i -= 1
-            self.fail(f"expected an element type ({', '.join(DTYPES)})")
+            self.fail(f"expected an element type ({dtype_names()})")
         self.expect("[")
         if self.accept("*"):
             self.expect("]")

@@ -12,9 +12,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class DType:
-    name: str          # the IR spelling: f32, i64, ...
+    name: str           # the IR spelling: f32, i64, ...
     np: np.dtype
-    onnx: int          # onnx.TensorProto.DataType
+    onnx: int           # onnx.TensorProto.DataType
+    kind: str           # "float", "int" or "bool": what its values are
+    bits: int = 0       # bits per element as ONNX stores it (sub-byte types pack); 0: 8 * itemsize
+    storage_only: bool = False   # held, moved and cast, but no op computes on it
+
+    def __post_init__(self):
+        object.__setattr__(self, "np", np.dtype(self.np))
+        object.__setattr__(self, "bits", self.bits or 8 * self.np.itemsize)
 
     def __str__(self) -> str:
         return self.name
@@ -24,28 +31,52 @@ class DType:
 
     @property
     def itemsize(self) -> int:
+        """Bytes per element in memory (numpy's; sub-byte types take a byte each)."""
         return self.np.itemsize
+
+    def packed_bytes(self, count: int) -> int:
+        """Bytes of `count` elements as ONNX stores them: sub-byte types packed, padded to a byte."""
+        return (count * self.bits + 7) // 8
 
     @property
     def is_float(self) -> bool:
-        return self.name in ("f32", "f16", "bf16", "f64")
+        """A float type ops compute in (not a storage-only one)."""
+        return self.kind == "float" and not self.storage_only
 
     @property
     def is_int(self) -> bool:
-        return self.name in ("i64", "i32", "i8", "u8")
+        """An integer type ops compute in (not a storage-only one)."""
+        return self.kind == "int" and not self.storage_only
 
 
-f32 = DType("f32", np.dtype(np.float32), 1)
-f16 = DType("f16", np.dtype(np.float16), 10)
-bf16 = DType("bf16", np.dtype(ml_dtypes.bfloat16), 16)
-f64 = DType("f64", np.dtype(np.float64), 11)
-i64 = DType("i64", np.dtype(np.int64), 7)
-i32 = DType("i32", np.dtype(np.int32), 6)
-i8 = DType("i8", np.dtype(np.int8), 3)
-u8 = DType("u8", np.dtype(np.uint8), 2)
-boolean = DType("bool", np.dtype(np.bool_), 9)
+f32 = DType("f32", np.float32, 1, "float")
+f16 = DType("f16", np.float16, 10, "float")
+bf16 = DType("bf16", ml_dtypes.bfloat16, 16, "float")
+f64 = DType("f64", np.float64, 11, "float")
+i64 = DType("i64", np.int64, 7, "int")
+i32 = DType("i32", np.int32, 6, "int")
+i16 = DType("i16", np.int16, 5, "int")
+i8 = DType("i8", np.int8, 3, "int")
+u64 = DType("u64", np.uint64, 13, "int")
+u32 = DType("u32", np.uint32, 12, "int")
+u16 = DType("u16", np.uint16, 4, "int")
+u8 = DType("u8", np.uint8, 2, "int")
+boolean = DType("bool", np.bool_, 9, "bool")
+# storage-only: weights and activations of quantized models, converted by Cast before any arithmetic
+f8e4m3fn = DType("f8e4m3fn", ml_dtypes.float8_e4m3fn, 17, "float", storage_only=True)
+f8e4m3fnuz = DType("f8e4m3fnuz", ml_dtypes.float8_e4m3fnuz, 18, "float", storage_only=True)
+f8e5m2 = DType("f8e5m2", ml_dtypes.float8_e5m2, 19, "float", storage_only=True)
+f8e5m2fnuz = DType("f8e5m2fnuz", ml_dtypes.float8_e5m2fnuz, 20, "float", storage_only=True)
+f8e8m0 = DType("f8e8m0", ml_dtypes.float8_e8m0fnu, 24, "float", storage_only=True)
+f4e2m1 = DType("f4e2m1", ml_dtypes.float4_e2m1fn, 23, "float", bits=4, storage_only=True)
+i4 = DType("i4", ml_dtypes.int4, 22, "int", bits=4, storage_only=True)
+u4 = DType("u4", ml_dtypes.uint4, 21, "int", bits=4, storage_only=True)
+i2 = DType("i2", ml_dtypes.int2, 26, "int", bits=2, storage_only=True)
+u2 = DType("u2", ml_dtypes.uint2, 25, "int", bits=2, storage_only=True)
 
-DTYPES: dict[str, DType] = {d.name: d for d in (f32, f16, bf16, f64, i64, i32, i8, u8, boolean)}
+DTYPES: dict[str, DType] = {d.name: d for d in (
+    f32, f16, bf16, f64, i64, i32, i16, i8, u64, u32, u16, u8, boolean,
+    f8e4m3fn, f8e4m3fnuz, f8e5m2, f8e5m2fnuz, f8e8m0, f4e2m1, i4, u4, i2, u2)}
 _BY_NUMPY = {d.np: d for d in DTYPES.values()}
 _BY_ONNX = {d.onnx: d for d in DTYPES.values()}
 
@@ -59,7 +90,12 @@ def dtype(x) -> DType:
     try:
         return _BY_NUMPY[np.dtype(x)]
     except (TypeError, KeyError):
-        raise ValueError(f"unsupported element type {x!r}; flowc supports {', '.join(DTYPES)}") from None
+        raise ValueError(f"unsupported element type {x!r}; flowc supports {dtype_names()}") from None
+
+
+def dtype_names() -> str:
+    """Every element type's IR name, as error messages list them."""
+    return ", ".join(DTYPES)
 
 
 def dtype_from_onnx(code: int) -> DType | None:
@@ -217,8 +253,9 @@ class TensorType:
         return UNKNOWN if self.shape is None else dims_product(self.shape)
 
     def nbytes(self) -> int | None:
+        """Bytes as ONNX stores the tensor (sub-byte types packed); None when the size is symbolic."""
         n = self.numel()
-        return n * self.dtype.itemsize if isinstance(n, int) else None
+        return self.dtype.packed_bytes(n) if isinstance(n, int) else None
 
     def with_shape(self, shape) -> "TensorType":
         return TensorType(self.dtype, None if shape is None else tuple(shape))

@@ -115,7 +115,7 @@ defop("Gelu", family="elementwise", summary="Gaussian error linear unit, exact o
       inputs=("X",), attrs={"approximate": ("str", "none")}, infer=_gelu_infer,
       ref=lambda n, x: _gelu(n, widen(x)).astype(x.dtype))
 defop("Identity", family="elementwise", summary="x, unchanged.", inputs=("X",), infer=same_as_input,
-      ref=lambda n, x: x, sym=lambda n: [n.inputs[0].sym])
+      ref=lambda n, x: x, sym=lambda n: [n.inputs[0].sym], storage=True)
 
 
 def _bool_out(node):

@@ -140,7 +140,9 @@ def _kernel(node: Node, w: TensorType, spatial_rank: int) -> tuple[Dim, ...]:
     return tuple(given)
 
 
-def _conv_infer(node: Node):
+def _conv_operands(node: Node, weight_layout: str):
+    """(input type, weight type, group) of a Conv or ConvTranspose, checked; the types' ranks
+    are known and equal unless either shape is unknown."""
     require_float(node)
     same_dtypes(node)
     x = _ranked(node, 0, 3, "input")
@@ -148,12 +150,17 @@ def _conv_infer(node: Node):
     group = node.attr("group")
     if group < 1:
         raise node.error(f"group must be positive, got {group}")
-    if x.shape is None or w.shape is None:
-        return [TensorType(x.dtype, None)]
-    if len(w.shape) != len(x.shape):
+    if x.shape is not None and w.shape is not None and len(w.shape) != len(x.shape):
         raise node.error(f"input {quote_name(node.inputs[0].name)} is {x} and weight "
                          f"{quote_name(node.inputs[1].name)} is {w}: expected the same rank "
-                         "([N,C,spatial...] and [M,C/group,kernel...])")
+                         f"([N,C,spatial...] and {weight_layout})")
+    return x, w, group
+
+
+def _conv_infer(node: Node):
+    x, w, group = _conv_operands(node, "[M,C/group,kernel...]")
+    if x.shape is None or w.shape is None:
+        return [TensorType(x.dtype, None)]
     c, m, cg = x.shape[1], w.shape[0], w.shape[1]
     if isinstance(c, int) and isinstance(cg, int) and c != cg * group:
         raise node.error(f"input {quote_name(node.inputs[0].name)} has {c} channels, but weight "
@@ -233,19 +240,9 @@ def _transpose_window(node: Node, spatial, kernel):
 
 
 def _conv_transpose_infer(node: Node):
-    require_float(node)
-    same_dtypes(node)
-    x = _ranked(node, 0, 3, "input")
-    w = _ranked(node, 1, 3, "weight")
-    group = node.attr("group")
-    if group < 1:
-        raise node.error(f"group must be positive, got {group}")
+    x, w, group = _conv_operands(node, "[C,M/group,kernel...]")
     if x.shape is None or w.shape is None:
         return [TensorType(x.dtype, None)]
-    if len(w.shape) != len(x.shape):
-        raise node.error(f"input {quote_name(node.inputs[0].name)} is {x} and weight "
-                         f"{quote_name(node.inputs[1].name)} is {w}: expected the same rank "
-                         "([N,C,spatial...] and [C,M/group,kernel...])")
     c, wc = x.shape[1], w.shape[0]
     if isinstance(c, int) and isinstance(wc, int) and (c != wc or c % group):
         raise node.error(f"input {quote_name(node.inputs[0].name)} has {c} channels, but weight "
@@ -722,7 +719,7 @@ def _pad(node: Node, x, pads, value=None, axes=None):
 
 defop("Pad", family="nn", summary="Pad (or crop, with negative pads) with a constant, reflection, edge or wrap.",
       inputs=("data", "pads", "constant_value?", "axes?"), outputs=("output",),
-      attrs={"mode": ("str", "constant")}, infer=_pad_infer, ref=_pad)
+      attrs={"mode": ("str", "constant")}, infer=_pad_infer, ref=_pad, storage=True)
 
 
 # -- resize --------------------------------------------------------------------------

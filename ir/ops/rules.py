@@ -6,7 +6,7 @@ import numpy as np
 from flowc.errors import quote_name
 
 from ..graph import Node
-from ..types import Dim, TensorType, broadcast_dim, dtype, normalize_axis
+from ..types import DTYPES, Dim, TensorType, broadcast_dim, dtype, normalize_axis
 
 
 def in_type(node: Node, i: int) -> TensorType:
@@ -63,12 +63,17 @@ def same_as_input(node: Node) -> list[TensorType]:
     return [in_type(node, 0)]
 
 
-# dtype classes of ONNX type constraints, each with how an error names it
+def _names(keep) -> frozenset[str]:
+    return frozenset(d.name for d in DTYPES.values() if keep(d))
+
+
+# dtype classes of ONNX type constraints, each with how an error names it; storage-only
+# types (f8e4m3fn, i4, ...) are in none of them
 DTYPE_CLASSES = {
-    "float": ({"f32", "f16", "bf16", "f64"}, "a float"),
-    "int": ({"i64", "i32", "i8", "u8"}, "an integer"),
-    "numeric": ({"f32", "f16", "bf16", "f64", "i64", "i32", "i8", "u8"}, "a numeric"),
-    "bool": ({"bool"}, "a bool"),
+    "float": (_names(lambda d: d.is_float), "a float"),
+    "int": (_names(lambda d: d.is_int), "an integer"),
+    "numeric": (_names(lambda d: d.is_float or d.is_int), "a numeric"),
+    "bool": (_names(lambda d: d.kind == "bool"), "a bool"),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 
 from flowc.errors import quote_name
@@ -118,7 +119,7 @@ def _shape_sym(n):
 defop("Shape", family="tensor", summary="The input's shape as an i64 vector, sliced to [start, end).",
       inputs=("data",), outputs=("shape",), attrs={"start": ("int", 0), "end": ("int", None)},
       infer=_shape_infer, ref=lambda n, x: np.array(_shape_dims(n, x.shape), dtype=np.int64),
-      sym=_shape_sym)
+      sym=_shape_sym, storage=True)
 
 
 def _size_sym(n):
@@ -128,7 +129,7 @@ def _size_sym(n):
 
 defop("Size", family="tensor", summary="The input's element count as an i64 scalar.",
       inputs=("data",), outputs=("size",), infer=lambda n: [TensorType(i64, ())],
-      ref=lambda n, x: np.array(x.size, dtype=np.int64), sym=_size_sym)
+      ref=lambda n, x: np.array(x.size, dtype=np.int64), sym=_size_sym, storage=True)
 
 
 # -- Reshape, Flatten, Squeeze, Unsqueeze ---------------------------------------------
@@ -177,7 +178,7 @@ def _reshape_ref(n, x, shape):
 defop("Reshape", family="tensor",
       summary="The data with a new shape; -1 is inferred, 0 copies the input's dim unless allowzero=1.",
       inputs=("data", "shape"), outputs=("reshaped",), attrs={"allowzero": ("int", 0)},
-      infer=_reshape_infer, ref=_reshape_ref, sym=_pass_sym)
+      infer=_reshape_infer, ref=_reshape_ref, sym=_pass_sym, storage=True)
 
 
 def _flatten_axis(node, rank: int) -> int:
@@ -202,7 +203,7 @@ def _flatten_ref(n, x):
 
 defop("Flatten", family="tensor", summary="A 2-D view: dims before axis multiply into rows, the rest into columns.",
       inputs=("input",), outputs=("output",), attrs={"axis": ("int", 1)}, infer=_flatten_infer,
-      ref=_flatten_ref)
+      ref=_flatten_ref, storage=True)
 
 
 def _squeeze_infer(node):
@@ -229,7 +230,7 @@ def _squeeze_ref(n, x, axes=None):
 
 defop("Squeeze", family="tensor", summary="Removes the given size-1 axes (all of them without axes).",
       inputs=("data", "axes?"), outputs=("squeezed",), infer=_squeeze_infer, ref=_squeeze_ref,
-      sym=_pass_sym)
+      sym=_pass_sym, storage=True)
 
 
 def _unsqueeze_infer(node):
@@ -251,7 +252,7 @@ def _unsqueeze_ref(n, x, axes):
 
 defop("Unsqueeze", family="tensor", summary="Inserts size-1 axes at the given positions of the output.",
       inputs=("data", "axes"), outputs=("expanded",), infer=_unsqueeze_infer, ref=_unsqueeze_ref,
-      sym=_pass_sym)
+      sym=_pass_sym, storage=True)
 
 
 # -- Concat, Split, Slice ----------------------------------------------------------
@@ -471,7 +472,8 @@ def _constant_of_shape_infer(node):
 defop("ConstantOfShape", family="tensor", summary="A tensor of the given shape filled with value (default f32 0).",
       inputs=("input",), outputs=("output",), attrs={"value": ("tensor", None)},
       infer=_constant_of_shape_infer,
-      ref=lambda n, shape: np.broadcast_to(_fill_value(n).reshape(()), tuple(shape.tolist())).copy())
+      ref=lambda n, shape: np.broadcast_to(_fill_value(n).reshape(()), tuple(shape.tolist())).copy(),
+      storage=True)
 
 
 _RANGE_STASH = {1: np.dtype(np.float32), 11: np.dtype(np.float64)}   # stash_type's ONNX dtype codes
@@ -519,8 +521,67 @@ defop("Range", family="tensor", summary="start, start + delta, ... up to limit (
 
 
 # -- Cast, CastLike -----------------------------------------------------------------
+#
+# Between the types ops compute in, a cast is numpy's: floats out of range become +-inf, integers
+# wrap, and float to integer out of range is undefined in ONNX. Storage-only types are read exactly
+# (floats as f32, integers as i8) and written by the rules of their format, in _CAST_INTO.
 
-CAST_ROUND_MODES = ("up", "down", "nearest")   # they matter for float8e8m0 only, which flowc lacks
+CAST_ROUND_MODES = ("up", "down", "nearest")   # for f8e8m0 targets only
+
+
+def _to_float8(x, to, saturate, round_mode):
+    """Round to nearest even; with saturate, finite values beyond the largest and +-inf clamp to it,
+    else they become inf (f8e5m2) or NaN. fnuz formats have no -0 (it becomes 0) and one NaN."""
+    v, top = x.astype(np.float64), float(ml_dtypes.finfo(to.np).max)
+    return (np.clip(v, -top, top) if saturate else v).astype(to.np)   # NaN stays NaN
+
+
+def _to_float4(x, to, saturate, round_mode):
+    """Round to nearest even, always saturating (+-inf to +-6); NaN, which f4e2m1 lacks, becomes 0
+    as in ONNX's reference and conformance data."""
+    v, top = x.astype(np.float64), float(ml_dtypes.finfo(to.np).max)
+    return np.clip(np.where(np.isnan(v), 0, v), -top, top).astype(to.np)
+
+
+def _to_e8m0(x, to, saturate, round_mode):
+    """A power of two, 2^-127 to 2^127 (the byte is the biased exponent; 0xFF is NaN): the one at or
+    below x (down), at or above (up), or the nearer, ties up (nearest). Out of range (0 included),
+    saturate clamps and otherwise gives NaN. Negative x is unspecified in ONNX: its magnitude counts."""
+    v = np.abs(x.astype(np.float64))
+    with np.errstate(invalid="ignore"):
+        mantissa, exponent = np.frexp(v)          # v = mantissa * 2^exponent, mantissa in [0.5, 1)
+    k = exponent.astype(np.int64) - 1             # floor(log2 v)
+    if round_mode == "up":
+        k += mantissa > 0.5
+    elif round_mode == "nearest":
+        k += mantissa >= 0.75
+    k = np.where(np.isinf(v), 128, np.where(v == 0, -128, k))
+    out_of_range = (k < -127) | (k > 127)
+    code = np.clip(k, -127, 127) + 127
+    code = np.where(np.isnan(v) | (out_of_range & (not saturate)), 0xFF, code)
+    return code.astype(np.uint8).view(to.np)
+
+
+def _to_small_int(x, to, saturate, round_mode):
+    """ONNX's int4/int2 rule: round to nearest even, then keep the low bits (two's complement for
+    signed types), as integer casts wrap; NaN and +-inf, undefined, give 0."""
+    if x.dtype.kind in "iub":
+        v = x.astype(np.int64)   # u64 wraps to i64 keeping its low bits
+    else:
+        r = np.fmod(np.rint(x.astype(np.float64)), 2.0 ** to.bits)
+        v = np.where(np.isfinite(r), r, 0).astype(np.int64)
+    v &= (1 << to.bits) - 1
+    if ml_dtypes.iinfo(to.np).min < 0:
+        v = np.where(v >= 1 << (to.bits - 1), v - (1 << to.bits), v)
+    return v.astype(to.np)
+
+
+# storage-only target -> f(x, to, saturate, round_mode); x is in a type numpy computes in
+_CAST_INTO = {
+    "f8e4m3fn": _to_float8, "f8e4m3fnuz": _to_float8, "f8e5m2": _to_float8, "f8e5m2fnuz": _to_float8,
+    "f8e8m0": _to_e8m0, "f4e2m1": _to_float4,
+    "i4": _to_small_int, "u4": _to_small_int, "i2": _to_small_int, "u2": _to_small_int,
+}
 
 
 def _cast_infer(node, to):
@@ -528,8 +589,14 @@ def _cast_infer(node, to):
     return [in_type(node, 0).with_dtype(to)]
 
 
-def _cast_ref(x, to):
+def _cast_ref(n, x, to):
+    """x converted to dtype `to` as ONNX's Cast does, with its saturate and round_mode attributes."""
+    to, source = dtype(to), dtype(x.dtype)
+    if source.storage_only:
+        x = x.astype(np.float32 if source.kind == "float" else np.int8)   # exact
     with np.errstate(invalid="ignore", over="ignore"):   # out-of-range casts are undefined in ONNX
+        if to.name in _CAST_INTO:
+            return _CAST_INTO[to.name](x, to, bool(n.attr("saturate")), n.attr("round_mode"))
         return x.astype(to.np)
 
 
@@ -541,16 +608,16 @@ def _cast_sym(n, to):
     return [data]
 
 
-CAST_ATTRS = {"saturate": ("int", 1), "round_mode": ("str", "up")}   # both for float8 targets only
+CAST_ATTRS = {"saturate": ("int", 1), "round_mode": ("str", "up")}   # for f8* targets; round_mode for f8e8m0
 
 defop("Cast", family="tensor", summary="The input converted to dtype `to`.", inputs=("input",),
       outputs=("output",), attrs={"to": ("dtype", REQUIRED), **CAST_ATTRS},
-      infer=lambda n: _cast_infer(n, n.attr("to")), ref=lambda n, x: _cast_ref(x, n.attr("to")),
-      sym=lambda n: _cast_sym(n, n.attr("to")))
+      infer=lambda n: _cast_infer(n, n.attr("to")), ref=lambda n, x: _cast_ref(n, x, n.attr("to")),
+      sym=lambda n: _cast_sym(n, n.attr("to")), storage=True)
 defop("CastLike", family="tensor", summary="The input converted to the dtype of target_type.",
       inputs=("input", "target_type"), outputs=("output",), attrs=CAST_ATTRS,
-      infer=lambda n: _cast_infer(n, in_type(n, 1).dtype), ref=lambda n, x, like: _cast_ref(x, dtype(like.dtype)),
-      sym=lambda n: _cast_sym(n, in_type(n, 1).dtype))
+      infer=lambda n: _cast_infer(n, in_type(n, 1).dtype), ref=lambda n, x, like: _cast_ref(n, x, like.dtype),
+      sym=lambda n: _cast_sym(n, in_type(n, 1).dtype), storage=True)
 
 
 # -- Transpose, Trilu, EyeLike, DepthToSpace, SpaceToDepth ----------------------------------
@@ -574,7 +641,7 @@ def _transpose_infer(node):
 
 defop("Transpose", family="tensor", summary="The axes permuted by perm (reversed by default).",
       inputs=("data",), outputs=("transposed",), attrs={"perm": ("ints", None)}, infer=_transpose_infer,
-      ref=lambda n, x: np.transpose(x, _perm(n, x.ndim)))
+      ref=lambda n, x: np.transpose(x, _perm(n, x.ndim)), storage=True)
 
 
 def _trilu_infer(node):

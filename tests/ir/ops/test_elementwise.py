@@ -234,6 +234,19 @@ def test_bitshift_edges():
                                   [0, 4])
 
 
+def test_wider_integers_wrap_like_c():
+    big = np.array([0, 2 ** 64 - 1], np.uint64)
+    np.testing.assert_array_equal(run("Sub", big, np.array([1, 0], np.uint64)), [2 ** 64 - 1, 2 ** 64 - 1])
+    np.testing.assert_array_equal(run("Add", big, np.array([5, 1], np.uint64)), [5, 0])
+    np.testing.assert_array_equal(run("Div", np.array([7, 4000000000], np.uint32), np.array([2, 3], np.uint32)),
+                                  np.array([3, 1333333333], np.uint32))
+    np.testing.assert_array_equal(run("Mul", np.array([300, -2], np.int16), np.array([300, 3], np.int16)),
+                                  np.array([90000 - 65536, -6], np.int16))
+    np.testing.assert_array_equal(run("BitShift", np.array([1, 0x8000], np.uint16), np.array([15, 15], np.uint16),
+                                      attrs={"direction": "LEFT"}), np.array([0x8000, 0], np.uint16))
+    np.testing.assert_array_equal(run("BitwiseNot", np.array([0, 5], np.uint16)), np.array([65535, 65530], np.uint16))
+
+
 def test_prelu_and_where():
     x = rng.standard_normal((2, 3)).astype(np.float32)
     slope = np.array([0.1, 0.2, 0.3], np.float32)
@@ -290,6 +303,11 @@ ERRORS = [
      'BitShift node "n": attribute \'direction\' must be "LEFT" or "RIGHT", got \'UP\''),
     ("Where", [tensor_type("i64", [2]), tensor_type("f32", [2]), tensor_type("f32", [2])], None,
      'Where node "n": condition must be bool, got i64[2]'),
+    ("Add", [tensor_type("f8e4m3fn", [2]), tensor_type("f8e4m3fn", [2])], None,
+     'Add node "n": input "x0" is f8e4m3fn[2]: Add does not take the storage-only type f8e4m3fn; '
+     'Cast it to f32 first'),
+    ("Equal", [tensor_type("i4", [2]), tensor_type("i4", [2])], None,
+     'Equal node "n": input "x0" is i4[2]: Equal does not take the storage-only type i4; Cast it to i32 first'),
 ]
 
 

@@ -1,4 +1,5 @@
 """Tensor and shape ops: inferred types (symbolic dims included), references against numpy, exact errors."""
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -392,6 +393,13 @@ ERRORS = [
     (("SpaceToDepth", ty("f32[1,1,4,4]"), {"blocksize": 2, "mode": "RCD"}),
      "attribute 'mode' must be one of DCR, CRD, got 'RCD'"),
     (("EyeLike", ty("f32[3]")), "input must have rank 2, got f32[3]"),
+    (("Concat", ty("i4[2]"), ty("i4[2]"), {"axis": 0}),
+     'input "x0" is i4[2]: Concat does not take the storage-only type i4; Cast it to i32 first'),
+    (("Gather", ty("f8e5m2[5]"), i64(1)),
+     'input "x0" is f8e5m2[5]: Gather does not take the storage-only type f8e5m2; Cast it to f32 first'),
+    (("EyeLike", ty("f32[3,3]"), {"dtype": "f8e4m3fn"}),
+     'output "0" would be f8e4m3fn[3,3]: EyeLike does not produce the storage-only type f8e4m3fn; '
+     'produce f32 and Cast that'),
 ]
 
 
@@ -423,3 +431,131 @@ def test_reshape_checks_the_run_time_shape():
         ir.run(g, {"x0": np.zeros((1, 6), np.float32)})
     assert str(e.value) == ('Reshape node "n": cannot reshape [1,6] (6 elements) to [4,-1]: '
                             "the other entries multiply to 4")
+
+
+# -- Cast to and from the storage-only and wider integer types ------------------------------
+
+NAN, INF = float("nan"), float("inf")
+
+
+def f32(*values) -> np.ndarray:
+    return np.array(values, np.float32)
+
+
+# (input, to, attrs, expected values), each worked out by hand from ONNX's Cast tables (opsets 21-28) and
+# the formats: e4m3fn max 448, e4m3fnuz max 240, e5m2(fnuz) max 57344, f4e2m1 {0, .5, 1, 1.5, 2, 3, 4, 6},
+# e8m0 the powers of two 2^-127..2^127; fnuz formats have no -0; rounding is to nearest even
+CASTS = [
+    (f32(0.0, -0.0, NAN, INF, -INF, 1e6, -1e6, 464, 470, 0.47892547, 2 ** -10, 3 * 2 ** -10), "f8e4m3fn", {},
+     [0.0, -0.0, NAN, 448, -448, 448, -448, 448, 448, 0.46875, 0.0, 2 ** -8]),
+    (f32(0.0, -0.0, NAN, INF, -INF, 1e6, 464, 470), "f8e4m3fn", {"saturate": 0},
+     [0.0, -0.0, NAN, NAN, NAN, NAN, 448, NAN]),      # 464 ties to 448 (even); 470 rounds to 480 > max
+    (f32(-0.0, NAN, INF, -1e6, 248, 0.47892547, -1e-7), "f8e4m3fnuz", {},
+     [0.0, NAN, 240, -240, 240, 0.46875, 0.0]),
+    (f32(-0.0, INF, -INF, 248, 244), "f8e4m3fnuz", {"saturate": 0},
+     [0.0, NAN, NAN, NAN, 240]),                      # 248 ties to 256 (even), past the max
+    (f32(INF, -INF, 61440, 1e6, -0.0, NAN, 0.47892547), "f8e5m2", {},
+     [57344, -57344, 57344, 57344, -0.0, NAN, 0.5]),
+    (f32(INF, -INF, 61440, 60000, 1e6), "f8e5m2", {"saturate": 0},
+     [INF, -INF, INF, 57344, INF]),                   # 61440 ties to 65536 (even): overflow
+    (f32(INF, -1e6, -0.0, NAN), "f8e5m2fnuz", {}, [57344, -57344, 0.0, NAN]),
+    (f32(INF, -INF, 61440, -0.0), "f8e5m2fnuz", {"saturate": 0}, [NAN, NAN, NAN, 0.0]),
+    (f32(0.0, 0.124, 0.25, 1.1, 1.5, 3, 1.5 * 2.0 ** 127, INF, NAN, 2 ** -130), "f8e8m0", {},
+     [2 ** -127, 0.125, 0.25, 2, 2, 4, 2 ** 127, 2 ** 127, NAN, 2 ** -127]),          # round up, saturate
+    (f32(0.124, 1.1, 1.5, 3.9, 2 ** -130), "f8e8m0", {"round_mode": "down"}, [0.0625, 1, 1, 2, 2 ** -127]),
+    (f32(1.4, 1.5, 1.6, 3, 5.9, 6), "f8e8m0", {"round_mode": "nearest"}, [1, 2, 2, 4, 4, 8]),   # ties up
+    (np.array([0.0, INF, 2.0 ** 128, 2.0 ** -130, 1.0, NAN]), "f8e8m0", {"saturate": 0, "round_mode": "nearest"},
+     [NAN, NAN, NAN, NAN, 1, NAN]),
+    (f32(0.25, 0.75, 2.5, 3.5, 5, 1e6, -INF, NAN, -0.0), "f4e2m1", {}, [0.0, 1, 2, 4, 4, 6, -6, 0.0, -0.0]),
+    (f32(9, -INF), "f4e2m1", {"saturate": 0}, [6, -6]),                               # f4e2m1 always saturates
+    (f32(-9, -8, 7, 8, 15, 1.5, 2.5, -2.5, 7.6, NAN, INF), "i4", {}, [7, -8, 7, -8, -1, 2, 2, -2, -8, 0, 0]),
+    (f32(-1, 16, 17, 15.5, 3.5), "u4", {}, [15, 0, 1, 0, 4]),                          # round, keep the low bits
+    (f32(-3, -2, 1, 2, 3), "i2", {}, [1, -2, 1, -2, -1]),
+    (f32(-1, 4, 5, 2.5), "u2", {}, [3, 0, 1, 2]),
+    (np.array([300, -9, 2 ** 40 + 5], np.int64), "i4", {}, [-4, 7, 5]),
+    (np.array([2 ** 64 - 1], np.uint64), "u4", {}, [15]),
+    (np.array([True, False]), "i4", {}, [1, 0]),
+    (np.array([-8, -1, 7], ml_dtypes.int4), "f32", {}, [-8, -1, 7]),
+    (np.array([-8, -1, 7], ml_dtypes.int4), "u8", {}, [248, 255, 7]),
+    (np.array([-8, -1, 7], ml_dtypes.int4), "i2", {}, [0, -1, -1]),
+    (np.array([-8, -1, 7], ml_dtypes.int4), "u4", {}, [8, 15, 7]),
+    (np.array([15, 8], ml_dtypes.uint4), "i4", {}, [-1, -8]),
+    (np.array([3, 1], ml_dtypes.uint2), "f16", {}, [3, 1]),
+    (np.array([448, -0.0, NAN, 2 ** -9], ml_dtypes.float8_e4m3fn), "f32", {}, [448, -0.0, NAN, 2 ** -9]),
+    (np.array([448, -0.0, 2 ** -9], ml_dtypes.float8_e4m3fn), "i32", {}, [448, 0, 0]),
+    (np.array([448, -0.0, NAN, 2 ** -9], ml_dtypes.float8_e4m3fn), "bool", {}, [1, 0, 1, 1]),
+    (np.array([448, -0.0, NAN], ml_dtypes.float8_e4m3fn), "f8e4m3fnuz", {}, [240, 0.0, NAN]),
+    (np.array([57344, INF, -INF], ml_dtypes.float8_e5m2), "f8e4m3fn", {}, [448, 448, -448]),
+    (np.array([57344, INF, -INF], ml_dtypes.float8_e5m2), "f8e4m3fn", {"saturate": 0}, [NAN, NAN, NAN]),
+    (np.array([2.0 ** -127, 2.0 ** 127, NAN], ml_dtypes.float8_e8m0fnu), "f32", {}, [2.0 ** -127, 2.0 ** 127, NAN]),
+    (np.array([2.0 ** -127, 2.0 ** 127, 0.5], ml_dtypes.float8_e8m0fnu), "f16", {}, [0.0, INF, 0.5]),
+    (np.array([6, -0.5, 1.5], ml_dtypes.float4_e2m1fn), "i4", {}, [6, 0, 2]),
+    (np.array([6, -0.5], ml_dtypes.float4_e2m1fn), "f8e8m0", {}, [8, 0.5]),
+    (np.array([300, -129], np.int16), "i8", {}, [44, 127]),
+    (np.array([70000], np.uint32), "i16", {}, [70000 - 65536]),
+    (np.array([2 ** 64 - 1], np.uint64), "f32", {}, [2.0 ** 64]),
+    (f32(65535, 3.7), "u16", {}, [65535, 3]),
+    (np.array([-1, 2], np.int16), "u64", {}, [2 ** 64 - 1, 2]),
+]
+
+
+@pytest.mark.parametrize("x,to,attrs,want", CASTS,
+                         ids=[f"{ir.dtype(c[0].dtype)}-{c[1]}-{i}" for i, c in enumerate(CASTS)])
+def test_cast(x, to, attrs, want):
+    g, node = build("Cast", ty(f"{ir.dtype(x.dtype)}[{len(x)}]"), to=to, **attrs)
+    roundtrip(g)
+    got = ir.run(g, {"x0": x})[node.outputs[0].name]
+    assert got.dtype == ir.dtype(to).np
+    if ir.dtype(to).kind == "int":
+        np.testing.assert_array_equal(got.astype(object), np.array(want, dtype=object))
+        return
+    got, want = got.astype(np.float64), np.array(want, np.float64)
+    np.testing.assert_array_equal(got, want)   # NaN equal to NaN
+    assert (np.signbit(got) == np.signbit(want))[~np.isnan(want)].all(), "the sign of a zero differs"
+
+
+def test_cast_like_takes_saturate_and_the_target_dtype():
+    g, node = build("CastLike", ty("f32[3]"), np.zeros(1, ml_dtypes.float8_e4m3fn), saturate=0)
+    assert str(node.outputs[0].type) == "f8e4m3fn[3]"
+    got = ir.run(g, {"x0": f32(1e6, 1.0, -0.0)})[node.outputs[0].name]
+    np.testing.assert_array_equal(got.astype(np.float32), f32(NAN, 1.0, -0.0))
+
+
+@pytest.mark.parametrize("dt", list(ir.DTYPES))
+def test_every_dtype_casts_there_and_back(dt):
+    values = f32(1.0, 0.5) if ir.dtype(dt).kind == "float" else f32(1.0, 0.0)
+    g = ir.Graph("there_and_back")
+    there = g.add_node("Cast", [g.add_input("x", ty("f32[2]"))], attrs={"to": dt}).outputs[0]
+    g.outputs = [g.add_node("Cast", [there], attrs={"to": "f32"}).outputs[0]]
+    roundtrip(g)
+    np.testing.assert_array_equal(ir.run(g, {"x": values})[g.outputs[0].name], values)
+
+
+STORAGE = [d.name for d in ir.DTYPES.values() if d.storage_only]
+
+
+@pytest.mark.parametrize("dt", STORAGE)
+def test_storage_types_move_through_data_movement_ops(dt):
+    cast, node = build("Cast", ty("f32[2,3]"), to=dt)
+    x = ir.run(cast, {"x0": np.arange(6).reshape(2, 3).astype(np.float32)})[node.outputs[0].name]
+    g = ir.Graph("moves")
+    v = g.add_input("x", ty(f"{dt}[2,3]"))
+    for op, extra, attrs in [("Transpose", [], {}), ("Unsqueeze", [i64(1)], {}), ("Squeeze", [i64(1)], {}),
+                             ("Reshape", [i64(1, 3, 2)], {}), ("Flatten", [], {"axis": 2}), ("Identity", [], {}),
+                             ("Pad", [i64(0, 0, 1, 1)], {"mode": "edge"})]:
+        v = g.add_node(op, [v] + [g.add_const(e) for e in extra], attrs=attrs).outputs[0]
+    shape = g.add_node("Shape", [v]).outputs[0]
+    g.outputs = [v, shape, g.add_node("Size", [v]).outputs[0]]
+    roundtrip(g)
+    assert str(v.type) == f"{dt}[4,3]"
+    got = ir.run(g, {"x": x})
+    want = np.pad(x.T, ((0, 1), (0, 1)), mode="edge")
+    assert got[v.name].dtype == x.dtype
+    np.testing.assert_array_equal(got[v.name].view(np.uint8), want.view(np.uint8))
+    np.testing.assert_array_equal(got[shape.name], i64(4, 3))
+
+
+def test_constant_of_shape_fills_a_storage_type():
+    g, node = build("ConstantOfShape", i64(2, 2), value=np.array([-3], ml_dtypes.int4))
+    assert str(node.outputs[0].type) == "i4[2,2]"
+    np.testing.assert_array_equal(ir.run(g, {})[node.outputs[0].name].astype(np.int8), np.full((2, 2), -3))
