@@ -1,11 +1,15 @@
 """Fixtures shared by every test folder, and the summaries printed at the end of a run."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-import models
+# The verifier runs after every pass in every test (and in the CLI subprocesses they start).
+os.environ["FLOWC_DEBUG"] = "1"
+
+import models  # noqa: E402
 
 _REPORTS = pytest.StashKey[list]()
 
