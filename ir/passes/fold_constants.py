@@ -39,7 +39,7 @@ def fold_constants(graph: Graph) -> Graph:
             continue
         for v, data in zip(node.outputs, results):
             # the value keeps its name and its uses, graph outputs included
-            v.producer, v.const, v.sym = None, np.ascontiguousarray(data), None
+            v.producer, v.const, v.sym = None, np.asarray(data, order="C"), None   # (ascontiguousarray makes 0-d 1-d)
             v.type = tensor_type(v.type.dtype, data.shape)
             graph.constants.append(v)
     graph.nodes = kept
