@@ -43,8 +43,10 @@ def main(argv=None) -> int:
     print(f"logits {list(logits.shape)}, predicted classes {logits.argmax(axis=1).tolist()}")
     print(f"max |compiled - reference| = {err:.2e}: {'match' if ok else 'MISMATCH'}")
 
-    picture = render(artifact.graph, Path(artifact.path) / "graph.svg")
-    print(f"graph picture: {picture}")
+    try:
+        print(f"graph picture: {render(artifact.graph, Path(artifact.path) / 'graph.svg')}")
+    except flowc.FlowcError as e:   # no Graphviz: the .dot file is written, and the message says how to get it
+        print(f"graph picture: {e}")
     return 0 if ok else 1
 
 

@@ -5,6 +5,11 @@
 tinycnn.onnx: a small MobileNet-style CNN (conv-bn-relu stem, a depthwise-
 separable block with HardSwish, a residual block, global pooling, a linear
 classifier), exported by torch.onnx (the torch.export-based exporter) at opset 18 with a dynamic batch axis.
+
+tinyformer.onnx: one pre-norm transformer block (self-attention, GELU MLP),
+exported by the TorchScript-based exporter at opset 14, which writes LayerNorm
+and GELU out as their elementary ops: the pipeline's tour in the README shows
+flowc putting them back together.
 """
 from pathlib import Path
 
@@ -29,6 +34,19 @@ class TinyCNN(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+class TinyFormer(nn.Module):
+    def __init__(self, dim: int = 32, heads: int = 4):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x):
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
 def main() -> None:
     torch.manual_seed(0)
     model = TinyCNN().eval()
@@ -39,6 +57,12 @@ def main() -> None:
     out = Path(__file__).with_name("tinycnn.onnx")
     torch.onnx.export(model, (torch.randn(1, 3, 32, 32),), str(out), input_names=["image"], output_names=["logits"],
                       dynamic_shapes={"image": {0: torch.export.Dim("batch", max=1024)}}, opset_version=18, dynamo=True)
+    print(f"wrote {out} ({out.stat().st_size} bytes)")
+
+    torch.manual_seed(0)
+    out = Path(__file__).with_name("tinyformer.onnx")
+    torch.onnx.export(TinyFormer().eval(), (torch.randn(1, 8, 32),), str(out), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=14, dynamo=False)
     print(f"wrote {out} ({out.stat().st_size} bytes)")
 
 
