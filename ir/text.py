@@ -26,7 +26,7 @@ from flowc.errors import CompileError
 
 from .graph import Graph, Node, Value
 from .registry import get_op
-from .types import DTYPES, TensorType, dtype, dtype_names, format_dim, is_symbol_name
+from .types import DTYPES, TensorType, dtype, dtype_names, is_symbol_name
 
 INLINE_LIMIT = 16
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_./\-]+\Z")

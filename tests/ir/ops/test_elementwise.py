@@ -4,58 +4,17 @@ import numpy as np
 import pytest
 from scipy import special
 
-import flowc
 from flowc import ir
 from flowc.ir import tensor_type
+from single_op import Const, one_node, run, error_of
 
 TOLERANCE = {"float32": (1e-5, 1e-6), "float16": (2e-3, 2e-3)}
-
-
-class Const:
-    def __init__(self, data):
-        self.data = np.asarray(data)
-
-
-def one_node(op, inputs, attrs=None):
-    """A verified graph of one node that round-trips through its text form: arrays and types
-    become graph inputs x0, x1, ..., `Const(a)` a constant."""
-    g = ir.Graph("t")
-    values = []
-    for i, a in enumerate(inputs):
-        if a is None:
-            values.append(None)
-        elif isinstance(a, Const):
-            values.append(g.add_const(a.data, f"c{i}"))
-        elif isinstance(a, ir.TensorType):
-            values.append(g.add_input(f"x{i}", a))
-        else:
-            values.append(g.add_input(f"x{i}", tensor_type(a.dtype, a.shape)))
-    node = g.add_node(op, values, attrs=attrs, name="n")
-    g.outputs = list(node.outputs)
-    text = ir.print_graph(ir.verify(g))
-    assert ir.print_graph(ir.parse(text, ir.graph_resources(g))) == text
-    return g, node
-
-
-def run(op, *inputs, attrs=None):
-    """The node's single output, after checking it matches its inferred type."""
-    g, node = one_node(op, inputs, attrs)
-    feeds = {v.name: a for v, a in zip(node.inputs, inputs) if v is not None and v in g.inputs}
-    out = ir.run(g, feeds)[node.outputs[0].name]
-    assert out.dtype == node.outputs[0].type.dtype.np
-    return out
 
 
 def assert_close(got, want, dt):
     assert got.dtype == np.dtype(dt) and got.shape == np.shape(want)
     rtol, atol = TOLERANCE[np.dtype(dt).name]
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=rtol, atol=atol, equal_nan=True)
-
-
-def error_of(op, inputs, attrs=None):
-    with pytest.raises(flowc.CompileError) as e:
-        one_node(op, inputs, attrs)
-    return str(e.value)
 
 
 rng = np.random.default_rng(0)

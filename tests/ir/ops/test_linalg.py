@@ -3,55 +3,10 @@ and the exact message of each error."""
 import numpy as np
 import pytest
 
-import flowc
-from flowc import ir
 from flowc.ir import tensor_type
+from single_op import Const, run, out_type, error_of
 
 rng = np.random.default_rng(0)
-
-
-class Const:
-    def __init__(self, data):
-        self.data = np.asarray(data)
-
-
-def one_node(op, inputs, attrs=None):
-    """A graph of one node: arrays become graph inputs x0, x1, ..., types typed inputs, `Const(a)` constants;
-    the graph is verified and round-trips through its text form."""
-    g = ir.Graph("t")
-    values = []
-    for i, a in enumerate(inputs):
-        if a is None:
-            values.append(None)
-        elif isinstance(a, Const):
-            values.append(g.add_const(a.data, f"c{i}"))
-        elif isinstance(a, ir.TensorType):
-            values.append(g.add_input(f"x{i}", a))
-        else:
-            values.append(g.add_input(f"x{i}", tensor_type(a.dtype, a.shape)))
-    node = g.add_node(op, values, attrs=attrs, name="n")
-    g.outputs = list(node.outputs)
-    text = ir.print_graph(ir.verify(g))
-    assert ir.print_graph(ir.parse(text, ir.graph_resources(g))) == text
-    return g, node
-
-
-def run(op, *inputs, attrs=None):
-    g, node = one_node(op, inputs, attrs)
-    feeds = {v.name: a for v, a in zip(node.inputs, inputs) if v is not None and v in g.inputs}
-    out = ir.run(g, feeds)[node.outputs[0].name]
-    assert out.dtype == node.outputs[0].type.dtype.np
-    return out
-
-
-def out_type(op, inputs, attrs=None):
-    return str(one_node(op, inputs, attrs)[1].outputs[0].type)
-
-
-def error_of(op, inputs, attrs=None):
-    with pytest.raises(flowc.CompileError) as e:
-        one_node(op, inputs, attrs)
-    return str(e.value)
 
 
 def randn(*shape, dtype=np.float32):

@@ -4,62 +4,13 @@ import numpy as np
 import pytest
 
 import flowc
-from flowc import ir
 from flowc.ir import tensor_type
+from single_op import Const, run, out_type, error_of
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 rng = np.random.default_rng(0)
-
-
-class Const:
-    def __init__(self, data):
-        self.data = np.asarray(data)
-
-
-def one_node(op, inputs, attrs=None, num_outputs=None):
-    """A graph of one node: arrays become graph inputs x0, x1, ..., types typed inputs, `Const(a)` constants;
-    the graph is verified and round-trips through its text form."""
-    g = ir.Graph("t")
-    values = []
-    for i, a in enumerate(inputs):
-        if a is None:
-            values.append(None)
-        elif isinstance(a, Const):
-            values.append(g.add_const(a.data, f"c{i}"))
-        elif isinstance(a, ir.TensorType):
-            values.append(g.add_input(f"x{i}", a))
-        else:
-            values.append(g.add_input(f"x{i}", tensor_type(a.dtype, a.shape)))
-    node = g.add_node(op, values, attrs=attrs, num_outputs=num_outputs, name="n")
-    g.outputs = list(node.outputs)
-    text = ir.print_graph(ir.verify(g))
-    assert ir.print_graph(ir.parse(text, ir.graph_resources(g))) == text
-    return g, node
-
-
-def run(op, *inputs, attrs=None, num_outputs=None):
-    """The node's outputs (one array, or a tuple for several), each matching its inferred type."""
-    g, node = one_node(op, inputs, attrs, num_outputs)
-    feeds = {v.name: a for v, a in zip(node.inputs, inputs) if v is not None and v in g.inputs}
-    got = ir.run(g, feeds)
-    outs = tuple(got[v.name] for v in node.outputs)
-    for v, o in zip(node.outputs, outs):
-        assert o.dtype == v.type.dtype.np and o.shape == tuple(v.type.shape)
-    return outs if len(outs) > 1 else outs[0]
-
-
-def out_type(op, inputs, attrs=None, num_outputs=None):
-    _, node = one_node(op, inputs, attrs, num_outputs)
-    types = [str(v.type) for v in node.outputs]
-    return types if len(types) > 1 else types[0]
-
-
-def error_of(op, inputs, attrs=None, num_outputs=None):
-    with pytest.raises(flowc.CompileError) as e:
-        one_node(op, inputs, attrs, num_outputs)
-    return str(e.value)
 
 
 def randn(*shape, dtype=np.float32):
