@@ -21,9 +21,13 @@ PIPELINE: list[Pass] = [
 ]
 
 
+# The backends run these after PIPELINE: fusion for the kernels a target emits.
+from .fuse import LOWERING  # noqa: E402
+
+
 def optimize(graph, *, verify_each=None, after=None):
     """Run the standard pipeline on `graph` (see `run_passes`)."""
     return run_passes(graph, PIPELINE, verify_each=verify_each, after=after)
 
 
-__all__ = ["PASSES", "PIPELINE", "Pass", "get_pass", "graph_pass", "optimize", "run_passes"]
+__all__ = ["LOWERING", "PASSES", "PIPELINE", "Pass", "get_pass", "graph_pass", "optimize", "run_passes"]

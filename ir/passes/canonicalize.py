@@ -120,12 +120,33 @@ def drop_neutral_window_attrs(graph: Graph, node: Node) -> bool:
     return bool(drop)
 
 
+def fold_batch_norm(graph: Graph, node: Node) -> bool:
+    """BatchNormalization (inference) of a Conv with constant weights, read by nothing else -> one Conv:
+    w' = w * s, b' = (b - mean) * s + beta per output channel, s = scale / sqrt(var + epsilon)."""
+    conv = producer(node.inputs[0], "Conv") if node.op == "BatchNormalization" else None
+    if conv is None or len(node.outputs) != 1 or node.attr("training_mode") \
+            or use_count(graph, conv.outputs[0]) != 1:
+        return False
+    w, b = known_array(conv.inputs[1]), known_array(conv.input(2))
+    params = [known_array(v) for v in node.inputs[1:]]
+    if w is None or (conv.input(2) is not None and b is None) or any(p is None for p in params):
+        return False
+    scale, beta, mean, var = (p.astype(np.float64) for p in params)
+    s = scale / np.sqrt(var + node.attr("epsilon"))
+    shift = (0 if b is None else b.astype(np.float64)) - mean
+    per_channel = s.reshape((-1,) + (1,) * (w.ndim - 1))
+    weight = emit_const(graph, (w * per_channel).astype(w.dtype), f"{conv.inputs[1].name}_bn")
+    bias = emit_const(graph, (shift * s + beta).astype(w.dtype), f"{node.outputs[0].name}_bias")
+    replace_node(graph, node, "Conv", [conv.inputs[0], weight, bias], conv.attrs).name = conv.name
+    return True
+
+
 SIMPLIFY_RULES = [remove_identity, remove_dropout, remove_same_type_cast, merge_reshapes, merge_transposes,
                   drop_neutral_window_attrs]
-RULES = SIMPLIFY_RULES + [gemm_to_matmul] + RECOMPOSE_RULES
+RULES = SIMPLIFY_RULES + [gemm_to_matmul, fold_batch_norm] + RECOMPOSE_RULES
 
 
 @graph_pass("canonicalize", "Remove no-ops, merge reshapes and transposes, Gemm -> MatMul, "
-                            "decomposed LayerNorm and GELU -> one op.")
+                            "BatchNorm folded into Conv, decomposed LayerNorm and GELU -> one op.")
 def canonicalize(graph: Graph) -> Graph:
     return apply_rules(graph, RULES)
