@@ -1,0 +1,26 @@
+#ifndef FLOWC_CORE_STEP_H_
+#define FLOWC_CORE_STEP_H_
+
+#include <cstdint>
+
+#include "flowc/runtime.h"
+
+namespace flowc {
+class Device;
+class ThreadPool;
+}  // namespace flowc
+
+// Built by the engine for each firing; steps of one request on other streams get their own.
+struct flowc_step_ctx {
+  uint8_t* arena;              // this request's arena slot, FLOWC_ARENA_ALIGNMENT-aligned
+  const void* const* inputs;   // the caller's buffers
+  void* const* outputs;
+  const void* weights;
+  int64_t batch;
+  int64_t request;             // sequence number, for messages
+  flowc::Device* device;
+  flowc::ThreadPool* pool;     // null where the device has none
+  const char* error;           // a failing step may point this at text that outlives the call
+};
+
+#endif  // FLOWC_CORE_STEP_H_

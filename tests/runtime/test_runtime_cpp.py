@@ -1,0 +1,64 @@
+"""Builds the C++ runtime and its tests with CMake and runs them with ctest: once plainly,
+once with AddressSanitizer and UBSan. Build folders are cached under .cache/ and reused."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+BUILDS = {
+    "plain": ("build-runtime", ["-DCMAKE_BUILD_TYPE=Release"]),
+    # Debug keeps the sanitized build quick to compile and its stack traces exact.
+    "asan+ubsan": ("build-runtime-asan", ["-DCMAKE_BUILD_TYPE=Debug", "-DFLOWC_SANITIZE=ON"]),
+}
+
+
+def _missing_tools() -> str | None:
+    if not shutil.which("cmake"):
+        return "cmake is not installed"
+    if not any(shutil.which(c) for c in filter(None, [os.environ.get("CXX"), "c++", "g++", "clang++"])):
+        return "no C++ compiler (c++, g++ or clang++) on PATH"
+    if not any(shutil.which(c) for c in filter(None, [os.environ.get("CC"), "cc", "gcc", "clang"])):
+        return "no C compiler (cc, gcc or clang) on PATH"
+    return None
+
+
+def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+@pytest.mark.parametrize("build", list(BUILDS))
+def test_runtime_builds_and_passes_ctest(build, report_section):
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"C++ runtime tests need CMake and a C/C++ toolchain: {missing}")
+    folder, options = BUILDS[build]
+    build_dir = REPO / ".cache" / folder
+    start = time.monotonic()
+    if not (build_dir / "CMakeCache.txt").exists():
+        # The generator is fixed when a build folder is made; later runs reuse it.
+        generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+        _run(["cmake", "-S", ".", "-B", str(build_dir), *generator, *options], timeout=300)
+    _run(["cmake", "--build", str(build_dir), "-j2"], timeout=1200)
+    built = time.monotonic() - start
+
+    env = dict(os.environ,
+               ASAN_OPTIONS="detect_leaks=1:abort_on_error=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    result = subprocess.run(["ctest", "--output-on-failure", "-j2", "--timeout", "300"], cwd=build_dir,
+                            capture_output=True, text=True, env=env, timeout=900)
+    output = result.stdout + result.stderr
+    summary = "\n".join(line for line in output.splitlines()
+                        if re.search(r"Test +#|tests passed|Total Test time", line))
+    report_section(f"runtime ctest ({build}, built in {built:.1f} s)", summary)
+    print(summary)
+    assert result.returncode == 0, f"ctest failed in {build_dir}:\n{output[-8000:]}"
