@@ -1,0 +1,12 @@
+// Every CPU kernel; generated step functions include this one header.
+#pragma once
+
+#include "conv.h"
+#include "elementwise.h"
+#include "gemm.h"
+#include "layout.h"
+#include "normalization.h"
+#include "parallel.h"
+#include "pool.h"
+#include "reduce.h"
+#include "vmath.h"

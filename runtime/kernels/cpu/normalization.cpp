@@ -1,0 +1,95 @@
+#include "normalization.h"
+
+#include <cmath>
+
+#include "vmath.h"
+
+namespace {
+
+namespace m = flowc::vmath;
+constexpr int kLanes = 16;
+
+// Max and sum of exp(x - max) of one row, each lane keeping its own running pair.
+void max_and_sum(int64_t n, const float* __restrict x, float* out_max, float* out_sum) {
+  float mx[kLanes], sm[kLanes];
+  for (int j = 0; j < kLanes; ++j) mx[j] = -INFINITY, sm[j] = 0.0f;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      float v = x[i + j], nm = m::max(mx[j], v);
+      sm[j] = sm[j] * m::exp(mx[j] - nm) + m::exp(v - nm);
+      mx[j] = nm;
+    }
+  float row_max = -INFINITY;
+  for (int j = 0; j < kLanes; ++j) row_max = m::max(row_max, mx[j]);
+  for (int64_t k = i; k < n; ++k) row_max = m::max(row_max, x[k]);
+  float s = 0.0f;
+  for (int j = 0; j < kLanes; ++j) s += mx[j] == -INFINITY ? 0.0f : sm[j] * m::exp(mx[j] - row_max);
+  for (int64_t k = i; k < n; ++k) s += m::exp(x[k] - row_max);
+  *out_max = row_max;
+  *out_sum = s;
+}
+
+template <bool Log>
+void softmax(int64_t rows, int64_t n, const float* x, float* y, const flowc_parallel* par) {
+  flowc::parallel_for(par, rows, (1 << 12) / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* xr = x + r * n;
+      float* yr = y + r * n;
+      float mx, sum;
+      max_and_sum(n, xr, &mx, &sum);
+      if (Log) {
+        float shift = mx + std::log(sum);
+        for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - shift;
+      } else {
+        float inv = 1.0f / sum;
+        for (int64_t i = 0; i < n; ++i) yr[i] = m::exp(xr[i] - mx) * inv;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void flowc_softmax_f32(int64_t rows, int64_t n, const float* x, float* y, const flowc_parallel* par) {
+  softmax<false>(rows, n, x, y, par);
+}
+
+void flowc_log_softmax_f32(int64_t rows, int64_t n, const float* x, float* y,
+                           const flowc_parallel* par) {
+  softmax<true>(rows, n, x, y, par);
+}
+
+void flowc_layer_norm_f32(int64_t rows, int64_t n, const float* x, const float* gamma,
+                          const float* beta, float epsilon, float* y, const flowc_parallel* par) {
+  flowc::parallel_for(par, rows, (1 << 12) / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* __restrict xr = x + r * n;
+      float* yr = y + r * n;
+      // Sums of x - x[0] rather than x keep var = E[d^2] - E[d]^2 free of cancellation
+      // when the mean is large against the spread.
+      const float shift = xr[0];
+      float s1[kLanes] = {0}, s2[kLanes] = {0};
+      int64_t i = 0;
+      for (; i + kLanes <= n; i += kLanes)
+        for (int j = 0; j < kLanes; ++j) {
+          float d = xr[i + j] - shift;
+          s1[j] += d;
+          s2[j] += d * d;
+        }
+      float t1 = 0.0f, t2 = 0.0f;
+      for (; i < n; ++i) {
+        float d = xr[i] - shift;
+        t1 += d;
+        t2 += d * d;
+      }
+      for (int j = 0; j < kLanes; ++j) t1 += s1[j], t2 += s2[j];
+      const float mean_d = t1 / (float)n;
+      const float var = m::max(t2 / (float)n - mean_d * mean_d, 0.0f);
+      const float inv = 1.0f / std::sqrt(var + epsilon);
+      const float mean = shift + mean_d;
+      if (beta) for (int64_t k = 0; k < n; ++k) yr[k] = (xr[k] - mean) * inv * gamma[k] + beta[k];
+      else for (int64_t k = 0; k < n; ++k) yr[k] = (xr[k] - mean) * inv * gamma[k];
+    }
+  });
+}
