@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, NamedTuple, Sequence
@@ -22,7 +23,7 @@ import numpy as np
 from . import ir
 from .errors import CompileError, quote_name
 from .ir.passes import optimize
-from .ir.types import Dim, TensorType, is_symbol_name, substitute_dim
+from .ir.types import INT64_MAX, Dim, TensorType, is_symbol_name, substitute_dim
 
 FORMAT_VERSION = 1
 GRAPH_FILE, WEIGHTS_FILE, MANIFEST_FILE = "model.fir", "weights.npz", "artifact.json"
@@ -55,8 +56,16 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
             progress: Progress | None = None) -> Artifact:
     """Import `model` (a path to an .onnx file, an onnx.ModelProto or an ir.Graph, which is
     copied, never changed), pin `input_shapes`, optimise it and write an artifact to `out_dir`
-    (a fresh temporary folder when None). `progress(stage, seconds, graph)` sees each stage."""
+    (a fresh temporary folder when None). `progress(stage, seconds, graph)` sees each stage.
+
+    `target="cpu"` is the default by design, the target flowc is built for; it is not available
+    yet in this version, which raises CompileError for it: pass `target="reference"` for now."""
     _check_target(target, devices)
+    if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+        raise CompileError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}")
+    if input_shapes is not None and not isinstance(input_shapes, Mapping):
+        raise CompileError("input_shapes must be a mapping of input name -> shape, e.g. {\"x\": [8, 784]}, "
+                           f"got {type(input_shapes).__name__}")
 
     def report(stage: str, seconds: float, graph: ir.Graph) -> None:
         log.info("%s: %.2f s", stage, seconds)
@@ -65,6 +74,10 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
 
     start = time.perf_counter()
     graph = import_model(model, input_shapes)
+    for v in graph.constants:   # a graph read from text without its resources (viz can draw it)
+        if v.const is None:
+            raise CompileError(f"constant {quote_name(v.name)} has no data; give ir.parse the resources "
+                               "that ir.graph_resources returned with the text")
     report("import", time.perf_counter() - start, graph)
     graph = optimize(graph, after=lambda p, g, seconds: report(p.name, seconds, g))
     start = time.perf_counter()
@@ -76,7 +89,7 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
 
 def _check_target(target: str, devices: int) -> None:
     available = ", ".join(t for t, ready in TARGETS.items() if ready)
-    if target not in TARGETS:
+    if not isinstance(target, str) or target not in TARGETS:
         raise CompileError(f"unknown target {target!r}; targets: {', '.join(TARGETS)} (available now: {available})")
     if not TARGETS[target]:
         raise CompileError(f"target {target!r} is not available yet in flowc {_version()}; "
@@ -95,9 +108,10 @@ def _version() -> str:
 # -- import and shape pinning -------------------------------------------------------
 
 def import_model(model, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ir.Graph:
-    """`model` as a graph of its own (a path, an onnx.ModelProto or an ir.Graph, copied),
-    with `input_shapes` pinned and every value typed."""
+    """`model` as a graph of its own (a path, an onnx.ModelProto or an ir.Graph, verified and
+    copied), with `input_shapes` pinned and every value typed."""
     if isinstance(model, ir.Graph):
+        ir.verify(model, check_types=False)   # copy() needs every use defined before it
         graph = model.copy()
     else:
         from .frontend.onnx import load as load_onnx
@@ -154,6 +168,8 @@ def _concrete_shape(name: str, shape) -> tuple[int, ...]:
     if dims is None or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0 for d in dims):
         raise CompileError(f"input_shapes: input {quote_name(name)}: expected a list of non-negative ints, "
                            f"got {shape!r}")
+    if any(d > INT64_MAX for d in dims):
+        raise CompileError(f"input_shapes: input {quote_name(name)}: {list(dims)} has a dimension over 2**63-1")
     return tuple(int(d) for d in dims)
 
 
@@ -169,21 +185,38 @@ def _tensor_infos(values) -> list[dict]:
 
 
 def _write_artifact(path: Path, graph: ir.Graph, target: str, devices: int) -> None:
-    if path.exists() and not path.is_dir():
-        raise CompileError(f"output folder {quote_name(str(path))} exists and is not a folder")
-    path.mkdir(parents=True, exist_ok=True)
-    (path / GRAPH_FILE).write_text(ir.print_graph(graph), encoding="utf-8")
-    # npz cannot describe ml_dtypes types (bf16) without pickle: stored as raw unsigned ints
-    weights = {key: a.view(f"u{a.dtype.itemsize}") if a.dtype.kind == "V" else a
-               for key, a in ir.graph_resources(graph).items()}
-    with open(path / WEIGHTS_FILE, "wb") as f:
-        np.savez(f, **weights)
     manifest = {
         "format": "flowc-artifact", "format_version": FORMAT_VERSION, "flowc_version": _version(),
         "target": target, "devices": devices, "graph": GRAPH_FILE, "weights": WEIGHTS_FILE,
         "inputs": _tensor_infos(graph.inputs), "outputs": _tensor_infos(graph.outputs),
     }
-    (path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    where = f"output folder {quote_name(str(path))}"
+    try:
+        if path.exists() and not path.is_dir():
+            raise CompileError(f"{where} exists and is not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        (path / GRAPH_FILE).write_text(ir.print_graph(graph), encoding="utf-8")
+        save_npz(path / WEIGHTS_FILE, ir.graph_resources(graph))
+        (path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    except (OSError, ValueError) as e:   # ValueError: a NUL in the path
+        raise CompileError(f"{where} cannot be written: {_reason(e)}") from None
+
+
+def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """An .npz of `arrays` keyed by name, whatever the names (np.savez takes them as keywords,
+    so that `file` or `allow_pickle` would clash). ml_dtypes types (bf16), which npz cannot
+    describe without pickle, are stored as raw unsigned ints: `load_npz` views them back."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            array = np.asarray(array)
+            if array.dtype.kind == "V":
+                array = array.view(f"u{array.dtype.itemsize}")
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, array, allow_pickle=False)
+
+
+def _reason(e: Exception) -> str:
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
 
 
 class Model:
@@ -226,16 +259,21 @@ def _info(v: ir.Value) -> TensorInfo:
 
 def load(path: str | os.PathLike) -> Model:
     """Load the artifact folder that `compile` wrote."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise CompileError(f"flowc.load takes the path of an artifact folder, got {type(path).__name__}")
     path = Path(path)
     where = f"artifact {quote_name(str(path))}"
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
-        what = "does not exist" if not path.exists() else "has no artifact.json"
-        raise CompileError(f"{where} {what}; compile the model first (flowc compile MODEL -o {path})")
+        what = ("does not exist" if not path.exists() else "is a file, not an artifact folder"
+                if not path.is_dir() else "has no artifact.json")
+        raise CompileError(f"{where} {what}; compile the model first (flowc compile MODEL -o {quote_name(str(path))})")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise CompileError(f"{where}: artifact.json is not valid JSON ({e}); compile the model again") from None
+    except OSError as e:
+        raise CompileError(f"{where}: artifact.json cannot be read: {_reason(e)}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "flowc-artifact":
         raise CompileError(f"{where}: artifact.json is not a flowc artifact manifest")
     version = manifest.get("format_version")
@@ -243,18 +281,16 @@ def load(path: str | os.PathLike) -> Model:
         raise CompileError(f"{where}: artifact format version {version!r}, this flowc ({_version()}) reads "
                            f"version {FORMAT_VERSION}; compile the model again")
     target = manifest.get("target")
-    if target not in TARGETS or not TARGETS[target]:
+    if not isinstance(target, str) or not TARGETS.get(target):
         raise CompileError(f"{where}: target {target!r} cannot be run by flowc {_version()}")
     try:
         text = (path / GRAPH_FILE).read_text(encoding="utf-8")
         with np.load(path / WEIGHTS_FILE, allow_pickle=False) as npz:
             weights = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, UnicodeDecodeError) as e:
+    except (OSError, ValueError, UnicodeDecodeError, EOFError, zipfile.BadZipFile) as e:
         raise CompileError(f"{where}: cannot read its graph and weights: {e}") from None
     try:
-        graph = ir.parse(text)
-        _attach_weights(graph, weights)
-        ir.verify(graph)
+        graph = ir.parse(text, weights)   # verified as it is read
     except CompileError as e:
         raise CompileError(f"{where}: {GRAPH_FILE}: {e}") from None
     for key in ("inputs", "outputs"):
@@ -264,21 +300,5 @@ def load(path: str | os.PathLike) -> Model:
     return Model(path, graph, target)
 
 
-def _attach_weights(graph: ir.Graph, weights: dict[str, np.ndarray]) -> None:
-    """Give the constants printed by reference (`dense_resource<i>`) their data."""
-    for i, v in enumerate(graph.constants):
-        if v.const is not None:
-            continue
-        data = weights.get(str(i))
-        if data is None:
-            raise CompileError(f"constant {quote_name(v.name)}: {WEIGHTS_FILE} has no entry {i}")
-        want = v.type.dtype.np
-        if want.kind == "V" and data.dtype.kind == "u" and data.dtype.itemsize == want.itemsize:
-            data = data.view(want)
-        if data.dtype != want or (v.type.shape is not None and data.shape != tuple(v.type.shape)):
-            raise CompileError(f"constant {quote_name(v.name)}: {WEIGHTS_FILE} entry {i} holds "
-                               f"{data.dtype}{list(data.shape)}, the graph says {v.type}")
-        v.const = data
-
-
-__all__ = ["Artifact", "Model", "TensorInfo", "TARGETS", "compile", "import_model", "load", "pin_input_shapes"]
+__all__ = ["Artifact", "Model", "TensorInfo", "TARGETS", "compile", "import_model", "load", "pin_input_shapes",
+           "save_npz"]

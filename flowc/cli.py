@@ -151,8 +151,7 @@ def _run(args) -> None:
         feeds[name] = _read_npy(name, spec[len(name) + 1:])
     outputs = model.run(feeds)
     if args.output:
-        with open(args.output, "wb") as f:
-            np.savez(f, **outputs)
+        api.save_npz(args.output, outputs)
         print(f"flowc: wrote {len(outputs)} output(s) to {args.output}")
         return
     for name, array in outputs.items():
@@ -162,7 +161,7 @@ def _run(args) -> None:
 def _read_npy(name: str, path: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
-    except ValueError as e:   # not an .npy, or an object array
+    except (ValueError, EOFError) as e:   # not an .npy (empty, truncated), or an object array
         raise InputError(f"input {quote_name(name)}: {path} is not a readable .npy file: {e}") from None
     if not isinstance(array, np.ndarray):
         array.close()
@@ -178,12 +177,15 @@ def _preview(array: np.ndarray, count: int = 6) -> str:
 
 def _load_for_viz(path: str, input_shapes) -> ir.Graph:
     if Path(path).suffix == ".fir":
-        graph = ir.parse(Path(path).read_text(encoding="utf-8"))
-        if input_shapes:
-            api.pin_input_shapes(graph, input_shapes)
-            ir.infer_graph(graph)
-        return graph
+        return api.import_model(ir.parse(_read_text(path)), input_shapes)
     return api.import_model(path, input_shapes)
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CompileError(f"{quote_name(path)} is not UTF-8 text (byte {e.start}): IR text is UTF-8") from None
 
 
 def _viz(args) -> None:
@@ -223,6 +225,8 @@ def _inspect(args) -> None:
     from .frontend.onnx import MAX_OPSET, MIN_OPSET
 
     path = Path(args.model)
+    if path.is_dir():
+        raise CompileError(f"model file {quote_name(str(path))} is a folder, not a file")
     if not path.is_file():
         raise CompileError(f"model file {quote_name(str(path))} does not exist")
     try:

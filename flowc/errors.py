@@ -19,11 +19,16 @@ class InputError(FlowcError, ValueError):
 
 def describe_node(node) -> str:
     """`Conv node "/conv1/Conv"`, or by its first output when it has no name."""
-    if node.name:
-        return f"{node.op} node {quote_name(node.name)}"
-    if node.outputs:
-        return f"{node.op} node producing {quote_name(node.outputs[0].name)}"
-    return f"{node.op} node"
+    return node_label(node.op, node.name, node.outputs[0].name if node.outputs else None)
+
+
+def node_label(op: str, name: str, first_output: str | None = None) -> str:
+    """How every error names a node, from its parts (for nodes not built yet, or ONNX's)."""
+    if name:
+        return f"{op} node {quote_name(name)}"
+    if first_output:
+        return f"{op} node producing {quote_name(first_output)}"
+    return f"{op} node"
 
 
 def quote_name(text: str) -> str:

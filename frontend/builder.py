@@ -22,7 +22,7 @@ import numpy as np
 
 from flowc.errors import CompileError, quote_name
 from flowc.ir import Graph, OpDef, TensorType, Value, all_ops, get_op, known_ints, tensor_type, verify
-from flowc.ir.types import dtype
+from flowc.ir.types import dtype, exact_array
 
 # ops with variadic outputs whose count is the length of one input (Split: its `split` sizes)
 VARIADIC_COUNT_INPUT = {"Split": 1}
@@ -199,7 +199,11 @@ class GraphBuilder:
             known = self._arrays.get(id(x))
             return known[1] if known is not None else self.const(x)
         if like is not None and isinstance(x, (bool, int, float, np.generic)):   # `h * 2` takes h's dtype
-            return self.const(np.array(x, dtype=like.dtype.np))
+            try:
+                return self.const(exact_array(x, like.dtype))
+            except ValueError as e:
+                raise CompileError(f"the number {x!r} cannot be used with tensor {quote_name(like.name)} "
+                                   f"({like.type}) as {like.dtype}: {e}; cast the tensor first") from None
         if isinstance(x, (bool, int, float, np.generic, list, tuple)):
             return self.const(x)
         raise CompileError(f"cannot use a {type(x).__name__} as an operand; give a Tensor from this "

@@ -19,7 +19,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, TensorProto, numpy_helper
 
-from flowc.errors import CompileError, quote_name
+from flowc.errors import CompileError, node_label, quote_name
 from flowc.ir import Graph, Value, all_ops, get_op, has_op, verify
 from flowc.ir.types import UNKNOWN, TensorType, dtype_from_onnx, dtype_names
 
@@ -43,6 +43,11 @@ def load(model, *, base_dir: str | os.PathLike | None = None) -> Graph:
         folder = Path(base_dir)
     opset = _default_opset(proto)
     if opset < MIN_OPSET:
+        # the version converter's errors name no node: refuse first what it cannot turn into a
+        # supported op (other domains, ops unknown to ONNX); the ops it renames are checked after
+        for n in proto.graph.node:
+            if n.domain not in DEFAULT_DOMAINS or not (has_op(n.op_type) or onnx.defs.has(n.op_type)):
+                _check_supported(n, opset)
         proto, opset = _upgrade_opset(proto, opset), MIN_OPSET
     return _Importer(proto, opset, folder).run()
 
@@ -91,6 +96,19 @@ def _default_opset(proto: onnx.ModelProto) -> int:
         raise CompileError(f"the model uses opset {v} of the default ONNX domain; flowc supports opsets "
                            f"{MIN_OPSET} to {MAX_OPSET}")
     return v
+
+
+def _where(n: onnx.NodeProto) -> str:
+    return node_label(n.op_type, n.name, next((o for o in n.output if o), None))
+
+
+def _check_supported(n: onnx.NodeProto, opset: int) -> None:
+    if n.domain not in DEFAULT_DOMAINS:
+        raise CompileError(f"{_where(n)}: op {n.op_type!r} of domain {n.domain!r} is not supported; "
+                           f"flowc supports the default ONNX domain, opsets {MIN_OPSET} to {MAX_OPSET}")
+    if n.op_type != "Constant" and not has_op(n.op_type):
+        raise CompileError(f"{_where(n)}: op {n.op_type!r} (opset {opset}) is not supported; "
+                           f"flowc supports: {', '.join(sorted(all_ops()))}")
 
 
 def _upgrade_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
@@ -165,8 +183,6 @@ class _Importer:
                 raise CompileError(f"graph output {quote_name(vi.name)} is not produced by any node, "
                                    "initializer or input")
             self.graph.outputs.append(self.env[vi.name])
-        if len({id(v) for v in self.graph.outputs}) != len(self.graph.outputs):
-            raise CompileError("the same tensor is listed twice among the graph outputs")
         return verify(self.graph, check_types=False)
 
     def _define(self, name: str, make) -> Value:
@@ -260,7 +276,7 @@ class _Importer:
                 if o:
                     if o in producer or o in self.env:
                         raise CompileError(f"tensor {quote_name(o)} is defined twice "
-                                           f"(again by {n.op_type} node {quote_name(n.name)})")
+                                           f"(again by {_where(n)})")
                     producer[o] = n
         order, state = [], {}
         for root in nodes:
@@ -275,10 +291,10 @@ class _Importer:
                         continue
                     p = producer.get(name)
                     if p is None:
-                        raise CompileError(f"{n.op_type} node {quote_name(n.name)}: input {quote_name(name)} "
+                        raise CompileError(f"{_where(n)}: input {quote_name(name)} "
                                            "is not produced by any node, initializer or graph input")
                     if state.get(id(p)) == 1:
-                        raise CompileError(f"{n.op_type} node {quote_name(n.name)}: the graph has a cycle "
+                        raise CompileError(f"{_where(n)}: the graph has a cycle "
                                            f"through tensor {quote_name(name)}")
                     if id(p) not in state:
                         state[id(p)] = 1
@@ -296,19 +312,11 @@ class _Importer:
             name = self.graph.fresh_name(name + "_")
         return name
 
-    def _where(self, n: onnx.NodeProto) -> str:
-        return f"{n.op_type} node {quote_name(n.name)}"
-
     def _node(self, n: onnx.NodeProto) -> None:
-        if n.domain not in DEFAULT_DOMAINS:
-            raise CompileError(f"{self._where(n)}: op {n.op_type!r} of domain {n.domain!r} is not supported; "
-                               f"flowc supports the default ONNX domain, opsets {MIN_OPSET} to {MAX_OPSET}")
+        _check_supported(n, self.opset)
         if n.op_type == "Constant":
             self._constant(n)
             return
-        if not has_op(n.op_type):
-            raise CompileError(f"{self._where(n)}: op {n.op_type!r} (opset {self.opset}) is not supported; "
-                               f"flowc supports: {', '.join(sorted(all_ops()))}")
         attrs = {a.name: self._attr(n, a) for a in n.attribute}
         inputs = [self.env[name] if name else None for name in n.input]
         self._upgrade(n, attrs, inputs)
@@ -338,7 +346,7 @@ class _Importer:
             v = inputs[i]
             if v is None or v.const is None or not isinstance(channels, int) or not isinstance(groups, int) \
                     or groups <= 0 or channels % groups or v.const.shape != (groups,):
-                raise CompileError(f"{self._where(n)}: opset {self.opset} gives scale and bias per group; flowc "
+                raise CompileError(f"{_where(n)}: opset {self.opset} gives scale and bias per group; flowc "
                                    "converts them to per channel (opset 21), which needs them constant with "
                                    "num_groups elements and a static channel count divisible by num_groups")
             inputs[i] = self.graph.add_const(np.repeat(v.const, channels // groups),
@@ -346,15 +354,15 @@ class _Importer:
 
     def _attr(self, n: onnx.NodeProto, a: AttributeProto):
         if a.ref_attr_name:
-            raise CompileError(f"{self._where(n)}: attribute {a.name!r} refers to a function attribute, "
+            raise CompileError(f"{_where(n)}: attribute {a.name!r} refers to a function attribute, "
                                "which flowc does not support")
         spec = get_op(n.op_type).attrs.get(a.name)
         if a.type == AttributeProto.TENSOR:
-            return self._tensor(a.t, f"{self._where(n)} attribute {a.name!r}")
+            return self._tensor(a.t, f"{_where(n)} attribute {a.name!r}")
         if a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS, AttributeProto.SPARSE_TENSOR,
                       AttributeProto.TENSORS, AttributeProto.SPARSE_TENSORS, AttributeProto.TYPE_PROTO,
                       AttributeProto.TYPE_PROTOS):
-            raise CompileError(f"{self._where(n)}: attribute {a.name!r} of type "
+            raise CompileError(f"{_where(n)}: attribute {a.name!r} of type "
                                f"{AttributeProto.AttributeType.Name(a.type)} is not supported")
         value = onnx.helper.get_attribute_value(a)
         if isinstance(value, list):
@@ -364,19 +372,19 @@ class _Importer:
         if spec is not None and spec.kind == "dtype":
             dt = dtype_from_onnx(value) if isinstance(value, int) else None
             if dt is None:
-                raise CompileError(f"{self._where(n)}: attribute {a.name!r} names {_unsupported(value)}")
+                raise CompileError(f"{_where(n)}: attribute {a.name!r} names {_unsupported(value)}")
             return dt
         return value
 
     def _constant(self, n: onnx.NodeProto) -> None:
         if len(n.attribute) != 1 or len(n.output) != 1 or not n.output[0]:
-            raise CompileError(f"{self._where(n)}: a Constant node needs exactly one value attribute "
+            raise CompileError(f"{_where(n)}: a Constant node needs exactly one value attribute "
                                "and one output")
         a = n.attribute[0]
         if a.name == "value":
             if a.type != AttributeProto.TENSOR:
-                raise CompileError(f"{self._where(n)}: attribute 'value' must be a tensor")
-            data = self._tensor(a.t, f"{self._where(n)} value")
+                raise CompileError(f"{_where(n)}: attribute 'value' must be a tensor")
+            data = self._tensor(a.t, f"{_where(n)} value")
         elif a.name == "value_float":
             data = np.array(a.f, dtype=np.float32)
         elif a.name == "value_floats":
@@ -386,6 +394,6 @@ class _Importer:
         elif a.name == "value_ints":
             data = np.array(a.ints, dtype=np.int64)
         else:
-            raise CompileError(f"{self._where(n)}: Constant with attribute {a.name!r} is not supported")
+            raise CompileError(f"{_where(n)}: Constant with attribute {a.name!r} is not supported")
         name = n.output[0]
         self._define(name, lambda: self.graph.add_const(data, name))

@@ -5,7 +5,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from flowc.errors import CompileError, describe_node, quote_name
+from flowc.errors import CompileError, describe_node, node_label, quote_name
 
 from .types import Dim, TensorType, dtype, tensor_type
 
@@ -127,13 +127,13 @@ class Graph:
         from .registry import get_op
         inputs = list(inputs)
         opdef = get_op(op)
-        attrs = opdef.normalize_attrs(attrs or {}, op, name)
         if output_names is None:
             n = num_outputs if num_outputs is not None else opdef.default_num_outputs()
             output_names = [self.fresh_name() for _ in range(n)]
+        where = node_label(op, name, output_names[0] if output_names else None)
+        attrs = opdef.normalize_attrs(attrs or {}, op, name, output_names[0] if output_names else None)
         if len(set(output_names)) != len(output_names):
-            raise CompileError(f"{op} node {quote_name(name)}: output names repeat: "
-                               + ", ".join(quote_name(n) for n in output_names))
+            raise CompileError(f"{where}: output names repeat: " + ", ".join(quote_name(n) for n in output_names))
         for n in output_names:
             if n in self._names:
                 raise CompileError(f"graph {quote_name(self.name)}: tensor {quote_name(n)} is defined twice")

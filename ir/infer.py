@@ -54,7 +54,8 @@ def infer_node(node: Node) -> None:
     n = len(node.inputs)
     if n < lo or (hi is not None and n > hi):
         want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
-        raise node.error(f"takes {want} inputs ({', '.join(opdef.inputs)}), got {n}")
+        noun = "input" if want in ("1", "at least 1") else "inputs"
+        raise node.error(f"takes {want} {noun} ({', '.join(opdef.inputs)}), got {n}")
     for i, (name, v) in enumerate(zip(_expand(opdef.inputs, n), node.inputs)):
         if v is None and not name.endswith(("?", "*")):
             raise node.error(f"required input {i} ({name}) is missing")

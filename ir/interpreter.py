@@ -6,7 +6,7 @@ import numpy as np
 from flowc.errors import CompileError, InputError, describe_node, quote_name
 
 from .graph import Graph, Value
-from .types import Dim, TensorType
+from .types import Dim, TensorType, dim_symbols
 
 
 def check_inputs(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -14,6 +14,11 @@ def check_inputs(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
 
     Raises InputError naming the input, what was expected and what was given.
     """
+    return _bind_inputs(graph, feeds)[0]
+
+
+def _bind_inputs(graph: Graph, feeds) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, int, int]]]:
+    """check_inputs' arrays, and for each symbol the inputs bind: (input, axis, size)."""
     if not isinstance(feeds, dict):
         raise InputError(f"inputs must be a dict of name -> array, got {type(feeds).__name__}")
     names = [v.name for v in graph.inputs]
@@ -26,6 +31,7 @@ def check_inputs(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
         raise InputError(f"unknown input {quote_name(str(extra[0]))}; the model takes "
                          + ", ".join(quote_name(n) for n in names))
     bound: dict[str, int] = {}
+    sources: dict[str, tuple[str, int, int]] = {}
     out = {}
     for v in graph.inputs:
         a = feeds[v.name]
@@ -50,12 +56,13 @@ def check_inputs(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
                     ok = True
                 else:
                     ok = bound.setdefault(want, got) == got
+                    sources.setdefault(want, (v.name, axis, got))
                 if not ok:
                     expect = want if isinstance(want, int) else f"{want}={bound[want]}"
                     raise InputError(f"input {quote_name(v.name)}: expected shape {_shape(t.shape)}, "
                                      f"got {list(a.shape)} (axis {axis} should be {expect})")
         out[v.name] = a
-    return out
+    return out, sources
 
 
 def _shape(shape: tuple[Dim, ...]) -> str:
@@ -70,7 +77,7 @@ def run(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             raise CompileError(f"constant {quote_name(v.name)} has no data (the graph was read "
                                "from text without its resources)")
         env[id(v)] = v.const
-    feeds = check_inputs(graph, feeds)
+    feeds, sources = _bind_inputs(graph, feeds)
     for v in graph.inputs:
         env[id(v)] = feeds[v.name]
     remaining = _last_uses(graph)
@@ -83,7 +90,8 @@ def run(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             raise
         except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError,
                 NotImplementedError) as e:
-            raise CompileError(f"{describe_node(node)}: reference evaluation failed: {e}") from None
+            raise _sizes_error(node, sources, e) or \
+                CompileError(f"{describe_node(node)}: reference evaluation failed: {e}") from None
         except MemoryError:
             raise CompileError(f"{describe_node(node)}: out of memory evaluating it (outputs "
                                + ", ".join(str(v.type) for v in node.outputs) + ")") from None
@@ -94,6 +102,20 @@ def run(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             if v is not None and remaining.get(id(v)) is node:
                 env.pop(id(v), None)
     return {v.name: env[id(v)] for v in graph.outputs}
+
+
+def _sizes_error(node, sources: dict[str, tuple[str, int, int]], e: Exception) -> InputError | None:
+    """An InputError when `node` failed on operands whose shapes hold symbols the inputs bound: inference
+    could only assume what those sizes would be (A is 1 or 3 where it meets a 3), these sizes break it."""
+    symbols = sorted({s for v in node.inputs if v is not None and v.type.shape is not None
+                      for d in v.type.shape for s in dim_symbols(d) if s in sources})
+    if not symbols:
+        return None
+    given = ", ".join(f"input {quote_name(sources[s][0])} axis {sources[s][1]} ({s}={sources[s][2]})"
+                      for s in symbols)
+    operands = ", ".join(str(v.type) for v in node.inputs if v is not None)
+    return InputError(f"{given}: these sizes do not fit the model: {describe_node(node)} on {operands} "
+                      f"fails with them: {e}")
 
 
 def _last_uses(graph: Graph) -> dict[int, object]:

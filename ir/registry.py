@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from flowc.errors import CompileError, quote_name
+from flowc.errors import CompileError, node_label
 
 from .types import dtype
 
@@ -104,9 +104,10 @@ class OpDef:
             raise CompileError(f"{self.name}{where}: required attribute {key!r} is missing")
         return spec.default
 
-    def normalize_attrs(self, attrs: dict[str, Any], op: str, node_name: str) -> dict[str, Any]:
+    def normalize_attrs(self, attrs: dict[str, Any], op: str, node_name: str,
+                        first_output: str | None = None) -> dict[str, Any]:
         """Attributes checked against their kinds, those equal to their default dropped."""
-        where = f"{op} node {quote_name(node_name)}" if node_name else f"{op} node"
+        where = node_label(op, node_name, first_output)
         out = {}
         for key, value in attrs.items():
             spec = self.attrs.get(key)

@@ -12,7 +12,8 @@
 One op per line, every value typed, attributes in `[k=v]`, an omitted optional
 operand written `_`, the source node's name in `loc(...)`. Constants of at
 most `inline_limit` elements are printed inline; larger ones refer by index to
-`graph_resources(g)`, which `parse(text, resources)` takes back.
+`graph_resources(g)`, which `parse(text, resources)` takes back (ml_dtypes types such as bf16
+also as their unsigned-int bits, as an .npz holds them). `parse` verifies what it reads.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from flowc.errors import CompileError
 
 from .graph import Graph, Node, Value
 from .registry import get_op
-from .types import DTYPES, TensorType, dtype, dtype_names, is_symbol_name
+from .types import DTYPES, INT64_MAX, TensorType, dtype, dtype_names, exact_array, is_symbol_name
+from .verify import check_node_types, verify
 
 INLINE_LIMIT = 16
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_./\-]+\Z")
@@ -211,6 +213,9 @@ class _Parser:
         while True:
             k, t = self.next()
             if k == "number" and t.lstrip("-").isdigit():
+                if t.startswith("-") or int(t) > INT64_MAX:
+                    self.i -= 1
+                    self.fail("expected a dimension (0 to 2**63-1)")
                 parts.append(t)
             elif k == "ident" or t in ("inf", "nan"):
                 parts.append(t)
@@ -263,10 +268,13 @@ class _Parser:
             items.append(self.scalar())
         if t.shape is None or not t.is_static:
             self.fail_at(start, "an inline constant needs a static shape")
-        try:
-            return np.array(items, dtype=t.dtype.np).reshape(t.shape)
-        except (ValueError, OverflowError):
+        count = int(np.prod(t.shape, dtype=object))
+        if len(items) != count:
             self.fail_at(start, f"{len(items)} elements do not fill {t}")
+        try:
+            return exact_array(items, t.dtype).reshape(t.shape)
+        except ValueError as e:
+            self.fail_at(start, f"an element of {t}: {e}")
 
     def attr_value(self):
         if self.peek("["):
@@ -305,6 +313,7 @@ class _Parser:
         self.expect("{")
         while not self.peek("return"):
             self.statement(g, env)
+        return_at = self.i
         self.expect("return")
         outs = [self.use(env)]
         while self.accept(","):
@@ -313,7 +322,8 @@ class _Parser:
         self.expect("}")
         if not self.peek(kind="eof"):
             self.fail("expected end of text after the graph")
-        return g
+        # each node's types were checked as it was read: what is left is the graph's structure
+        return self.define(return_at, lambda: verify(g, check_types=False))
 
     def define(self, start: int, make) -> Value:
         """make(), with its CompileError located at token `start`."""
@@ -376,6 +386,7 @@ class _Parser:
         for v, (name, t) in zip(node.outputs, results):
             v.type = t
             env[name] = v
+        self.define(start if len(results) == 1 else op_at, lambda: check_node_types(node))
         from .infer import _infer_sym
         _infer_sym(node)
 
@@ -396,6 +407,9 @@ class _Parser:
             if key not in self.resources:
                 self.fail_at(key_at, f"resource {key} is not among the resources given")
             data = np.asarray(self.resources[key])
+            want = t.dtype.np
+            if want.kind == "V" and data.dtype.kind == "u" and data.dtype.itemsize == want.itemsize:
+                data = data.view(want)   # an ml_dtypes type (bf16) kept as its bits: npz cannot name it
             if data.dtype != t.dtype.np or (t.shape is not None and data.shape != tuple(t.shape)):
                 self.fail_at(key_at, f"resource {key} holds {data.dtype}{list(data.shape)}, the text says {t}")
             return data

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Iterable, Union
@@ -210,6 +211,12 @@ def broadcast_dim(a: Dim, b: Dim) -> Dim:
     return UNKNOWN
 
 
+def dim_symbols(d: Dim) -> tuple[str, ...]:
+    """The symbols a dim is made of: () for a size or an unknown dim."""
+    m = _monomial(d)
+    return () if m is None else m[1]
+
+
 def substitute_dim(d: Dim, binding: dict[str, int]) -> Dim:
     m = _monomial(d)
     if m is None or not m[1]:
@@ -271,9 +278,60 @@ class TensorType:
     __repr__ = __str__
 
 
+INT64_MAX = 2 ** 63 - 1
+
+
 def tensor_type(dt, shape) -> TensorType:
-    return TensorType(dtype(dt), None if shape is None else tuple(
-        int(d) if isinstance(d, (int, np.integer)) else str(d) for d in shape))
+    """A TensorType from a dtype and a shape of ints and symbols; TypeError/ValueError on a dim
+    that is neither a size (0 to 2**63-1) nor a name."""
+    return TensorType(dtype(dt), None if shape is None else tuple(_checked_dim(d) for d in shape))
+
+
+def _checked_dim(d) -> Dim:
+    if isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)):
+        if not 0 <= d <= INT64_MAX:
+            raise ValueError(f"dimension {d} is out of range (0 to 2**63-1)")
+        return int(d)
+    if isinstance(d, str) and d:
+        return d
+    raise TypeError(f"a dimension is a non-negative int or a symbol name, got {d!r}")
+
+
+def exact_array(values, dt: DType) -> np.ndarray:
+    """`values` (numbers and bools, nested lists or an array) as an array of `dt`, with no value
+    changed: ValueError unless ints are integers in range, bools true or false, and floats
+    within range (rounding to the nearest float is fine, overflowing to inf or nan is not)."""
+    src = np.asarray(values, dtype=object)
+    out = np.array([_exact_scalar(x, dt) for x in src.reshape(-1)], dtype=dt.np)
+    return out.reshape(src.shape)
+
+
+def _exact_scalar(x, dt: DType):
+    is_bool = isinstance(x, (bool, np.bool_))
+    if dt.kind == "bool":
+        if not is_bool:
+            raise ValueError(f"{x!r} is not a bool (true or false)")
+        return bool(x)
+    if is_bool or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{x!r} is not a number")
+    if dt.kind == "int":
+        if isinstance(x, (float, np.floating)) and not float(x).is_integer():
+            raise ValueError(f"{x!r} is not an integer")
+        info = ml_dtypes.iinfo(dt.np)
+        if not info.min <= int(x) <= info.max:
+            raise ValueError(f"{int(x)} is out of the range of {dt} ({info.min} to {info.max})")
+        return int(x)
+    try:
+        f = float(x)
+    except OverflowError:
+        raise ValueError(f"{x} overflows {dt}") from None
+    with np.errstate(all="ignore"):
+        y = float(dt.np.type(f))
+    if math.isnan(f) != math.isnan(y) or (math.isinf(f) and y != f):
+        raise ValueError(f"{f} is not representable in {dt}")
+    if math.isfinite(f) and (not math.isfinite(y) or abs(f) > 2 * float(ml_dtypes.finfo(dt.np).max)):
+        raise ValueError(f"{x!r} overflows {dt} (largest {ml_dtypes.finfo(dt.np).max})")
+    return f
 
 
 def normalize_axis(axis: int, rank: int) -> int:

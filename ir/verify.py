@@ -1,11 +1,9 @@
 """The verifier: structural and type invariants every pass must keep."""
 from __future__ import annotations
 
-import copy
-
 from flowc.errors import CompileError, describe_node, quote_name
 
-from .graph import Graph, Value
+from .graph import Graph, Node, Value
 from .infer import infer_node
 from .registry import get_op
 
@@ -47,31 +45,33 @@ def verify(graph: Graph, *, check_types: bool = True) -> Graph:
             if v is not None and id(v) not in defined:
                 raise CompileError(f"{describe_node(node)}: input {quote_name(v.name)} is not defined "
                                    "before the node (undefined or out of order)")
-        opdef.normalize_attrs(node.attrs, node.op, node.name)
+        opdef.normalize_attrs(node.attrs, node.op, node.name, node.outputs[0].name if node.outputs else None)
         for v in node.outputs:
             if v.producer is not node:
                 raise CompileError(f"{describe_node(node)}: output {quote_name(v.name)} "
                                    "does not point back to its node")
             define(v, "output")
         if check_types:
-            _check_node_types(node)
+            check_node_types(node)
     if not graph.outputs:
         raise CompileError(f"{where}: the graph has no outputs")
+    listed: set[int] = set()
     for v in graph.outputs:
         if id(v) not in defined:
             raise CompileError(f"{where}: output {quote_name(v.name)} is not defined")
+        if id(v) in listed:
+            raise CompileError(f"{where}: tensor {quote_name(v.name)} is listed twice among the graph outputs; "
+                               "list it once, or give it a second name with an Identity")
+        listed.add(id(v))
     return graph
 
 
-def _check_node_types(node) -> None:
-    recorded = [v.type for v in node.outputs]
-    syms = [v.sym for v in node.outputs]
-    probe = copy.copy(node)
-    probe.outputs = [Value(v.name, None) for v in node.outputs]
+def check_node_types(node: Node) -> None:
+    """CompileError unless `node`'s arity is valid and its recorded output types are what its
+    rule infers from its inputs; the node itself is left as it is."""
+    probe = Node(node.op, node.inputs, [Value(v.name, None) for v in node.outputs], node.attrs, node.name)
     infer_node(probe)
-    for v, got, want in zip(node.outputs, recorded, [p.type for p in probe.outputs]):
-        if got != want:
-            raise CompileError(f"{describe_node(node)}: output {quote_name(v.name)} is typed {got}, "
+    for v, want in zip(node.outputs, [p.type for p in probe.outputs]):
+        if v.type != want:
+            raise CompileError(f"{describe_node(node)}: output {quote_name(v.name)} is typed {v.type}, "
                                f"but its inputs give {want}")
-    for v, s in zip(node.outputs, syms):
-        v.sym = s

@@ -253,7 +253,7 @@ def test_load_a_missing_folder(tmp_path):
     with pytest.raises(flowc.CompileError) as e:
         flowc.load(tmp_path / "nope")
     assert str(e.value) == (f'artifact "{tmp_path / "nope"}" does not exist; compile the model first '
-                            f"(flowc compile MODEL -o {tmp_path / 'nope'})")
+                            f'(flowc compile MODEL -o "{tmp_path / "nope"}")')
 
 
 def test_load_a_folder_that_is_no_artifact(tmp_path):
@@ -273,7 +273,7 @@ def test_load_a_folder_that_is_no_artifact(tmp_path):
      "the outputs in artifact.json do not match model.fir; compile the model again"),
     (lambda out: (out / "weights.npz").write_bytes(b"garbage"), "cannot read its graph and weights"),
     (lambda out: (out / "model.fir").unlink(), "cannot read its graph and weights"),
-    (lambda out: np.savez(out / "weights.npz"), ": weights.npz has no entry "),
+    (lambda out: np.savez(out / "weights.npz"), "model.fir: IR text, line 2, column 42: resource 0 is not among the resources given"),
     (lambda out: (out / "model.fir").write_text("graph g( {"),
      "model.fir: IR text, line 1, column 10: expected a value (%name), got '{'"),
 ])
@@ -290,3 +290,70 @@ def _edit_manifest(out: Path, **changes) -> None:
     manifest = json.loads((out / "artifact.json").read_text())
     manifest.update(changes)
     (out / "artifact.json").write_text(json.dumps(manifest))
+
+
+# -- arguments and graphs given to compile --------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(target=[]), "unknown target []; targets: reference, cpu, cuda (available now: reference)"),
+    (dict(out_dir=5), "out_dir must be a path (str or os.PathLike), got int"),
+    (dict(input_shapes=[("x", [1, 4])]),
+     'input_shapes must be a mapping of input name -> shape, e.g. {"x": [8, 784]}, got list'),
+    (dict(input_shapes={"x": [2 ** 63, 4]}),
+     'input_shapes: input "x": [9223372036854775808, 4] has a dimension over 2**63-1'),
+])
+def test_compile_checks_its_arguments(tmp_path, kwargs, message):
+    kwargs = {"target": "reference", "out_dir": tmp_path / "out", **kwargs}
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.compile(two_input_graph(), **kwargs)
+    assert str(e.value) == message
+
+
+def test_an_output_folder_that_cannot_be_written_is_named(tmp_path):
+    (tmp_path / "file").write_text("")
+    for out, reason in [(tmp_path / "file" / "x", "Not a directory"), (f"{tmp_path}/a\0b\nc", "embedded null byte")]:
+        with pytest.raises(flowc.CompileError) as e:
+            flowc.compile(two_input_graph(), target="reference", out_dir=out)
+        assert str(e.value) == f"output folder {flowc.errors.quote_name(str(out))} cannot be written: {reason}"
+        assert "\0" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_load_checks_its_argument_and_quotes_the_path():
+    with pytest.raises(flowc.CompileError, match="^flowc.load takes the path of an artifact folder, got NoneType$"):
+        flowc.load(None)
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.load("a\0b")
+    assert str(e.value) == r'artifact "a\x00b" does not exist; compile the model first (flowc compile MODEL -o "a\x00b")'
+
+
+def _broken(how: str) -> ir.Graph:
+    g = two_input_graph()
+    if how == "out of order":
+        g.nodes.reverse()
+    elif how == "output not in the graph":
+        g.outputs = [ir.Value("ghost", g.outputs[0].type)]
+    elif how == "no outputs":
+        g.outputs = []
+    elif how == "constant without data":
+        g.constants[0].const = None
+    return g
+
+
+@pytest.mark.parametrize("how,message", [
+    ("out of order", 'Relu node producing "z": input "1" is not defined before the node (undefined or out of order)'),
+    ("output not in the graph", 'graph "pair": output "ghost" is not defined'),
+    ("no outputs", 'graph "pair": the graph has no outputs'),
+    ("constant without data", 'constant "c" has no data; give ir.parse the resources that ir.graph_resources '
+                              "returned with the text"),
+])
+def test_compile_verifies_a_graph_it_is_given(tmp_path, how, message):
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.compile(_broken(how), target="reference", out_dir=tmp_path / "out")
+    assert str(e.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_onnx_frontend_is_reachable_after_import_flowc():
+    done = subprocess.run([sys.executable, "-c", "import flowc; print(flowc.frontend.onnx.load.__name__)"],
+                          capture_output=True, text=True)
+    assert done.stdout == "load\n", done.stderr

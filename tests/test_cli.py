@@ -192,7 +192,7 @@ def test_run_errors_are_one_line(tmp_path, compiled, x_npy):
     assert done.stderr.startswith(f'flowc: error: input "x": {pickled} is not a readable .npy file')
     assert_one_line_error(flowc_cli("run", tmp_path / "nowhere", "--input", f"x={x_npy}"),
                           f'artifact "{tmp_path / "nowhere"}" does not exist; compile the model first '
-                          f"(flowc compile MODEL -o {tmp_path / 'nowhere'})")
+                          f'(flowc compile MODEL -o "{tmp_path / "nowhere"}")')
 
 
 # -- viz ----------------------------------------------------------------------------------------------
@@ -284,3 +284,34 @@ def test_inspect_a_missing_model(tmp_path):
 def test_the_console_script(mlp):
     done = subprocess.run(["flowc", "inspect", str(mlp)], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("model:")
+
+
+def test_run_saves_outputs_whatever_their_names(tmp_path, x_npy):
+    b = flowc.GraphBuilder("names")
+    x = b.input("x", "f32", ["B", 16])
+    for name in ("file", "allow_pickle", "a/b"):   # np.savez(f, **outputs) drops or chokes on these
+        b.output(b.relu(x), name=name)
+    artifact = flowc.compile(b.build(), target="reference", out_dir=tmp_path / "names")
+    done = flowc_cli("run", artifact.path, "--input", f"x={x_npy}", "-o", tmp_path / "out.npz")
+    assert done.returncode == 0, done.stderr
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["a/b", "allow_pickle", "file"]
+        np.testing.assert_array_equal(npz["file"], np.maximum(np.load(x_npy), 0))
+
+
+def test_run_refuses_an_empty_npy(tmp_path, compiled):
+    (tmp_path / "empty.npy").write_bytes(b"")
+    done = flowc_cli("run", compiled, "--input", f"x={tmp_path / 'empty.npy'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f'flowc: error: input "x": {tmp_path / "empty.npy"} is not a readable .npy file: ')
+
+
+def test_viz_refuses_ir_text_that_is_not_utf8(tmp_path):
+    bad = tmp_path / "bad.fir"
+    bad.write_bytes(b"graph g(%x: f32[2]) {\xff\n")
+    assert_one_line_error(flowc_cli("viz", bad, "-o", tmp_path / "g.dot"),
+                          f'"{bad}" is not UTF-8 text (byte 21): IR text is UTF-8')
+
+
+def test_inspect_a_folder(tmp_path):
+    assert_one_line_error(flowc_cli("inspect", tmp_path), f'model file "{tmp_path}" is a folder, not a file')

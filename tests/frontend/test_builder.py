@@ -186,7 +186,7 @@ def builder():
      'Add node producing "0": input shapes [B,4] and [5] do not broadcast'),
     (lambda b, x: b.add(x, np.ones(4, np.float64)),
      'Add node producing "0": inputs must share one dtype, got "x": f32, "c": f64'),
-    (lambda b, x: b.relu(x, x), 'Relu node producing "0": takes 1 inputs (X), got 2'),
+    (lambda b, x: b.relu(x, x), 'Relu node producing "0": takes 1 input (X), got 2'),
     (lambda b, x: b.split(x, axis=1),
      "Split: the number of outputs is not known; give num_outputs= (or the output names with outputs=[...])"),
     (lambda b, x: b.relu(object()), "cannot use a object as an operand; give a Tensor from this builder, "
@@ -243,3 +243,33 @@ def test_a_built_builder_is_closed(builder):
 def test_build_verifies_the_graph():
     with pytest.raises(flowc.CompileError, match='graph "empty": the graph has no outputs'):
         flowc.GraphBuilder("empty").build()
+
+
+@pytest.mark.parametrize("dt,number,message", [
+    ("i64", 2.5, 'the number 2.5 cannot be used with tensor "x" (i64[2]) as i64: 2.5 is not an integer; '
+                 "cast the tensor first"),
+    ("u8", -1, 'the number -1 cannot be used with tensor "x" (u8[2]) as u8: -1 is out of the range of u8 (0 to 255); '
+                "cast the tensor first"),
+    ("f16", 1e10, 'the number 10000000000.0 cannot be used with tensor "x" (f16[2]) as f16: '
+                  "10000000000.0 overflows f16 (largest 65504.0); cast the tensor first"),
+])
+def test_numbers_a_tensor_dtype_cannot_hold_are_refused(dt, number, message):
+    b = flowc.GraphBuilder("scalars")
+    x = b.input("x", dt, [2])
+    with pytest.raises(flowc.CompileError) as e:
+        x * number
+    assert str(e.value) == message
+    assert (x * 2.0).dtype.name == dt   # a whole float is exact in an integer tensor
+
+
+@pytest.mark.parametrize("shape,message", [
+    ([1.5], 'input "x": a dimension is a non-negative int or a symbol name, got 1.5'),
+    ([None], 'input "x": a dimension is a non-negative int or a symbol name, got None'),
+    ([-4], 'input "x": dimension -4 is out of range (0 to 2**63-1)'),
+    ([2 ** 63], 'input "x": dimension 9223372036854775808 is out of range (0 to 2**63-1)'),
+])
+def test_input_dims_must_be_sizes_or_names(shape, message):
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.GraphBuilder("dims").input("x", "f32", shape)
+    assert str(e.value) == message
+

@@ -241,14 +241,19 @@ def test_old_opset_is_upgraded():
     np.testing.assert_array_equal(flowc.ir.run(graph, {"x": x})["y"], np.maximum(x, 0))
 
 
-def test_old_opset_the_converter_cannot_upgrade():
+def test_unknown_op_of_an_old_opset_is_named_before_the_converter_runs():
     nodes = [helper.make_node("FooBar", ["x"], ["y"], name="n")]
-    refused(make_model(nodes, opset=5), "the model uses opset 5; flowc supports opsets 13 to 28, "
-                                        "and onnx's version converter could not upgrade it: ")
+    refused(make_model(nodes, opset=5), "FooBar node \"n\": op 'FooBar' (opset 5) is not supported; flowc supports: ")
 
 
-def test_negative_opset():
-    refused(make_model([relu()], opset=-3), "the model uses opset -3")
+def test_unknown_op_of_a_nameless_node_is_named_by_its_output():
+    nodes = [helper.make_node("FooBar", ["x"], ["y"])]
+    refused(make_model(nodes), "FooBar node producing \"y\": op 'FooBar' (opset 17) is not supported")
+
+
+def test_negative_opset_the_converter_cannot_upgrade():
+    refused(make_model([relu()], opset=-3), "the model uses opset -3; flowc supports opsets 13 to 28, "
+                                            "and onnx's version converter could not upgrade it: ")
 
 
 # -- attributes --------------------------------------------------------------------------------

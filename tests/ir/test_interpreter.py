@@ -61,3 +61,18 @@ def test_intermediates_are_released():
     last = _last_uses(g)
     assert len(last) == 4   # every intermediate but the output dies at its consumer
     np.testing.assert_array_equal(ir.run(g, {"x": np.ones(4, np.float32)})[v.name], -np.ones(4, np.float32))
+
+
+def test_sizes_that_break_an_assumption_of_inference_are_input_errors():
+    # inference types A + 3 as 3, assuming A is 1 or 3: A=2 is the caller's mistake, not flowc's
+    g = ir.Graph("g")
+    x = g.add_input("x", tensor_type("f32", ["A", 4]))
+    z = g.add_input("z", tensor_type("f32", [3, 4]))
+    g.outputs = [g.add_node("Add", [x, z], name="n").outputs[0]]
+    ones = np.ones((3, 4), np.float32)
+    assert ir.run(g, {"x": np.ones((1, 4), np.float32), "z": ones})[g.outputs[0].name].shape == (3, 4)
+    with pytest.raises(flowc.InputError) as e:
+        ir.run(g, {"x": np.ones((2, 4), np.float32), "z": ones})
+    assert str(e.value) == ('input "x" axis 0 (A=2): these sizes do not fit the model: Add node "n" on '
+                            "f32[A,4], f32[3,4] fails with them: operands could not be broadcast together "
+                            "with shapes (2,4) (3,4) ")

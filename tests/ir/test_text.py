@@ -137,7 +137,7 @@ PARSE_ERRORS = [
     ("graph g() {\n  %c: f32[3] = const dense<[1.0, 2.0]>\n  return %c\n}\n",
      "IR text, line 2, column 28: 2 elements do not fill f32[3]"),
     ("graph g(%x: f32[2]) {\n  %y: f32[2] = LeakyRelu[beta=1.0](%x)\n  return %y\n}\n",
-     "IR text, line 2, column 3: LeakyRelu node: unknown attribute 'beta' (known: alpha)"),
+     "IR text, line 2, column 3: LeakyRelu node producing \"y\": unknown attribute 'beta' (known: alpha)"),
     ("graph g(%x: f32[2]) {\n  %y: f32[2] = Relu(%x) $\n}\n",
      "IR text, line 2, column 25: unexpected character '$'"),
 ]
@@ -148,3 +148,45 @@ def test_parse_errors_name_line_column_and_problem(text, message):
     with pytest.raises(flowc.CompileError) as e:
         ir.parse(text)
     assert str(e.value) == message
+
+
+def _relu_text(result="%y: f32[2]", operands="%x", arg_type="f32[2]"):
+    return f"graph g(%x: {arg_type}) {{\n  {result} = Relu({operands})\n  return %y\n}}\n"
+
+
+def _const_text(body):
+    return f"graph g() {{\n  %c: {body}\n  return %c\n}}\n"
+
+
+MALFORMED = [   # read, these would have been graphs that are not what the text says
+    (_relu_text(operands="%x, %x"), 'IR text, line 2, column 3: Relu node producing "y": takes 1 input (X), got 2'),
+    (_relu_text(operands=""), 'IR text, line 2, column 3: Relu node producing "y": takes 1 input (X), got 0'),
+    (_relu_text(operands="_"), 'IR text, line 2, column 3: Relu node producing "y": takes 1 input (X), got 0'),
+    (_relu_text(result="%y: i64[7,7]"),
+     'IR text, line 2, column 3: Relu node producing "y": output "y" is typed i64[7,7], but its inputs give f32[2]'),
+    (_relu_text(result="%y: f32[-3]", arg_type="f32[-3]"),
+     "IR text, line 1, column 17: expected a dimension (0 to 2**63-1), got '-3'"),
+    (_const_text("i64[2] = const dense<[1.5, 2.7]>"),
+     "IR text, line 2, column 28: an element of i64[2]: 1.5 is not an integer"),
+    (_const_text("bool[2] = const dense<[2, -1]>"),
+     "IR text, line 2, column 29: an element of bool[2]: 2 is not a bool (true or false)"),
+    (_const_text("f16[1] = const dense<[1e10]>"),
+     "IR text, line 2, column 28: an element of f16[1]: 10000000000.0 overflows f16 (largest 65504.0)"),
+    (_const_text("u8[1] = const dense<[-1]>"),
+     "IR text, line 2, column 27: an element of u8[1]: -1 is out of the range of u8 (0 to 255)"),
+    ("graph g(%x: f32[2]) {\n  %y: f32[2] = Relu(%x)\n  return %y, %y\n}\n",
+     'IR text, line 3, column 3: graph "g": tensor "y" is listed twice among the graph outputs; '
+     "list it once, or give it a second name with an Identity"),
+]
+
+
+@pytest.mark.parametrize("text,message", MALFORMED)
+def test_parse_verifies_what_it_reads(text, message):
+    with pytest.raises(flowc.CompileError) as e:
+        ir.parse(text)
+    assert str(e.value) == message
+
+
+def test_parse_keeps_infinities_written_as_inf():
+    g = ir.parse(_const_text("f16[2] = const dense<[inf, -inf]>"))
+    assert list(g.constants[0].const) == [np.inf, -np.inf]

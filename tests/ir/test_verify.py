@@ -90,3 +90,22 @@ def test_broadcast_error_names_shapes():
     with pytest.raises(flowc.CompileError) as e:
         g.add_node("Add", [x, y], name="add")
     assert str(e.value) == 'Add node "add": input shapes [2,3] and [4] do not broadcast'
+
+
+def test_one_tensor_listed_twice_among_outputs():
+    g = small_graph()
+    g.outputs = g.outputs * 2
+    with pytest.raises(flowc.CompileError) as e:
+        ir.verify(g)
+    assert str(e.value) == ('graph "g": tensor "y" is listed twice among the graph outputs; '
+                            "list it once, or give it a second name with an Identity")
+
+
+def test_checking_types_leaves_the_node_as_it_is():
+    g = ir.Graph("g")
+    x = g.add_input("x", tensor_type("f32", [2]))
+    node = g.add_node("Relu", [x], name="relu")
+    node.inputs.append(None)   # a trailing omitted operand: inference drops it from what it types
+    g.outputs = node.outputs
+    ir.verify(g)
+    assert node.inputs == [x, None]
