@@ -46,7 +46,7 @@ def load(model, *, base_dir: str | os.PathLike | None = None) -> Graph:
         # the version converter's errors name no node: refuse first what it cannot turn into a
         # supported op (other domains, ops unknown to ONNX); the ops it renames are checked after
         for n in proto.graph.node:
-            if n.domain not in DEFAULT_DOMAINS or not (has_op(n.op_type) or onnx.defs.has(n.op_type)):
+            if n.domain not in DEFAULT_DOMAINS or not onnx.defs.has(n.op_type):
                 _check_supported(n, opset)
         proto, opset = _upgrade_opset(proto, opset), MIN_OPSET
     return _Importer(proto, opset, folder).run()
@@ -106,9 +106,9 @@ def _check_supported(n: onnx.NodeProto, opset: int) -> None:
     if n.domain not in DEFAULT_DOMAINS:
         raise CompileError(f"{_where(n)}: op {n.op_type!r} of domain {n.domain!r} is not supported; "
                            f"flowc supports the default ONNX domain, opsets {MIN_OPSET} to {MAX_OPSET}")
-    if n.op_type != "Constant" and not has_op(n.op_type):
+    if n.op_type != "Constant" and not (has_op(n.op_type) and get_op(n.op_type).onnx):
         raise CompileError(f"{_where(n)}: op {n.op_type!r} (opset {opset}) is not supported; "
-                           f"flowc supports: {', '.join(sorted(all_ops()))}")
+                           f"flowc supports: {', '.join(sorted(k for k, op in all_ops().items() if op.onnx))}")
 
 
 def _upgrade_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:

@@ -98,7 +98,7 @@ def _refuse_storage(node: Node, types: list[TensorType] | None = None) -> None:
 
 
 def _expand(names: tuple[str, ...], n: int) -> list[str]:
-    if names and names[-1].endswith("*"):
+    if names and names[-1].endswith(("*", "+")):
         return list(names[:-1]) + [names[-1]] * max(0, n - len(names) + 1)
     return list(names)
 

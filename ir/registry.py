@@ -81,13 +81,15 @@ class OpDef:
     sym: Callable | None = None      # sym(node) -> list[tuple | None] of known int contents
     commutative: bool = False
     storage: bool = False            # takes and gives storage-only dtypes (f8e4m3fn, i4, ...): moves or casts them
+    onnx: bool = True                # an ONNX op; False for flowc's own (fused) ops, which models may not name
     extra: dict[str, Any] = field(default_factory=dict)   # hooks of later stages
 
     # -- arity ---------------------------------------------------------------
     def arity(self, names: tuple[str, ...]) -> tuple[int, int | None]:
-        """(fewest, most) operands; most is None when the last one is variadic."""
+        """(fewest, most) operands; most is None when the last one is variadic
+        ("name*": any number, "name+": one or more)."""
         required = sum(1 for n in names if not n.endswith(("?", "*")))
-        if names and names[-1].endswith("*"):
+        if names and names[-1].endswith(("*", "+")):
             return required, None
         return required, len(names)
 
@@ -143,12 +145,12 @@ def _parse_attrs(attrs: dict[str, Any]) -> dict[str, Attr]:
 
 def defop(name: str, *, family: str, summary: str, inputs, outputs=("Y",), attrs=None,
           infer: Callable, ref: Callable, sym: Callable | None = None,
-          commutative: bool = False, storage: bool = False, **extra) -> OpDef:
+          commutative: bool = False, storage: bool = False, onnx: bool = True, **extra) -> OpDef:
     """Define an op. `attrs` maps name -> (kind, default) or Attr."""
     if name in _REGISTRY:
         raise AssertionError(f"op {name} is defined twice")
     op = OpDef(name, family, summary, tuple(inputs), tuple(outputs), _parse_attrs(attrs or {}),
-               infer, ref, sym, commutative, storage, extra)
+               infer, ref, sym, commutative, storage, onnx, extra)
     _REGISTRY[name] = op
     return op
 

@@ -97,9 +97,9 @@ def _elements(array: np.ndarray) -> str:
 def _input_role(node: Node, i: int) -> str:
     """The name the op gives its i-th input (`B`, `shape`, ...)."""
     names = node.opdef.inputs
-    if i < len(names) and not names[i].endswith("*"):
+    if i < len(names) and not names[i].endswith(("*", "+")):
         return names[i].rstrip("?")
-    return f"{names[-1].rstrip('*?')}{i - len(names) + 1}" if names else str(i)
+    return f"{names[-1].rstrip('*+?')}{i - len(names) + 1}" if names else str(i)
 
 
 def _type(v: Value) -> str:

@@ -271,7 +271,7 @@ VARIADIC = {
 }
 
 for _name, (_summary, _cls, _fn) in VARIADIC.items():
-    defop(_name, family="elementwise", summary=_summary, inputs=("data*",), outputs=("Y",),
+    defop(_name, family="elementwise", summary=_summary, inputs=("data+",), outputs=("Y",),
           infer=_typed(_cls, broadcast_infer), commutative=True,
           ref=(lambda fn: lambda n, *xs: np.asarray(fn([widen(x) for x in xs])).astype(xs[0].dtype))(_fn))
 

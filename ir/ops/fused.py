@@ -216,7 +216,7 @@ def _elementwise_infer(node: Node):
     return [program_type(node, "program", _inputs(v.type for v in node.inputs))]
 
 
-defop("FusedElementwise", family="fused",
+defop("FusedElementwise", family="fused", onnx=False,
       summary="A chain or DAG of elementwise ops as one loop over the output: a program over x0, x1, ...",
       inputs=("inputs*",), attrs={"program": ("str", REQUIRED)}, infer=_elementwise_infer,
       ref=lambda n, *xs: program_value(n, "program", _inputs(xs)))
@@ -253,11 +253,11 @@ _EPILOGUE = {"epilogue": ("str", REQUIRED)}
 _matmul_infer, _matmul_ref = _epilogue_op("MatMul", 2)
 _conv_infer, _conv_ref = _epilogue_op("Conv", 3)
 
-defop("FusedMatMul", family="fused",
+defop("FusedMatMul", family="fused", onnx=False,
       summary="MatMul, then an epilogue program over acc (the product) and the extra inputs x0, x1, ...",
       inputs=("A", "B", "extra*"), attrs=_EPILOGUE, infer=_matmul_infer, ref=_matmul_ref)
 
-defop("FusedConv", family="fused",
+defop("FusedConv", family="fused", onnx=False,
       summary="Conv, then an epilogue program over acc (the convolution) and the extra inputs x0, x1, ...",
       inputs=("X", "W", "B?", "extra*"),
       attrs={**{k: Attr(a.kind, a.default) for k, a in get_op("Conv").attrs.items()}, **_EPILOGUE},

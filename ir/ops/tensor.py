@@ -282,7 +282,7 @@ def _concat_sym(n):
     return [sum(parts, ())]
 
 
-defop("Concat", family="tensor", summary="Joins the inputs along axis.", inputs=("inputs*",),
+defop("Concat", family="tensor", summary="Joins the inputs along axis.", inputs=("inputs+",),
       outputs=("concat_result",), attrs={"axis": ("int", REQUIRED)}, infer=_concat_infer,
       ref=lambda n, *xs: np.concatenate(xs, axis=n.attr("axis")), sym=_concat_sym)
 

@@ -626,3 +626,18 @@ def test_wrong_input_with_a_hostile_name():
     with pytest.raises(flowc.InputError) as info:
         flowc.ir.run(graph, {})
     assert str(info.value) == 'missing input "in\\"\\n\\\\put"; the model takes "in\\"\\n\\\\put": f32[B,3]'
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_flowc_internal_ops_are_not_accepted_from_onnx_files(opset):
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    node = h.make_node("FusedElementwise", ["x"], ["y"], name="sneaky", program="y = Relu x0")
+    m = h.make_model(h.make_graph([node], "g", [h.make_tensor_value_info("x", T.FLOAT, [2])],
+                                  [h.make_tensor_value_info("y", T.FLOAT, None)]),
+                     opset_imports=[h.make_opsetid("", opset)])
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.frontend.onnx.load(m)
+    assert str(e.value).startswith(f"FusedElementwise node \"sneaky\": op 'FusedElementwise' (opset {opset}) "
+                                   "is not supported; flowc supports: Abs, ")
+    assert "FusedMatMul" not in str(e.value)

@@ -109,3 +109,11 @@ def test_checking_types_leaves_the_node_as_it_is():
     g.outputs = node.outputs
     ir.verify(g)
     assert node.inputs == [x, None]
+
+
+@pytest.mark.parametrize("op,attrs,role", [("Concat", {"axis": 0}, "inputs+"), ("Sum", None, "data+")])
+def test_variadic_ops_that_need_one_input(op, attrs, role):
+    g = ir.Graph("g")
+    with pytest.raises(flowc.CompileError) as e:
+        g.add_node(op, [], attrs=attrs, name="v")
+    assert str(e.value) == f'{op} node "v": takes at least 1 input ({role}), got 0'
