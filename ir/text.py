@@ -299,6 +299,18 @@ class _Parser:
             return DTYPES[self.next()[1]]
         return self.scalar()
 
+    def attr_list(self) -> dict:
+        """`[k=v, ...]` when present, else no attributes."""
+        attrs = {}
+        if self.accept("["):
+            while not self.accept("]"):
+                if attrs:
+                    self.expect(",")
+                key = self.expect_kind("ident", "an attribute name")
+                self.expect("=")
+                attrs[key] = self.attr_value()
+        return attrs
+
     def graph(self) -> Graph:
         self.expect("graph")
         g = Graph(self.name("a graph name"))
@@ -358,14 +370,7 @@ class _Parser:
             get_op(op)
         except CompileError:
             self.fail_at(op_at, f"unknown op {op!r}")
-        attrs = {}
-        if self.accept("["):
-            while not self.accept("]"):
-                if attrs:
-                    self.expect(",")
-                key = self.expect_kind("ident", "an attribute name")
-                self.expect("=")
-                attrs[key] = self.attr_value()
+        attrs = self.attr_list()
         self.expect("(")
         operands = []
         while not self.accept(")"):

@@ -119,14 +119,7 @@ def _parse_line(number: int, text: str, defined: set[str], sources: tuple[str, .
     op = p.expect_kind("ident", "an op name")
     if not has_op(op) or get_op(op).family != "elementwise":
         p.fail_at(op_at, f"{quote_name(op)} is not an op of the elementwise family")
-    attrs = {}
-    if p.accept("["):
-        while not p.accept("]"):
-            if attrs:
-                p.expect(",")
-            key = p.expect_kind("ident", "an attribute name")
-            p.expect("=")
-            attrs[key] = p.attr_value()
+    attrs = p.attr_list()
     try:
         attrs = get_op(op).normalize_attrs(attrs, op, "")
     except CompileError as e:
