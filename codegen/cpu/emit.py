@@ -1,0 +1,635 @@
+"""The CPU emitter: an optimised graph with static shapes in, a plain CMake project out.
+
+`emit` lowers (fuses), schedules, plans memory, then writes one C++ step function per node
+(a short call into runtime/kernels/cpu with the node's shapes and constants baked in), the
+plan tables for the engine, weights.bin, model.h, main.c, CMakeLists.txt and copies of the
+runtime sources. Nothing the model names reaches C but as an escaped string literal.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import flowc.runtime
+from flowc.errors import CompileError, describe_node, quote_name
+from flowc.ir.graph import Graph, Node, Value
+from flowc.ir.infer import known_ints
+from flowc.ir.ops.nn import _per_axis, _window
+from flowc.ir.ops.reduce import _reduce_axes
+from flowc.ir.ops.rules import axis_of
+from flowc.ir.ops.tensor import _slice_bounds
+from flowc.ir.passes import LOWERING, run_passes
+
+from .. import memory
+from ..schedule import ALIAS_OPS, schedule
+from . import elementwise as ew
+from .elementwise import CTYPES, Source, ctype
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+RUNTIME = Path(flowc.runtime.__file__).resolve().parent
+# Runtime sources a generated project compiles (the tests, bindings and Python stay behind).
+RUNTIME_PARTS = ("CMakeLists.txt", "include", "base", "device", "core", "api", "kernels/cpu")
+RUNTIME_SUFFIXES = {".h", ".cc", ".cpp", ".txt"}
+ARENA_SLOTS = 2          # requests in flight at once, each with its own arena
+MAX_RANK = 6             # the layout kernels' limit
+
+
+@dataclass(frozen=True)
+class EmitResult:
+    out_dir: Path
+    files: tuple[Path, ...]
+    ops_before: int                      # nodes before lowering
+    ops_after: int                       # steps after lowering
+    memory: memory.MemoryPlan
+    weight_bytes: int
+    unsupported: tuple[str, ...] = field(default=())
+
+
+def emit(graph: Graph, out_dir, *, threads: int | None = None) -> EmitResult:
+    """Write the CPU project for `graph` (optimised, static shapes) into `out_dir`.
+
+    `threads` is the model's default intra-op thread count (None: the core count at load)."""
+    check_static(graph)
+    ops_before = len(graph.nodes)
+    graph = run_passes(graph.copy(), LOWERING)
+    check_static(graph)
+    sched = schedule(graph)
+    plan = memory.plan_memory(sched.tensors, sched.inplace)
+    emitter = _Emitter(graph, plan)
+    emitter.threads = int(threads or 0)
+    for step in sched.steps:
+        emitter.node(step.node)
+    emitter.finish_outputs()
+    out_dir = Path(out_dir)
+    files = _write_project(out_dir, emitter, threads)
+    return EmitResult(out_dir, tuple(files), ops_before, len(emitter.steps), plan, len(emitter.weights))
+
+
+def check_static(graph: Graph) -> None:
+    """CompileError naming the first tensor whose shape is not static."""
+    for v in list(graph.inputs) + [o for n in graph.nodes for o in n.outputs]:
+        if v.type is None or v.type.shape is None or not all(isinstance(d, int) for d in v.type.shape):
+            raise CompileError(f"tensor {quote_name(v.name)} has type {v.type}: target cpu needs static "
+                               "shapes; pin the input shapes first (input_shapes= in flowc.compile, "
+                               "--input-shape NAME=D0,D1,... for flowc compile)")
+
+
+def c_string(text: str) -> str:
+    """`text` as a C string literal: every byte but letters, digits, space and _.,:- in octal."""
+    safe = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:-")
+    return '"' + "".join(chr(b) if b in safe else f"\\{b:03o}" for b in text.encode("utf-8", "surrogatepass")) + '"'
+
+
+def c_comment(text: str) -> str:
+    """`text` fit for a // comment: letters, digits and a little punctuation, the rest as _."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in " _.,:=()[]-+") else "_" for c in text)[:120]
+
+
+def _unsupported(node: Node) -> CompileError:
+    name = node.name or (node.outputs[0].name if node.outputs else "")
+    return CompileError(f"op {node.op} (node {quote_name(name)}) is not supported by target cpu yet")
+
+
+class _Weights:
+    def __init__(self):
+        self.chunks: list[bytes] = []
+        self.offsets: dict[int, int] = {}
+        self.size = 0
+
+    def add(self, v: Value) -> int:
+        if id(v) not in self.offsets:
+            data = np.ascontiguousarray(np.asarray(v.const, dtype=v.type.dtype.np)).tobytes()
+            self.offsets[id(v)] = self.size
+            padded = memory.align(len(data))
+            self.chunks.append(data + b"\0" * (padded - len(data)))
+            self.size += padded
+        return self.offsets[id(v)]
+
+    def __len__(self):
+        return self.size
+
+    def bytes(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+class _Emitter:
+    def __init__(self, graph: Graph, plan: memory.MemoryPlan):
+        self.graph = graph
+        self.plan = plan
+        self.weights = _Weights()
+        self.steps: list[tuple[str, list[str]]] = []      # (name literal, body lines)
+        self.inputs = {id(v): i for i, v in enumerate(graph.inputs)}
+        self.outputs: dict[int, int] = {}
+        for j, v in enumerate(graph.outputs):
+            self.outputs.setdefault(id(v), j)
+
+    # -- where tensors live --------------------------------------------------------------
+    def ptr(self, v: Value, write: bool = False) -> str:
+        t = ctype(v.type.dtype, f"tensor {quote_name(v.name)}")
+        if id(v) in self.outputs and v.producer is not None:
+            return f"static_cast<{t}*>(ctx->outputs[{self.outputs[id(v)]}])"
+        if write:
+            return f"reinterpret_cast<{t}*>(ctx->arena + {self.plan.offsets[v.name]})"
+        if id(v) in self.inputs:
+            return f"static_cast<const {t}*>(ctx->inputs[{self.inputs[id(v)]}])"
+        if v.is_const:
+            return (f"reinterpret_cast<const {t}*>(static_cast<const uint8_t*>(ctx->weights) + "
+                    f"{self.weights.add(v)})")
+        return f"reinterpret_cast<const {t}*>(ctx->arena + {self.plan.offsets[v.name]})"
+
+    def src(self, v: Value) -> Source:
+        return Source(self.ptr(v), ctype(v.type.dtype, f"tensor {quote_name(v.name)}"), tuple(v.type.shape))
+
+    def add_step(self, name: str, lines: list[str]) -> None:
+        self.steps.append((c_string(name), lines))
+
+    # -- one node ------------------------------------------------------------------------
+    def node(self, node: Node) -> None:
+        for v in node.inputs:
+            if v is not None:
+                ctype(v.type.dtype, f"tensor {quote_name(v.name)} of {describe_node(node)}")
+        out = node.outputs[0]
+        if out.type.numel() == 0 and len(node.outputs) == 1:
+            body = []
+        else:
+            fn = getattr(self, f"_op_{node.op}", None)
+            if fn is None and (node.opdef.family == "elementwise"):
+                fn = self._elementwise
+            if fn is None:
+                raise _unsupported(node)
+            body = fn(node)
+        comment = f"// {c_comment(node.op)} {c_comment(node.name or out.name)}"
+        self.add_step(node.name or out.name, [comment] + body)
+
+    def _single_output(self, node: Node) -> Value:
+        if len(node.outputs) != 1:
+            raise _unsupported(node)
+        return node.outputs[0]
+
+    def _copy(self, node: Node) -> list[str]:
+        out = self._single_output(node)
+        dst, src = self.ptr(out, write=True), self.ptr(node.inputs[0])
+        nbytes = out.type.nbytes()
+        return [f"void* dst = {dst};", f"const void* src = {src};",
+                f"if (dst != src) std::memcpy(dst, src, {nbytes});"]
+
+    _op_Reshape = _op_Flatten = _op_Squeeze = _op_Unsqueeze = _op_Identity = _copy
+
+    def _op_Dropout(self, node):
+        if len(node.outputs) > 1:
+            raise _unsupported(node)
+        return self._copy(node)
+
+    def _elementwise(self, node: Node) -> list[str]:
+        out = self._single_output(node)
+        sources = [self.src(v) for v in node.inputs if v is not None]
+        body = ew.op_body(node, out.type.dtype)
+        return self._loop(out, sources, body)
+
+    def _loop(self, out: Value, sources: list[Source], body) -> list[str]:
+        t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
+        return ew.loop(self.ptr(out, write=True), t, tuple(out.type.shape), sources, body)
+
+    def _op_FusedElementwise(self, node):
+        out = self._single_output(node)
+        sources = {f"x{i}": v.type.dtype for i, v in enumerate(node.inputs)}
+        body = ew.program_body(node, "program", sources, out.type.dtype)
+        return self._loop(out, [self.src(v) for v in node.inputs], body)
+
+    def _op_Expand(self, node):
+        out = self._single_output(node)
+        return self._loop(out, [self.src(node.inputs[0])], ew.Body([], "src0"))
+
+    def _op_Cast(self, node):
+        out = self._single_output(node)
+        return self._loop(out, [self.src(node.inputs[0])], ew.cast_body(node.inputs[0].type.dtype, out.type.dtype))
+
+    def _epilogue(self, node: Node, out: Value, extras: list[Value]) -> list[str]:
+        """The epilogue program over acc (already in the output buffer) and the extra inputs."""
+        sources = {"acc": out.type.dtype, **{f"x{i}": v.type.dtype for i, v in enumerate(extras)}}
+        body = ew.program_body(node, "epilogue", sources, out.type.dtype)
+        acc = Source(f"reinterpret_cast<const float*>({self.ptr(out, write=True)})", "float", tuple(out.type.shape))
+        return self._loop(out, [acc] + [self.src(v) for v in extras], body)
+
+    def _f32(self, node: Node, values) -> None:
+        for v in values:
+            if v is not None and v.type.dtype.name != "f32":
+                raise CompileError(f"{describe_node(node)}: tensor {quote_name(v.name)} is {v.type}; target cpu "
+                                   f"runs {node.op} on f32 only for now")
+
+    # -- matrix products -----------------------------------------------------------------
+    def _op_MatMul(self, node, extras=()):
+        out = self._single_output(node)
+        a, b = node.inputs[0], node.inputs[1]
+        self._f32(node, [a, b, out])
+        sa, sb = tuple(a.type.shape), tuple(b.type.shape)
+        sa2 = sa if len(sa) > 1 else (1,) + sa
+        sb2 = sb if len(sb) > 1 else sb + (1,)
+        m, k, n = sa2[-2], sa2[-1], sb2[-1]
+        batch = tuple(np.broadcast_shapes(sa2[:-2], sb2[:-2]))
+        nb = math.prod(batch)
+        acc_shape = batch + (m, n)
+        if math.prod(acc_shape) != out.type.numel():
+            raise _unsupported(node)   # an epilogue that broadcasts past the product
+        lines = ["const flowc_parallel* pp = &par;",
+                 f"const float* A = {self.ptr(a)};", f"const float* B = {self.ptr(b)};",
+                 f"float* Y = {self.ptr(out, write=True)};"]
+        offs_a = _batch_offsets(sa2[:-2], batch, m * k)
+        offs_b = _batch_offsets(sb2[:-2], batch, k * n)
+        if not any(offs_b) and offs_a == [i * m * k for i in range(nb)]:
+            lines.append(f"flowc_gemm_f32(false, false, {nb * m}, {n}, {k}, 1.0f, A, {k}, B, {n}, 0.0f, Y, {n}, pp);")
+        else:
+            sa_ = _affine(offs_a)
+            sb_ = _affine(offs_b)
+            if sa_ is not None and sb_ is not None:
+                lines.append(f"flowc_gemm_batched_f32({nb}, false, false, {m}, {n}, {k}, 1.0f, A, {k}, {sa_}, "
+                             f"B, {n}, {sb_}, 0.0f, Y, {n}, {m * n}, pp);")
+            else:
+                lines += [f"static const int64_t offs_a[{nb}] = {{{', '.join(map(str, offs_a))}}};",
+                          f"static const int64_t offs_b[{nb}] = {{{', '.join(map(str, offs_b))}}};",
+                          f"for (int64_t i = 0; i < {nb}; ++i)",
+                          f"  flowc_gemm_f32(false, false, {m}, {n}, {k}, 1.0f, A + offs_a[i], {k}, B + offs_b[i], "
+                          f"{n}, 0.0f, Y + i * {m * n}, {n}, pp);"]
+        if node.op == "FusedMatMul":
+            lines += self._epilogue(node, out, list(node.inputs[2:]))
+        return lines
+
+    _op_FusedMatMul = _op_MatMul
+
+    # -- convolution and pooling ---------------------------------------------------------
+    def _op_Conv(self, node):
+        out = self._single_output(node)
+        x, w = node.inputs[0], node.inputs[1]
+        bias = node.input(2)
+        self._f32(node, [x, w, bias, out])
+        xs, ws = tuple(x.type.shape), tuple(w.type.shape)
+        if len(xs) not in (3, 4):
+            raise _unsupported(node)
+        kernel = ws[2:]
+        outs, begin, end = _window(node, xs[2:], kernel)
+        strides = _per_axis(node, "strides", len(kernel))
+        dilations = _per_axis(node, "dilations", len(kernel))
+        if len(xs) == 3:   # 1-D as 2-D with a unit height
+            xs, kernel, outs = xs[:2] + (1,) + xs[2:], (1,) + tuple(kernel), (1,) + tuple(outs)
+            begin, end, strides, dilations = (0,) + tuple(begin), (0,) + tuple(end), (1,) + tuple(strides), \
+                (1,) + tuple(dilations)
+        p = [xs[0], xs[1], xs[2], xs[3], ws[0], kernel[0], kernel[1], node.attr("group"), strides[0], strides[1],
+             begin[0], begin[1], end[0], end[1], dilations[0], dilations[1], outs[0], outs[1]]
+        lines = [f"static const flowc_conv2d_params p = {{{', '.join(map(str, p))}}};",
+                 "float* ws = flowc::steps::scratch<float>(0, flowc_conv2d_workspace_f32(&p, &par));",
+                 f"flowc_conv2d_f32(&p, {self.ptr(x)}, {self.ptr(w)}, "
+                 f"{self.ptr(bias) if bias is not None else 'nullptr'}, {self.ptr(out, write=True)}, ws, &par);"]
+        if node.op == "FusedConv":
+            lines += self._epilogue(node, out, list(node.inputs[3:]))
+        return lines
+
+    _op_FusedConv = _op_Conv
+
+    def _pool_params(self, node: Node, x: Value, out: Value) -> str:
+        xs = tuple(x.type.shape)
+        if len(xs) != 4:
+            raise _unsupported(node)
+        kernel = tuple(node.attr("kernel_shape"))
+        outs, begin, end = _window(node, xs[2:], kernel, bool(node.attr("ceil_mode")))
+        strides, dilations = _per_axis(node, "strides", 2), _per_axis(node, "dilations", 2)
+        p = [*xs, *kernel, *strides, begin[0], begin[1], end[0], end[1], *dilations, *outs]
+        return f"static const flowc_pool2d_params p = {{{', '.join(map(str, p))}}};"
+
+    def _op_MaxPool(self, node):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        self._f32(node, [x])
+        return [self._pool_params(node, x, out),
+                f"flowc_maxpool2d_f32(&p, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+
+    def _op_AveragePool(self, node):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        self._f32(node, [x])
+        include = "true" if node.attr("count_include_pad") else "false"
+        return [self._pool_params(node, x, out),
+                f"flowc_avgpool2d_f32(&p, {include}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+
+    def _op_GlobalAveragePool(self, node):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        self._f32(node, [x])
+        xs = x.type.shape
+        return [f"flowc_global_avgpool_f32({xs[0] * xs[1]}, {math.prod(xs[2:])}, {self.ptr(x)}, "
+                f"{self.ptr(out, write=True)}, &par);"]
+
+    # -- rows: softmax, layer norm, reductions -------------------------------------------
+    def _rows(self, node: Node, x: Value, axis: int) -> tuple[int, int]:
+        """(rows, n) viewing x as [rows, n] with n the dims from `axis` on; these kernels need
+        the reduced axis innermost."""
+        xs = tuple(x.type.shape)
+        n = math.prod(xs[axis:])
+        return (math.prod(xs[:axis]), n)
+
+    def _op_Softmax(self, node, log=False):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        self._f32(node, [x])
+        xs = tuple(x.type.shape)
+        axis = axis_of(node, len(xs))
+        if math.prod(xs[axis + 1:]) != 1:
+            raise _unsupported(node)
+        rows, n = self._rows(node, x, axis)
+        fn = "flowc_log_softmax_f32" if log else "flowc_softmax_f32"
+        return [f"{fn}({rows}, {n}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+
+    def _op_LogSoftmax(self, node):
+        return self._op_Softmax(node, log=True)
+
+    def _op_LayerNormalization(self, node):
+        out = self._single_output(node)
+        x, scale, bias = node.inputs[0], node.inputs[1], node.input(2)
+        self._f32(node, [x, scale, bias])
+        axis = axis_of(node, x.type.rank)
+        rows, n = self._rows(node, x, axis)
+        if scale.type.numel() != n or (bias is not None and bias.type.numel() != n):
+            raise _unsupported(node)
+        eps = float(np.float32(node.attr("epsilon"))).hex()
+        beta = self.ptr(bias) if bias is not None else "nullptr"
+        return [f"flowc_layer_norm_f32({rows}, {n}, {self.ptr(x)}, {self.ptr(scale)}, {beta}, float({eps}), "
+                f"{self.ptr(out, write=True)}, &par);"]
+
+    def _reduce(self, node, mean: bool):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        self._f32(node, [x])
+        xs = tuple(x.type.shape)
+        axes = _reduce_axes(node, len(xs))
+        if axes is None:
+            raise _unsupported(node)
+        axes = sorted(axes)
+        if not axes:
+            return self._copy(node)
+        if axes != list(range(axes[0], axes[-1] + 1)):
+            raise _unsupported(node)
+        outer, r, inner = math.prod(xs[:axes[0]]), math.prod(xs[axes[0]:axes[-1] + 1]), math.prod(xs[axes[-1] + 1:])
+        if inner == 1:
+            op = "FLOWC_REDUCE_MEAN" if mean else "FLOWC_REDUCE_SUM"
+            return [f"flowc_reduce_trailing_f32({op}, {outer}, {r}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+        return [f"flowc::steps::reduce_middle_f32({'true' if mean else 'false'}, {outer}, {r}, {inner}, "
+                f"{self.ptr(x)}, {self.ptr(out, write=True)});"]
+
+    def _op_ReduceMean(self, node):
+        return self._reduce(node, True)
+
+    def _op_ReduceSum(self, node):
+        return self._reduce(node, False)
+
+    # -- data movement -------------------------------------------------------------------
+    def _op_Transpose(self, node):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        xs = tuple(x.type.shape)
+        perm = node.attr("perm") or tuple(reversed(range(len(xs))))
+        if len(xs) > MAX_RANK:
+            raise _unsupported(node)
+        if len(xs) <= 1:
+            return self._copy(node)
+        return [f"static const int64_t shape[{len(xs)}] = {{{', '.join(map(str, xs))}}};",
+                f"static const int64_t perm[{len(xs)}] = {{{', '.join(map(str, perm))}}};",
+                f"flowc_transpose({x.type.dtype.np.itemsize}, {len(xs)}, shape, perm, {self.ptr(x)}, "
+                f"{self.ptr(out, write=True)}, &par);"]
+
+    def _indices(self, v: Value, slot: int) -> tuple[list[str], str]:
+        """Lines giving an int64_t* over index tensor `v`, and its name."""
+        name = f"idx{slot}"
+        if v.type.dtype.name == "i64":
+            return [f"const int64_t* {name} = {self.ptr(v)};"], name
+        if v.type.dtype.name == "i32":
+            n = v.type.numel()
+            return [f"int64_t* {name} = flowc::steps::scratch<int64_t>({slot}, {n});",
+                    f"flowc::steps::widen_indices({n}, {self.ptr(v)}, {name});"], name
+        raise CompileError(f"index tensor {quote_name(v.name)} is {v.type}; target cpu takes i64 or i32 indices")
+
+    def _op_Gather(self, node):
+        out = self._single_output(node)
+        x, idx = node.inputs
+        xs = tuple(x.type.shape)
+        axis = axis_of(node, len(xs))
+        lines, name = self._indices(idx, 1)
+        return lines + [
+            f"if (!flowc_gather({x.type.dtype.np.itemsize}, {math.prod(xs[:axis])}, {xs[axis]}, "
+            f"{math.prod(xs[axis + 1:])}, {self.ptr(x)}, {name}, {idx.type.numel()}, {self.ptr(out, write=True)}, &par)) {{",
+            '  ctx->error = "an index is out of range";', "  return FLOWC_STATUS_OUT_OF_RANGE;", "}"]
+
+    def _op_GatherND(self, node):
+        out = self._single_output(node)
+        x, idx = node.inputs
+        xs, ix = tuple(x.type.shape), tuple(idx.type.shape)
+        b, k = node.attr("batch_dims"), ix[-1]
+        lines, name = self._indices(idx, 1)
+        batch = math.prod(xs[:b])
+        count = math.prod(ix[b:-1])
+        dims = xs[b:b + k]
+        return lines + [
+            f"static const int64_t dims[{max(k, 1)}] = {{{', '.join(map(str, dims)) or '0'}}};",
+            f"if (!flowc::steps::gather_nd({x.type.dtype.np.itemsize}, {batch}, {k}, dims, "
+            f"{math.prod(xs[b + k:])}, {count}, {name}, {self.ptr(x)}, {self.ptr(out, write=True)})) {{",
+            '  ctx->error = "an index is out of range";', "  return FLOWC_STATUS_OUT_OF_RANGE;", "}"]
+
+    def _op_Concat(self, node):
+        out = self._single_output(node)
+        xs = tuple(out.type.shape)
+        axis = axis_of(node, len(xs))
+        parts = [v for v in node.inputs]
+        return [f"const void* xs[{len(parts)}] = {{{', '.join(self.ptr(v) for v in parts)}}};",
+                f"static const int64_t sizes[{len(parts)}] = {{{', '.join(str(v.type.shape[axis]) for v in parts)}}};",
+                f"flowc_concat({out.type.dtype.np.itemsize}, {len(parts)}, xs, sizes, {math.prod(xs[:axis])}, "
+                f"{math.prod(xs[axis + 1:])}, {self.ptr(out, write=True)}, &par);"]
+
+    def _op_Split(self, node):
+        x = node.inputs[0]
+        xs = tuple(x.type.shape)
+        axis = axis_of(node, len(xs))
+        outer, inner, elem = math.prod(xs[:axis]), math.prod(xs[axis + 1:]), x.type.dtype.np.itemsize
+        lines, begin = [], 0
+        for out in node.outputs:
+            count = out.type.shape[axis]
+            if out.type.numel():
+                lines.append(f"flowc::steps::copy_block({elem}, {outer}, {xs[axis]}, {begin}, {count}, {inner}, "
+                             f"{self.ptr(x)}, {self.ptr(out, write=True)});")
+            begin += count
+        return lines
+
+    def _op_Slice(self, node):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        xs = tuple(x.type.shape)
+        params = [known_ints(node.input(i)) for i in range(1, 5)]
+        starts, ends, axes, steps = params
+        if starts is None or ends is None or any(node.input(i) is not None and params[i - 1] is None
+                                                 for i in (3, 4)) or len(xs) > MAX_RANK:
+            raise _unsupported(node)
+        axes = axes if axes is not None else tuple(range(len(starts)))
+        steps = steps if steps is not None else (1,) * len(starts)
+        first, step = [0] * len(xs), [1] * len(xs)
+        for a, s, e, k in zip(axes, starts, ends, steps):
+            a = a + len(xs) if a < 0 else a
+            r = range(xs[a])[_slice_bounds(xs[a], s, e, k)]
+            if len(r) != out.type.shape[a]:
+                raise _unsupported(node)
+            first[a], step[a] = (r.start if len(r) else 0), k
+        if len(xs) == 0:
+            return self._copy(node)
+        join = lambda v: ", ".join(map(str, v))  # noqa: E731
+        return [f"static const int64_t x_shape[{len(xs)}] = {{{join(xs)}}};",
+                f"static const int64_t starts[{len(xs)}] = {{{join(first)}}};",
+                f"static const int64_t steps[{len(xs)}] = {{{join(step)}}};",
+                f"static const int64_t y_shape[{len(xs)}] = {{{join(out.type.shape)}}};",
+                f"flowc_slice({x.type.dtype.np.itemsize}, {len(xs)}, x_shape, starts, steps, y_shape, "
+                f"{self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+
+    # -- graph outputs that no node writes -----------------------------------------------
+    def finish_outputs(self) -> None:
+        lines = []
+        for j, v in enumerate(self.graph.outputs):
+            first = self.outputs[id(v)]
+            if first == j and v.producer is not None:
+                continue
+            src = f"ctx->outputs[{first}]" if first != j and v.producer is not None else self.ptr(v)
+            lines.append(f"std::memcpy(ctx->outputs[{j}], {src}, {v.type.nbytes()});")
+        if lines or not self.steps:
+            self.add_step("graph outputs", lines)
+
+
+def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...], matrix: int) -> list[int]:
+    """Element offset of each matrix of an operand with batch dims `shape`, broadcast to `batch`."""
+    shape = (1,) * (len(batch) - len(shape)) + tuple(shape)
+    index = np.arange(math.prod(shape), dtype=np.int64).reshape(shape) * matrix
+    return np.broadcast_to(index, batch).reshape(-1).tolist()
+
+
+def _affine(offsets: list[int]) -> int | None:
+    """The stride when offsets[i] == i * stride (0 broadcasts), else None."""
+    if not offsets:
+        return 0
+    stride = offsets[1] - offsets[0] if len(offsets) > 1 else 0
+    return stride if all(o == i * stride for i, o in enumerate(offsets)) else None
+
+
+# -- the project folder -------------------------------------------------------------------
+
+def _model_cpp(emitter: _Emitter) -> str:
+    g = emitter.graph
+    lines = ["// Generated by flowc. Step functions and the plan of one model; see model.h.",
+             "#include <cmath>", "#include <cstdint>", "#include <cstring>", "#include <limits>", "",
+             '#include "flowc/model.h"', '#include "flowc_steps.h"', "", "namespace {", ""]
+    for i, (_, body) in enumerate(emitter.steps):
+        uses_par = any("par" in line for line in body)
+        lines.append(f"int s{i}(flowc_step_ctx* ctx) {{")
+        if uses_par:
+            lines.append("  const flowc_parallel par = flowc::steps::parallel(ctx);")
+        lines.append("  (void)ctx;")
+        lines += ["  " + line for line in body]
+        lines += ["  return 0;", "}", ""]
+    n = len(emitter.steps)
+    lines += [f"const int32_t kRegisters[{max(n, 1)}] = {{{', '.join(str(i) for i in range(max(n, 1)))}}};",
+              f"const int32_t kSlots[{max(n - 1, 1)}] = {{{', '.join([str(ARENA_SLOTS)] * max(n - 1, 1))}}};",
+              "// A chain: each step reads the register its predecessor writes, so each request runs",
+              "// in the static order the memory plan assumed, and requests pipeline behind it.",
+              f"const flowc_plan_step kSteps[{n}] = {{"]
+    for i, (name, _) in enumerate(emitter.steps):
+        reads = f"kRegisters + {i - 1}, 1" if i > 0 else "nullptr, 0"
+        writes = f"kRegisters + {i}, 1" if i < n - 1 else "nullptr, 0"
+        lines.append(f"    {{{name}, s{i}, 0, {reads}, {writes}}},")
+    lines.append("};")
+
+    def infos(values, label):
+        out = []
+        for j, v in enumerate(values):
+            shape = tuple(v.type.shape)
+            out.append(f"const int64_t k{label}Shape{j}[{max(len(shape), 1)}] = {{{', '.join(map(str, shape)) or '0'}}};")
+        out.append(f"const flowc_tensor_info k{label}[{max(len(values), 1)}] = {{")
+        for j, v in enumerate(values):
+            out.append(f"    {{{c_string(v.name)}, \"{v.type.dtype.name}\", {len(v.type.shape)}, k{label}Shape{j}, "
+                       f"{v.type.nbytes()}ULL}},")
+        if not values:
+            out.append("    {nullptr, nullptr, 0, nullptr, 0},")
+        out.append("};")
+        return out
+
+    lines += infos(g.inputs, "Inputs") + infos(g.outputs, "Outputs")
+    data = emitter.weights.bytes()
+    lines += ["", "const flowc_model_desc kModel = {",
+              f"    {c_string(g.name)},",
+              f"    {{kSteps, {n}, kSlots, {n - 1}, 1, {emitter.plan.peak_bytes}ULL, {ARENA_SLOTS}, nullptr}},",
+              f"    kInputs, {len(g.inputs)}, kOutputs, {len(g.outputs)},",
+              f"    {len(data)}ULL, {_checksum(data)}ULL, {emitter.threads},", "};", "", "}  // namespace", "",
+              'extern "C" const flowc_model_desc* flowc_model_describe(void) { return &kModel; }', ""]
+    return "\n".join(lines)
+
+
+def _checksum(data: bytes) -> int:
+    """flowc_weights_checksum (runtime/api/model.cc) of `data`."""
+    padded = data + b"\0" * (-len(data) % 8)
+    words = np.frombuffer(padded, dtype="<u8")
+    weights = np.arange(len(words), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        return int(np.sum(words * weights, dtype=np.uint64))
+
+
+def _model_h(graph: Graph) -> str:
+    def sig(values):
+        return "\n".join(f"//   {j}: {v.type.dtype.name}{list(v.type.shape)}  {c_comment(v.name)}"
+                         for j, v in enumerate(values)) or "//   (none)"
+    return ("// Generated by flowc: the C API of this model (declared in runtime/include/flowc/model.h).\n"
+            "// Inputs, in the order flowc_model_run takes them:\n" + sig(graph.inputs) +
+            "\n// Outputs:\n" + sig(graph.outputs) +
+            '\n#ifndef FLOWC_GENERATED_MODEL_H_\n#define FLOWC_GENERATED_MODEL_H_\n\n#include "flowc/model.h"\n\n'
+            "#endif  // FLOWC_GENERATED_MODEL_H_\n")
+
+
+def _write_project(out_dir: Path, emitter: _Emitter, threads: int | None) -> list[Path]:
+    where = f"output folder {quote_name(str(out_dir))}"
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise CompileError(f"{where} exists and is not a folder")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = {
+            "model.cpp": _model_cpp(emitter),
+            "model.h": _model_h(emitter.graph),
+            "main.c": (TEMPLATES / "main.c").read_text(),
+            "flowc_steps.h": (TEMPLATES / "flowc_steps.h").read_text(),
+            "CMakeLists.txt": (TEMPLATES / "CMakeLists.txt").read_text(),
+        }
+        written = []
+        for name, text in files.items():
+            _write_if_changed(out_dir / name, text.encode())
+            written.append(out_dir / name)
+        _write_if_changed(out_dir / "weights.bin", emitter.weights.bytes())
+        written.append(out_dir / "weights.bin")
+        written += _copy_runtime(out_dir / "runtime")
+    except OSError as e:
+        raise CompileError(f"{where} cannot be written: {e.strerror or e}") from None
+    return written
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Unchanged files keep their time stamps, so CMake rebuilds only what changed."""
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    path.write_bytes(data)
+
+
+def _copy_runtime(dest: Path) -> list[Path]:
+    out = []
+    for part in RUNTIME_PARTS:
+        src = RUNTIME / part
+        files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+        for f in files:
+            if f.suffix not in RUNTIME_SUFFIXES:
+                continue
+            target = dest / f.relative_to(RUNTIME)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write_if_changed(target, f.read_bytes())
+            out.append(target)
+    return out

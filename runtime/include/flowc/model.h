@@ -1,0 +1,75 @@
+#ifndef FLOWC_MODEL_H_
+#define FLOWC_MODEL_H_
+
+// A compiled model's C API: load it from its folder, ask for its inputs and outputs, run it on
+// caller-owned buffers. Every call returns a flowc_status (NULL is OK; release any other with
+// flowc_status_free after reading flowc_status_get_message) and puts results in out_ parameters.
+// One loaded model serves concurrent callers: each flowc_model_run gets its own answer.
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowc/runtime.h"
+#include "flowc/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct flowc_tensor_info {
+  const char* name;      // as the model names it: any bytes but NUL
+  const char* dtype;     // the IR spelling: "f32", "i64", "bool", ...
+  int32_t rank;
+  const int64_t* shape;  // rank dims
+  uint64_t nbytes;       // what the caller's buffer must hold, dense row-major
+} flowc_tensor_info;
+
+typedef struct flowc_model flowc_model;
+
+// Reads `dir`/weights.bin and starts the engine. `options` may be NULL; num_threads 0 takes the
+// thread count given at compile time, if any, else the core count.
+flowc_status flowc_model_load(const char* dir, const flowc_options* options, flowc_model** out_model);
+// Waits for runs in flight; no call on the model may start after this one.
+void flowc_model_free(flowc_model* model);
+
+flowc_status flowc_model_query_name(const flowc_model* model, const char** out_name);
+flowc_status flowc_model_query_input_count(const flowc_model* model, int32_t* out_count);
+flowc_status flowc_model_query_output_count(const flowc_model* model, int32_t* out_count);
+// The info's pointers stay valid until the model is freed.
+flowc_status flowc_model_query_input(const flowc_model* model, int32_t index, flowc_tensor_info* out_info);
+flowc_status flowc_model_query_output(const flowc_model* model, int32_t index, flowc_tensor_info* out_info);
+
+// inputs[i] holds input i (nbytes of it), outputs[i] receives output i; buffers must not overlap.
+// Thread-safe; blocks until this request is done.
+flowc_status flowc_model_run(flowc_model* model, const void* const* inputs, void* const* outputs);
+
+// Intra-op threads, the caller's included (0: the core count). Waits for runs in flight.
+flowc_status flowc_model_set_threads(flowc_model* model, int32_t num_threads);
+flowc_status flowc_model_query_threads(const flowc_model* model, int32_t* out_count);
+
+// -- for generated code ----------------------------------------------------------------------
+
+// What a compiled model says of itself; its model.cpp defines flowc_model_describe().
+typedef struct flowc_model_desc {
+  const char* name;
+  flowc_plan plan;  // plan.weights is NULL here: the loader points it at weights.bin's bytes
+  const flowc_tensor_info* inputs;
+  int32_t num_inputs;
+  const flowc_tensor_info* outputs;
+  int32_t num_outputs;
+  uint64_t weights_bytes;
+  uint64_t weights_checksum;  // flowc_weights_checksum of weights.bin
+  int32_t default_threads;    // used when the loader's options say 0; 0 here too: the core count
+} flowc_model_desc;
+
+const flowc_model_desc* flowc_model_describe(void);
+
+// Sum over the file's little-endian 64-bit words w[i] of w[i] * (2i + 1), mod 2^64 (a short
+// tail is zero-padded): catches a weights.bin from another compile at memory speed.
+uint64_t flowc_weights_checksum(const void* data, uint64_t nbytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // FLOWC_MODEL_H_
