@@ -1,10 +1,13 @@
 """The public Python API: `compile` a model into an artifact folder, `load` it back and run it.
 
-An artifact folder holds exactly three files, whatever the model calls its tensors:
+Every artifact folder holds, whatever the model calls its tensors:
 
     model.fir       the optimised graph as IR text (large constants by reference)
-    weights.npz     those constants' data, keyed as the text refers to them
     artifact.json   format version, target, flowc version, input and output types
+
+For target "reference", `weights.npz` holds the constants the text refers to. For
+target "cpu", the folder is also a CMake project (codegen/cpu): model.cpp, model.h,
+weights.bin, main.c and the runtime sources, built by flowc into build/.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ FORMAT_VERSION = 1
 GRAPH_FILE, WEIGHTS_FILE, MANIFEST_FILE = "model.fir", "weights.npz", "artifact.json"
 
 # target -> whether this version can build it; the others are on the way
-TARGETS = {"reference": True, "cpu": False, "cuda": False}
+TARGETS = {"reference": True, "cpu": True, "cuda": False}
 
 log = logging.getLogger("flowc")
 
@@ -58,8 +61,8 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     copied, never changed), pin `input_shapes`, optimise it and write an artifact to `out_dir`
     (a fresh temporary folder when None). `progress(stage, seconds, graph)` sees each stage.
 
-    `target="cpu"` is the default by design, the target flowc is built for; it is not available
-    yet in this version, which raises CompileError for it: pass `target="reference"` for now."""
+    `target="cpu"` writes and builds a C++ project; it needs static shapes, so a model with a
+    symbolic batch takes `input_shapes`. `target="reference"` runs the graph on numpy."""
     _check_target(target, devices)
     if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
         raise CompileError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}")
@@ -82,8 +85,18 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     graph = optimize(graph, after=lambda p, g, seconds: report(p.name, seconds, g))
     start = time.perf_counter()
     path = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="flowc-"))
+    if target == "cpu":
+        from .codegen import cpu
+        cpu.check_static(graph)   # before anything is written
     _write_artifact(path, graph, target, devices)
     report("write", time.perf_counter() - start, graph)
+    if target == "cpu":
+        start = time.perf_counter()
+        cpu.emit(graph, path)
+        report("emit", time.perf_counter() - start, graph)
+        start = time.perf_counter()
+        cpu.build(path)
+        report("build", time.perf_counter() - start, graph)
     return Artifact(path, graph, target)
 
 
@@ -196,7 +209,8 @@ def _write_artifact(path: Path, graph: ir.Graph, target: str, devices: int) -> N
             raise CompileError(f"{where} exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
         (path / GRAPH_FILE).write_text(ir.print_graph(graph), encoding="utf-8")
-        save_npz(path / WEIGHTS_FILE, ir.graph_resources(graph))
+        if target == "reference":   # the cpu target keeps its weights in weights.bin
+            save_npz(path / WEIGHTS_FILE, ir.graph_resources(graph))
         (path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     except (OSError, ValueError) as e:   # ValueError: a NUL in the path
         raise CompileError(f"{where} cannot be written: {_reason(e)}") from None
@@ -226,6 +240,10 @@ class Model:
         self.path = path
         self.graph = graph
         self.target = target
+        self._compiled = None
+        if target == "cpu":
+            from .codegen import cpu
+            self._compiled = cpu.load(path)
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -245,7 +263,10 @@ class Model:
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The outputs by name; raises flowc.InputError when `inputs` do not fit the model."""
-        return ir.run(self.graph, dict(inputs) if isinstance(inputs, Mapping) else inputs)
+        feeds = dict(inputs) if isinstance(inputs, Mapping) else inputs
+        if self._compiled is not None:
+            return self._compiled.run(feeds)
+        return ir.run(self.graph, feeds)
 
     def __repr__(self) -> str:
         sig = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)
@@ -285,8 +306,10 @@ def load(path: str | os.PathLike) -> Model:
         raise CompileError(f"{where}: target {target!r} cannot be run by flowc {_version()}")
     try:
         text = (path / GRAPH_FILE).read_text(encoding="utf-8")
-        with np.load(path / WEIGHTS_FILE, allow_pickle=False) as npz:
-            weights = {key: npz[key] for key in npz.files}
+        weights = None   # the cpu target's weights live in weights.bin, read by its runtime
+        if target == "reference":
+            with np.load(path / WEIGHTS_FILE, allow_pickle=False) as npz:
+                weights = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, UnicodeDecodeError, EOFError, zipfile.BadZipFile) as e:
         raise CompileError(f"{where}: cannot read its graph and weights: {e}") from None
     try:

@@ -202,9 +202,9 @@ def test_bad_input_shapes_are_named(tmp_path, shapes, message):
 # -- targets ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({}, "target 'cpu' is not available yet in flowc 0.1.0; available targets: reference"),
-    ({"target": "cuda"}, "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference"),
-    ({"target": "tpu"}, "unknown target 'tpu'; targets: reference, cpu, cuda (available now: reference)"),
+    ({}, 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes first (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile)'),
+    ({"target": "cuda"}, "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference, cpu"),
+    ({"target": "tpu"}, "unknown target 'tpu'; targets: reference, cpu, cuda (available now: reference, cpu)"),
     ({"target": "reference", "devices": 4},
      "devices=4: compiling for several devices is not available yet; use devices=1"),
     ({"target": "reference", "devices": 0}, "devices must be a positive int, got 0"),
@@ -268,7 +268,7 @@ def test_load_a_folder_that_is_no_artifact(tmp_path):
      "artifact.json is not a flowc artifact manifest"),
     (lambda out: _edit_manifest(out, format_version=99),
      "artifact format version 99, this flowc (0.1.0) reads version 1; compile the model again"),
-    (lambda out: _edit_manifest(out, target="cpu"), "target 'cpu' cannot be run by flowc 0.1.0"),
+    (lambda out: _edit_manifest(out, target="cuda"), "target 'cuda' cannot be run by flowc 0.1.0"),
     (lambda out: _edit_manifest(out, outputs=[]),
      "the outputs in artifact.json do not match model.fir; compile the model again"),
     (lambda out: (out / "weights.npz").write_bytes(b"garbage"), "cannot read its graph and weights"),
@@ -295,7 +295,7 @@ def _edit_manifest(out: Path, **changes) -> None:
 # -- arguments and graphs given to compile --------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(target=[]), "unknown target []; targets: reference, cpu, cuda (available now: reference)"),
+    (dict(target=[]), "unknown target []; targets: reference, cpu, cuda (available now: reference, cpu)"),
     (dict(out_dir=5), "out_dir must be a path (str or os.PathLike), got int"),
     (dict(input_shapes=[("x", [1, 4])]),
      'input_shapes must be a mapping of input name -> shape, e.g. {"x": [8, 784]}, got list'),
@@ -357,3 +357,19 @@ def test_the_onnx_frontend_is_reachable_after_import_flowc():
     done = subprocess.run([sys.executable, "-c", "import flowc; print(flowc.frontend.onnx.load.__name__)"],
                           capture_output=True, text=True)
     assert done.stdout == "load\n", done.stderr
+
+
+def test_cpu_target_compiles_builds_and_matches_the_interpreter(tmp_path, mlp_path):
+    artifact = flowc.compile(mlp_path, out_dir=tmp_path / "out", input_shapes={"x": [3, 16]})
+    assert artifact.target == "cpu"
+    for name in ("CMakeLists.txt", "model.cpp", "model.h", "main.c", "weights.bin", "model.fir", "artifact.json"):
+        assert (artifact.path / name).is_file(), name
+    assert not (artifact.path / "weights.npz").exists()
+    model = flowc.load(artifact.path)
+    x = np.random.default_rng(3).standard_normal((3, 16)).astype(np.float32)
+    want = flowc.ir.run(artifact.graph, {"x": x})
+    got = model.run({"x": x})
+    for name in model.output_names:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5)
+    with pytest.raises(flowc.InputError, match='input "x"'):
+        model.run({"x": np.zeros((2, 16), np.float32)})

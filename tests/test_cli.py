@@ -100,8 +100,8 @@ def test_compile_report_and_verbose_progress(tmp_path, mlp):
 
 
 @pytest.mark.parametrize("args,message", [
-    ([], "target 'cpu' is not available yet in flowc 0.1.0; available targets: reference"),
-    (["--target", "cuda"], "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference"),
+    ([], 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes first (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile)'),
+    (["--target", "cuda"], "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference, cpu"),
     (["--target", "reference", "--devices", "2"],
      "devices=2: compiling for several devices is not available yet; use devices=1"),
     (["--target", "reference", "--input-shape", "x=8,a"],
@@ -140,8 +140,9 @@ def test_debug_shows_the_traceback(tmp_path, mlp):
     done = flowc_cli("--debug", "compile", mlp, "-o", tmp_path / "build")
     assert done.returncode == 2
     assert done.stderr.startswith("Traceback (most recent call last):")
-    assert done.stderr.endswith("flowc: error: target 'cpu' is not available yet in flowc 0.1.0; "
-                                "available targets: reference\n")
+    assert done.stderr.endswith("flowc: error: tensor \"x\" has type f32[B,16]: target cpu needs static shapes; "
+                                "pin the input shapes first (input_shapes= in flowc.compile, "
+                                "--input-shape NAME=D0,D1,... for flowc compile)\n")
 
 
 def test_debug_turns_on_the_verifier_after_each_pass(tmp_path, mlp, monkeypatch, capsys):
@@ -315,3 +316,16 @@ def test_viz_refuses_ir_text_that_is_not_utf8(tmp_path):
 
 def test_inspect_a_folder(tmp_path):
     assert_one_line_error(flowc_cli("inspect", tmp_path), f'model file "{tmp_path}" is a folder, not a file')
+
+
+def test_compile_for_cpu_then_run(tmp_path, mlp, x_npy):
+    out = tmp_path / "cpu"
+    done = flowc_cli("compile", mlp, "--target", "cpu", "--input-shape", "x=2,16", "-o", out, "--report")
+    assert done.returncode == 0, done.stderr
+    assert "emit" in done.stdout and "build" in done.stdout
+    ran = flowc_cli("run", out, "--input", f"x={x_npy}", "-o", tmp_path / "y.npz")
+    assert ran.returncode == 0, ran.stderr
+    reference = flowc.compile(mlp, target="reference", out_dir=tmp_path / "ref", input_shapes={"x": [2, 16]})
+    want = flowc.ir.run(reference.graph, {"x": np.load(x_npy)})["y"]
+    with np.load(tmp_path / "y.npz") as got:
+        np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-5)
