@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs flowc and what it needs on a fresh Debian/Ubuntu machine.
+#   bash install.sh          flowc itself (pip install .)
+#   bash install.sh --test   flowc editable, with the test dependencies (pip install -e ".[test]")
+# Debian packages: CMake and g++ build the generated C++ projects, OpenBLAS is the CPU
+# backend's BLAS, Graphviz's dot draws flowc viz's pictures.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+for pkg in cmake g++ pkg-config libopenblas-dev graphviz; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "install.sh: installing ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  python3 -m pip install -q -e ".[test]"
+else
+  python3 -m pip install -q .
+fi
