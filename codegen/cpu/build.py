@@ -4,13 +4,25 @@ The build folder is `out_dir/build`. Its stamp holds the hash of every source an
 it matches and the library is there, `build` returns at once. Otherwise CMake configures (once)
 and builds only what changed. The library is copied to a name carrying the hash, so a process
 that loaded an older build never gets the stale one back from the dynamic loader's cache.
+
+The runtime cache: the objects of the runtime and kernel libraries (`runtime/` of the project,
+the same for every model) are kept in `$FLOWC_CACHE_DIR` (default `~/.cache/flowc`), one
+folder per hash of those sources, the CMakeLists, the options and the compiler. When the
+folder is there, the project is configured with `-DFLOWC_PREBUILT_RUNTIME=<folder>` and only
+model.cpp, the C API and main.c compile; when it is not, the project builds everything from
+its own sources, as plain CMake does, and its runtime objects are then published in the cache:
+copied into a private folder first, which is renamed into place in one step, so a reader never
+sees a half-written entry and of concurrent builders the first to finish wins.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import platform
+import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -21,6 +33,10 @@ from flowc.errors import CompileError, quote_name
 log = logging.getLogger("flowc")
 STAMP = ".flowc-build-hash"
 SOURCE_SUFFIXES = {".h", ".c", ".cc", ".cpp", ".txt", ".bin"}
+RUNTIME_TARGETS = ("flowc_runtime", "flowc_kernels_cpu")   # as in templates/CMakeLists.txt
+CACHE_FORMAT = b"flowc cpu runtime objects 1"
+CACHE_SUBDIR = "cpu-runtime"
+KEY_FILE = "KEY"
 
 
 def source_hash(out_dir: Path, options: list[str]) -> str:
@@ -35,8 +51,12 @@ def source_hash(out_dir: Path, options: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def build(out_dir, *, native: bool = False, jobs: int = 2, progress: bool | None = None) -> Path:
-    """Build the project in `out_dir` (Release, `jobs` parallel jobs); returns the shared library."""
+def build(out_dir, *, native: bool = False, jobs: int = 2, progress: bool | None = None,
+          runtime_cache: bool = True) -> Path:
+    """Build the project in `out_dir` (Release, `jobs` parallel jobs); returns the shared library.
+
+    With `runtime_cache` (and a usable cache folder) the runtime and kernels come prebuilt from
+    the runtime cache, or are put there by this build."""
     out_dir = Path(out_dir)
     if not (out_dir / "CMakeLists.txt").is_file():
         raise CompileError(f"{quote_name(str(out_dir))} holds no emitted project (no CMakeLists.txt); "
@@ -54,11 +74,18 @@ def build(out_dir, *, native: bool = False, jobs: int = 2, progress: bool | None
         progress = sys.stderr.isatty()
     start = time.perf_counter()
     build_dir.mkdir(parents=True, exist_ok=True)
+    cache = runtime_cache_dir() if runtime_cache else None
+    key = runtime_key(out_dir, options, build_dir) if cache else None
+    prebuilt = _cached_entry(cache / key) if cache else None
+    configure = [*options, f"-DFLOWC_PREBUILT_RUNTIME={prebuilt or ''}"]
     if not (build_dir / "CMakeCache.txt").is_file():
-        _run(["cmake", "-S", str(out_dir), "-B", str(build_dir), *options], "configure", progress)
+        _run(["cmake", "-S", str(out_dir), "-B", str(build_dir), *configure], "configure", progress)
     else:
-        _run(["cmake", *options, str(build_dir)], "configure", progress)
+        _run(["cmake", *configure, str(build_dir)], "configure", progress)
     _run(["cmake", "--build", str(build_dir), "-j", str(jobs)], "build", progress)
+    if cache and not prebuilt:
+        # keyed by the compiler this configure settled on
+        _publish_runtime(build_dir, cache, runtime_key(out_dir, options, build_dir))
     for old in build_dir.glob("libflowc_model.*.so"):
         old.unlink()
     built = build_dir / "libflowc_model.so"
@@ -68,6 +95,144 @@ def build(out_dir, *, native: bool = False, jobs: int = 2, progress: bool | None
     stamp.write_text(digest)
     log.info("built %s in %.1f s", out_dir, time.perf_counter() - start)
     return library
+
+
+# -- the runtime cache ------------------------------------------------------------------
+
+def runtime_cache_dir() -> Path | None:
+    """The folder of the runtime cache, created private to this user; None (and a warning) when
+    it cannot be made or is not safe to use (not a folder of ours, or writable by others)."""
+    root = os.environ.get("FLOWC_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = Path(xdg) / "flowc" if xdg and os.path.isabs(xdg) else Path.home() / ".cache" / "flowc"
+    folder = Path(root).expanduser() / CACHE_SUBDIR
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.lstat()
+    except OSError as e:
+        log.warning("runtime cache %s unusable (%s): building the runtime from source", folder, e.strerror or e)
+        return None
+    if not stat.S_ISDIR(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()) \
+            or st.st_mode & 0o022:
+        log.warning("runtime cache %s is not a folder of this user's that only it can write: "
+                    "building the runtime from source", folder)
+        return None
+    return folder
+
+
+def runtime_key(out_dir: Path, options: list[str], build_dir: Path | None = None) -> str:
+    """A hash of what the runtime objects depend on: the project's runtime/ sources and
+    CMakeLists.txt, the options, the compiler (and its flags) CMake uses."""
+    h = hashlib.sha256(CACHE_FORMAT + b"\0")
+    for opt in options:
+        h.update(opt.encode() + b"\0")
+    files = [out_dir / "CMakeLists.txt"] + sorted(p for p in (out_dir / "runtime").rglob("*") if p.is_file())
+    for p in files:
+        h.update(str(p.relative_to(out_dir)).encode() + b"\0")
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    for var in ("CXX", "CC", "CXXFLAGS", "CFLAGS", "CPPFLAGS"):
+        h.update(f"{var}={os.environ.get(var, '')}".encode() + b"\0")
+    compiler = _configured_compiler(build_dir) or os.environ.get("CXX", "").split(" ")[0] or "c++"
+    path = shutil.which(compiler) or compiler
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        h.update(f"{real}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    except OSError:
+        h.update(path.encode())
+    h.update(f"{platform.system()} {platform.machine()}".encode())
+    return h.hexdigest()[:24]
+
+
+def _configured_compiler(build_dir: Path | None) -> str | None:
+    """The C++ compiler a configured build folder is bound to (CMake keeps its first choice)."""
+    try:
+        text = (build_dir / "CMakeCache.txt").read_text(errors="replace") if build_dir else ""
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("CMAKE_CXX_COMPILER:"):
+            return line.split("=", 1)[1].strip() or None
+    return None
+
+
+def _cached_entry(entry: Path) -> Path | None:
+    """`entry` when it is a complete cache entry for its key, else None."""
+    try:
+        if (entry / KEY_FILE).read_text() != entry.name:
+            return None
+        for target in RUNTIME_TARGETS:
+            names = (entry / f"{target}.objects").read_text().split()
+            if not names or not all((entry / target / n).is_file() for n in names):
+                return None
+    except OSError:
+        return None
+    return entry
+
+
+def _publish_runtime(build_dir: Path, cache: Path, key: str) -> None:
+    """Copy the runtime objects this build made into the cache under `key`: into a private
+    folder first, then renamed into place at once (if another builder got there first, its
+    entry stays and ours goes). A failure only costs the next build its head start."""
+    entry = cache / key
+    tmp = cache / f".tmp-{key}-{os.getpid()}-{secrets.token_hex(4)}"
+    lock = None
+    try:
+        tmp.mkdir(mode=0o700)
+        for target in RUNTIME_TARGETS:
+            listing = build_dir / "flowc-objects" / f"{target}.txt"
+            objects = [Path(line) for line in listing.read_text().split("\n") if line.strip()]
+            (tmp / target).mkdir()
+            names = []
+            for i, obj in enumerate(objects):
+                names.append(f"{i:03d}-{obj.name}")
+                shutil.copyfile(obj, tmp / target / names[-1])
+            (tmp / f"{target}.objects").write_text("".join(n + "\n" for n in names))
+        (tmp / KEY_FILE).write_text(key)
+        lock = _lock(cache / f".lock-{key}")      # publishers one at a time; readers never wait
+        if _cached_entry(entry) is not None:
+            return
+        if entry.exists() or entry.is_symlink():
+            # a broken entry (not ours to trust): move it aside, then drop it
+            trash = cache / f".trash-{key}-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(entry, trash)
+            if trash.is_symlink():
+                trash.unlink()
+            shutil.rmtree(trash, ignore_errors=True)
+        os.rename(tmp, entry)
+        log.info("runtime objects cached in %s", entry)
+    except OSError as e:
+        if _cached_entry(entry) is None:
+            log.warning("could not cache the runtime objects in %s: %s", entry, e.strerror or e)
+    finally:
+        if lock is not None:
+            lock.close()
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    _sweep(cache)
+
+
+def _lock(path: Path):
+    """An open file holding an exclusive lock on `path` (where the platform has flock)."""
+    handle = open(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600), "r+b")
+    try:
+        import fcntl
+    except ImportError:      # no flock: the rename alone keeps entries whole
+        return handle
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    return handle
+
+
+def _sweep(cache: Path, older_than: float = 3600.0) -> None:
+    """Drop private folders that crashed builders left behind."""
+    now = time.time()
+    for p in cache.glob(".*-*"):
+        try:
+            if p.name.startswith((".tmp-", ".trash-")) and now - p.lstat().st_mtime > older_than:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _run(command: list[str], stage: str, progress: bool) -> None:
