@@ -13,6 +13,7 @@ flowc putting them back together.
 """
 from pathlib import Path
 
+import onnx
 import torch
 from torch import nn
 
@@ -47,6 +48,21 @@ class TinyFormer(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+def strip_provenance(path: Path) -> None:
+    """Drop what the exporter records about the machine that ran it (stack traces with local paths)."""
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del model.metadata_props[:]
+    data = path.with_name(path.name + ".data")
+    if data.exists():
+        data.unlink()
+        onnx.save_model(model, str(path), save_as_external_data=True, location=data.name)
+    else:
+        onnx.save_model(model, str(path))
+
+
 def main() -> None:
     torch.manual_seed(0)
     model = TinyCNN().eval()
@@ -57,12 +73,14 @@ def main() -> None:
     out = Path(__file__).with_name("tinycnn.onnx")
     torch.onnx.export(model, (torch.randn(1, 3, 32, 32),), str(out), input_names=["image"], output_names=["logits"],
                       dynamic_shapes={"image": {0: torch.export.Dim("batch", max=1024)}}, opset_version=18, dynamo=True)
+    strip_provenance(out)
     print(f"wrote {out} ({out.stat().st_size} bytes)")
 
     torch.manual_seed(0)
     out = Path(__file__).with_name("tinyformer.onnx")
     torch.onnx.export(TinyFormer().eval(), (torch.randn(1, 8, 32),), str(out), input_names=["x"], output_names=["y"],
                       dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=14, dynamo=False)
+    strip_provenance(out)
     print(f"wrote {out} ({out.stat().st_size} bytes)")
 
 
