@@ -19,7 +19,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from . import ir
 from .errors import CompileError, quote_name
 from .ir.passes import optimize
 from .ir.types import INT64_MAX, Dim, TensorType, is_symbol_name, substitute_dim
+
+if TYPE_CHECKING:
+    from .codegen.cpu import EmitResult
 
 FORMAT_VERSION = 1
 GRAPH_FILE, WEIGHTS_FILE, MANIFEST_FILE = "model.fir", "weights.npz", "artifact.json"
@@ -48,10 +51,14 @@ class TensorInfo(NamedTuple):
 
 @dataclass(frozen=True)
 class Artifact:
-    """A compiled model on disk, and the optimised graph it was written from."""
+    """A compiled model on disk, and the optimised graph it was written from.
+
+    `emit` is what the emitter reports for target cpu (a codegen.cpu.EmitResult: ops before and
+    after lowering, the memory plan, weight bytes); None for target reference."""
     path: Path
     graph: ir.Graph
     target: str
+    emit: EmitResult | None = None
 
 
 def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.PathLike | None = None,
@@ -92,11 +99,12 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     report("write", time.perf_counter() - start, graph)
     if target == "cpu":
         start = time.perf_counter()
-        cpu.emit(graph, path)
+        emitted = cpu.emit(graph, path)
         report("emit", time.perf_counter() - start, graph)
         start = time.perf_counter()
         cpu.build(path)
         report("build", time.perf_counter() - start, graph)
+        return Artifact(path, graph, target, emitted)
     return Artifact(path, graph, target)
 
 

@@ -122,12 +122,100 @@ def _print_report(artifact, stages: list[tuple[str, float]]) -> None:
     print("inputs:  " + ", ".join(f"{v.name}: {v.type}" for v in graph.inputs))
     print("outputs: " + ", ".join(f"{v.name}: {v.type}" for v in graph.outputs))
     print(f"constants: {len(graph.constants)} ({_bytes(weights)})")
+    width = max([REPORT_WIDTH] + [len(name) for name, _ in stages])   # one name column for every table
     print("stages:")
     for name, seconds in stages:
-        print(f"  {name:<24} {seconds * 1000:9.1f} ms")
-    print(f"ops ({len(graph.nodes)}):")
-    for op, count in collections.Counter(n.op for n in graph.nodes).most_common():
-        print(f"  {op:<24} {count:6d}")
+        print(f"  {name:<{width}} {seconds * 1000:9.1f} ms")
+    print(f"  {'total':<{width}} {sum(s for _, s in stages) * 1000:9.1f} ms")
+    _histogram(f"ops ({len(graph.nodes)}):", [n.op for n in graph.nodes], width)
+    if artifact.emit is not None:
+        _print_cpu_report(artifact.emit, width)
+
+
+REPORT_WIDTH = 24   # the least width of the report's name column
+
+
+def _histogram(title: str, keys, width: int = REPORT_WIDTH, notes=None) -> None:
+    print(title)
+    for key, count in collections.Counter(keys).most_common():
+        note = (notes or {}).get(key)
+        print(f"  {key:<{width}} {count:9d}" + (f"  ({note})" if note else ""))
+
+
+def _print_cpu_report(result, width: int = REPORT_WIDTH) -> None:
+    """The cpu target's sections: fusion, kernels, the arena against its bounds, weights."""
+    lowered = result.lowered
+    fused = sum(1 for n in lowered.nodes if n.op.startswith("Fused"))
+    print(f"fusion: {result.ops_before} ops -> {len(lowered.nodes)} ops ({fused} fused), "
+          f"{result.ops_after} kernel steps")
+    absorbed: dict[str, collections.Counter] = {}   # fused op -> the ops its programs run
+    for node in lowered.nodes:
+        if node.op.startswith("Fused"):
+            absorbed.setdefault(node.op, collections.Counter()).update(_program_ops(node))
+    notes = {op: "absorbs " + ", ".join(f"{o} {c}" for o, c in ops.most_common())
+             for op, ops in absorbed.items() if ops}
+    _histogram(f"ops after fusion ({len(lowered.nodes)}):", [n.op for n in lowered.nodes], width, notes)
+    kinds: dict[str, list[int]] = {}   # kind -> [count, with an epilogue]
+    for node in lowered.nodes:
+        counts = kinds.setdefault(_kernel_kind(node), [0, 0])
+        counts[0] += 1
+        counts[1] += node.op in ("FusedMatMul", "FusedConv")
+    if result.ops_after > len(lowered.nodes):   # the copy of graph outputs no node writes
+        kinds.setdefault("output copy", [0, 0])[0] += result.ops_after - len(lowered.nodes)
+    print(f"kernels ({result.ops_after}):")
+    for kind, (count, epilogues) in sorted(kinds.items(), key=lambda kv: -kv[1][0]):
+        note = f"  ({epilogues} with epilogue)" if epilogues else ""
+        print(f"  {kind:<{width}} {count:9d}{note}")
+    plan = result.memory
+    peak, bound, no_reuse = plan.peak_bytes, plan.lower_bound_bytes, plan.no_reuse_bytes
+    digits = max(11, len(f"{max(peak, bound, no_reuse):,}"))
+    print(f"arena ({len(plan.inplace)} in place, placed by {plan.ordering}):")
+    print(f"  {'peak':<{width}} {peak:>{digits},} B {_bytes(peak):>10}")
+    print(f"  {'live-set lower bound':<{width}} {bound:>{digits},} B {_bytes(bound):>10}"
+          f"   peak/bound {_ratio(peak, bound)}")
+    print(f"  {'no reuse':<{width}} {no_reuse:>{digits},} B {_bytes(no_reuse):>10}"
+          f"   peak/no-reuse {_ratio(peak, no_reuse)}")
+    print(f"weights: {result.weight_bytes:,} B ({_bytes(result.weight_bytes)}) in weights.bin")
+
+
+def _program_ops(node) -> list[str]:
+    """The ops of a fused node's program (FusedElementwise) or epilogue (FusedMatMul, FusedConv)."""
+    from .ir.ops.fused import parse_program
+    if node.op == "FusedElementwise":
+        attr, sources = "program", [f"x{i}" for i in range(len(node.inputs))]
+    else:
+        own = 2 if node.op == "FusedMatMul" else 3
+        attr, sources = "epilogue", ["acc"] + [f"x{i}" for i in range(len(node.inputs) - own)]
+    program = node.attr(attr)
+    return [inst.op for inst in parse_program(program, tuple(sources))] if program else []
+
+
+def _ratio(a: int, b: int) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+# op -> the kernel the cpu target emits for it
+_KERNELS = {"MatMul": "gemm", "FusedMatMul": "gemm", "FusedElementwise": "fused elementwise",
+            "Softmax": "softmax", "LogSoftmax": "softmax", "LayerNormalization": "layer norm",
+            "MaxPool": "pool", "AveragePool": "pool", "GlobalAveragePool": "pool",
+            "ReduceMean": "reduce", "ReduceSum": "reduce", "Transpose": "transpose",
+            "Gather": "gather", "GatherND": "gather", "Concat": "concat", "Split": "split",
+            "Slice": "slice", "Expand": "broadcast", "Cast": "cast"}
+_COPIES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
+
+
+def _kernel_kind(node) -> str:
+    if node.op in ("Conv", "FusedConv"):
+        w = node.inputs[1].type.shape
+        group = node.attr("group") or 1
+        if group > 1 and group == w[0] == node.inputs[0].type.shape[1]:
+            return "depthwise conv"
+        return "conv 1x1" if all(d == 1 for d in w[2:]) else "conv"
+    if node.op in _COPIES:
+        return "copy"
+    if node.op in _KERNELS:
+        return _KERNELS[node.op]
+    return "elementwise" if node.opdef.family == "elementwise" else node.op
 
 
 def _bytes(n: int) -> str:

@@ -96,6 +96,7 @@ def test_artifact_holds_three_files(tmp_path, mlp_path):
     out = tmp_path / "out"
     artifact = flowc.compile(mlp_path, target="reference", out_dir=out)
     assert sorted(p.name for p in out.iterdir()) == ["artifact.json", "model.fir", "weights.npz"]
+    assert artifact.emit is None   # the emitter's report is target cpu's
     manifest = json.loads((out / "artifact.json").read_text())
     assert manifest == {
         "format": "flowc-artifact", "format_version": 1, "flowc_version": flowc.__version__,
@@ -362,6 +363,11 @@ def test_the_onnx_frontend_is_reachable_after_import_flowc():
 def test_cpu_target_compiles_builds_and_matches_the_interpreter(tmp_path, mlp_path):
     artifact = flowc.compile(mlp_path, out_dir=tmp_path / "out", input_shapes={"x": [3, 16]})
     assert artifact.target == "cpu"
+    emitted = artifact.emit   # what the emitter reports, for flowc compile --report
+    assert emitted.ops_before == len(artifact.graph.nodes) and 0 < emitted.ops_after <= emitted.ops_before
+    plan = emitted.memory
+    assert 0 < plan.lower_bound_bytes <= plan.peak_bytes <= plan.no_reuse_bytes
+    assert emitted.weight_bytes >= 4 * (16 * 32 + 32 + 32 * 10 + 10)
     for name in ("CMakeLists.txt", "model.cpp", "model.h", "main.c", "weights.bin", "model.fir", "artifact.json"):
         assert (artifact.path / name).is_file(), name
     assert not (artifact.path / "weights.npz").exists()

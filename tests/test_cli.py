@@ -97,6 +97,8 @@ def test_compile_report_and_verbose_progress(tmp_path, mlp):
     assert "stages:" in done.stdout and "ops (" in done.stdout and "MatMul" in done.stdout
     stages = [line.split(":")[1].strip() for line in done.stderr.splitlines()]
     assert stages == ["import", *PASSES, "write"]
+    for section in ("fusion:", "ops after fusion", "kernels (", "arena (", "weights:"):   # target cpu only
+        assert section not in done.stdout
 
 
 @pytest.mark.parametrize("args,message", [
@@ -329,3 +331,34 @@ def test_compile_for_cpu_then_run(tmp_path, mlp, x_npy):
     want = flowc.ir.run(reference.graph, {"x": np.load(x_npy)})["y"]
     with np.load(tmp_path / "y.npz") as got:
         np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-5)
+
+
+def _report_bytes(stdout: str, label: str) -> int:
+    line = next(line for line in stdout.splitlines() if line.strip().startswith(label))
+    return int(line.split(label, 1)[1].split(" B")[0].replace(",", ""))
+
+
+def test_compile_report_for_cpu(tmp_path, mlp):
+    done = flowc_cli("compile", mlp, "--target", "cpu", "--input-shape", "x=2,16", "-o", tmp_path / "cpu", "--report")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # the stages first, emit and build among them, then the ops before and after fusion
+    stages = lines[lines.index("stages:") + 1:lines.index("ops (5):")]
+    assert [line.split()[0] for line in stages] == ["import", *PASSES, "write", "emit", "build", "total"]
+    assert all(line.endswith(" ms") for line in stages)
+    assert "fusion: 5 ops -> 2 ops (2 fused), 2 kernel steps" in lines
+    after = lines[lines.index("ops after fusion (2):") + 1]
+    assert after.split()[:2] == ["FusedMatMul", "2"] and after.endswith("(absorbs Add 2, Relu 1)")
+    kernels = lines[lines.index("kernels (2):") + 1]
+    assert kernels.split()[:2] == ["gemm", "2"] and kernels.endswith("(2 with epilogue)")
+    # the arena against the live-set bound and against no reuse, consistent
+    peak, bound = _report_bytes(done.stdout, "peak"), _report_bytes(done.stdout, "live-set lower bound")
+    no_reuse = _report_bytes(done.stdout, "no reuse")
+    assert 0 < bound <= peak <= no_reuse
+    assert f"peak/bound {peak / bound:.2f}" in done.stdout
+    assert f"peak/no-reuse {peak / no_reuse:.2f}" in done.stdout
+    # weight bytes: what weights.bin holds, both matrices and both biases at least
+    weights = next(line for line in lines if line.startswith("weights: "))
+    nbytes = int(weights.split()[1].replace(",", ""))
+    assert nbytes == (tmp_path / "cpu" / "weights.bin").stat().st_size >= 4 * (16 * 32 + 32 + 32 * 10 + 10)
+    assert weights.endswith(" in weights.bin")

@@ -8,7 +8,6 @@ runtime sources. Nothing the model names reaches C but as an escaped string lite
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from flowc.ir.ops.tensor import _slice_bounds
 from flowc.ir.passes import LOWERING, run_passes
 
 from .. import memory
-from ..schedule import ALIAS_OPS, schedule
+from ..schedule import schedule
 from . import elementwise as ew
-from .elementwise import CTYPES, Source, ctype
+from .elementwise import Source, ctype
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RUNTIME = Path(flowc.runtime.__file__).resolve().parent
@@ -46,6 +45,7 @@ class EmitResult:
     ops_after: int                       # steps after lowering
     memory: memory.MemoryPlan
     weight_bytes: int
+    lowered: Graph                       # the graph the steps were emitted from, after LOWERING
     unsupported: tuple[str, ...] = field(default=())
 
 
@@ -66,7 +66,7 @@ def emit(graph: Graph, out_dir, *, threads: int | None = None) -> EmitResult:
     emitter.finish_outputs()
     out_dir = Path(out_dir)
     files = _write_project(out_dir, emitter, threads)
-    return EmitResult(out_dir, tuple(files), ops_before, len(emitter.steps), plan, len(emitter.weights))
+    return EmitResult(out_dir, tuple(files), ops_before, len(emitter.steps), plan, len(emitter.weights), graph)
 
 
 def check_static(graph: Graph) -> None:
