@@ -119,7 +119,7 @@ def main():
                 line += f"   [{im:.1f}]"
             print(line)
 
-    print(f"\nmemory-bound kernels                         flowc GB/s   %copy-bw  (bytes = read + written)")
+    print("\nmemory-bound kernels                         flowc GB/s   %copy-bw  (bytes = read + written)")
     mem = []
     x = randn(64, 1000); mem.append(("softmax 64x1000", lambda: K.softmax(x, threads=T), 2 * x.nbytes))
     x2 = randn(8 * 12 * 128, 128); mem.append(("softmax attention 12288x128", lambda: K.softmax(x2, threads=T), 2 * x2.nbytes))
