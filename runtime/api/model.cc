@@ -9,6 +9,7 @@
 #include <string>
 
 #include "runtime/base/arena.h"
+#include "runtime/api/guarded.h"
 
 // Runs share the engine; set_threads swaps it, so it waits for them (and they for it).
 struct flowc_model {
@@ -27,17 +28,6 @@ namespace {
 
 flowc_status invalid(const char* what) {
   return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "%s", what);
-}
-
-template <typename Fn>
-flowc_status guarded(const char* what, Fn&& fn) {
-  try {
-    return fn();
-  } catch (const std::bad_alloc&) {
-    return flowc_status_make(FLOWC_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", what);
-  } catch (const std::exception& e) {
-    return flowc_status_make(FLOWC_STATUS_INTERNAL, "%s: %s", what, e.what());
-  }
 }
 
 flowc_status read_weights(const std::string& path, const flowc_model_desc& desc, void** out_weights) {
@@ -116,7 +106,7 @@ extern "C" flowc_status flowc_model_load(const char* dir, const flowc_options* o
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "num_threads is %d; use 0 for the default",
                              num_threads);
   }
-  return guarded("flowc_model_load", [&]() -> flowc_status {
+  return flowc::guarded("flowc_model_load", [&]() -> flowc_status {
     auto* model = new flowc_model;
     model->desc = flowc_model_describe();
     flowc_status status = read_weights(std::string(dir) + "/weights.bin", *model->desc, &model->weights);
@@ -190,7 +180,7 @@ extern "C" flowc_status flowc_model_set_threads(flowc_model* model, int32_t num_
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "num_threads is %d; use 0 for the core count",
                              num_threads);
   }
-  return guarded("flowc_model_set_threads", [&]() -> flowc_status {
+  return flowc::guarded("flowc_model_set_threads", [&]() -> flowc_status {
     std::unique_lock<std::shared_mutex> lock(model->mu);
     flowc_engine* engine = nullptr;
     FLOWC_RETURN_IF_ERROR(start_engine(model, num_threads, &engine));

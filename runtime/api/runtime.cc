@@ -6,6 +6,7 @@
 
 #include "runtime/core/engine.h"
 #include "runtime/device/cpu/cpu_device.h"
+#include "runtime/api/guarded.h"
 
 struct flowc_engine {
   // Declared first so that it is destroyed last: the engine's workers use it.
@@ -14,18 +15,6 @@ struct flowc_engine {
 
   explicit flowc_engine(int num_threads) : device(num_threads) {}
 };
-
-// No C++ exception crosses the C boundary.
-template <typename Fn>
-static flowc_status guarded(const char* what, Fn&& fn) {
-  try {
-    return fn();
-  } catch (const std::bad_alloc&) {
-    return flowc_status_make(FLOWC_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", what);
-  } catch (const std::exception& e) {
-    return flowc_status_make(FLOWC_STATUS_INTERNAL, "%s: %s", what, e.what());
-  }
-}
 
 extern "C" flowc_status flowc_engine_create(const flowc_plan* plan, const flowc_options* options,
                                             flowc_engine** out_engine) {
@@ -37,7 +26,7 @@ extern "C" flowc_status flowc_engine_create(const flowc_plan* plan, const flowc_
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "num_threads is %d; use 0 for the core count",
                              num_threads);
   }
-  return guarded("flowc_engine_create", [&]() -> flowc_status {
+  return flowc::guarded("flowc_engine_create", [&]() -> flowc_status {
     auto handle = std::make_unique<flowc_engine>(num_threads);
     flowc::EngineOptions engine_options{&handle->device, &handle->device.pool()};
     FLOWC_RETURN_IF_ERROR(flowc::Engine::create(*plan, engine_options, &handle->engine));
@@ -49,7 +38,7 @@ extern "C" flowc_status flowc_engine_create(const flowc_plan* plan, const flowc_
 extern "C" flowc_status flowc_engine_run(flowc_engine* engine, const void* const* inputs,
                                          void* const* outputs, int64_t batch) {
   if (!engine) return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "engine is NULL");
-  return guarded("flowc_engine_run", [&] { return engine->engine->run(inputs, outputs, batch); });
+  return flowc::guarded("flowc_engine_run", [&] { return engine->engine->run(inputs, outputs, batch); });
 }
 
 extern "C" flowc_status flowc_engine_query_thread_count(const flowc_engine* engine,
