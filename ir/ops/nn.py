@@ -157,6 +157,16 @@ def _conv_operands(node: Node, weight_layout: str):
     return x, w, group
 
 
+def _conv_output(node: Node, x, w, channels, window):
+    """[N, channels, spatial...] with the spatial dims `window` gives (unknown when the kernel is)."""
+    _check_channels(node, 2, channels, "bias")
+    kernel = _kernel(node, w, len(x.shape) - 2)
+    if not all(isinstance(k, int) for k in kernel):
+        return [x.with_shape((x.shape[0], channels) + (UNKNOWN,) * len(kernel))]
+    out, _, _ = window(node, x.shape[2:], kernel)
+    return [x.with_shape((x.shape[0], channels) + out)]
+
+
 def _conv_infer(node: Node):
     x, w, group = _conv_operands(node, "[M,C/group,kernel...]")
     if x.shape is None or w.shape is None:
@@ -169,12 +179,7 @@ def _conv_infer(node: Node):
     if isinstance(m, int) and m % group:
         raise node.error(f"weight {quote_name(node.inputs[1].name)} has {m} output channels, "
                          f"not divisible by group {group}")
-    _check_channels(node, 2, m, "bias")
-    kernel = _kernel(node, w, len(x.shape) - 2)
-    if not all(isinstance(k, int) for k in kernel):
-        return [x.with_shape((x.shape[0], m) + (UNKNOWN,) * len(kernel))]
-    out, _, _ = _window(node, x.shape[2:], kernel)
-    return [x.with_shape((x.shape[0], m) + out)]
+    return _conv_output(node, x, w, m, _window)
 
 
 def _conv(node: Node, x, w, b=None):
@@ -248,12 +253,7 @@ def _conv_transpose_infer(node: Node):
         raise node.error(f"input {quote_name(node.inputs[0].name)} has {c} channels, but weight "
                          f"{quote_name(node.inputs[1].name)}: {w} expects {wc}, divisible by group {group}")
     m = dim_mul(w.shape[1], group)
-    _check_channels(node, 2, m, "bias")
-    kernel = _kernel(node, w, len(x.shape) - 2)
-    if not all(isinstance(k, int) for k in kernel):
-        return [x.with_shape((x.shape[0], m) + (UNKNOWN,) * len(kernel))]
-    out, _, _ = _transpose_window(node, x.shape[2:], kernel)
-    return [x.with_shape((x.shape[0], m) + out)]
+    return _conv_output(node, x, w, m, _transpose_window)
 
 
 def _conv_transpose(node: Node, x, w, b=None):
