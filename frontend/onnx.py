@@ -12,6 +12,7 @@ model's folder.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from onnx import AttributeProto, TensorProto, numpy_helper
 
 from flowc.errors import CompileError, node_label, quote_name
 from flowc.ir import Graph, Value, all_ops, get_op, has_op, verify
-from flowc.ir.types import UNKNOWN, TensorType, dtype_from_onnx, dtype_names
+from flowc.ir.types import UNKNOWN, TensorType, dtype_from_onnx, dtype_names, is_symbol_name
 
 MIN_OPSET, MAX_OPSET = 13, 28
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -121,7 +122,8 @@ def _upgrade_opset(proto: onnx.ModelProto, opset: int) -> onnx.ModelProto:
                            f"and onnx's version converter could not upgrade it: {first}") from None
 
 
-def _value_type(vi: onnx.ValueInfoProto, what: str) -> TensorType:
+def _value_type(vi: onnx.ValueInfoProto, what: str, symbols: dict[str, str]) -> TensorType:
+    """The type of a graph input; `symbols` maps the model's dim_params to flowc symbols."""
     t = vi.type
     if t.WhichOneof("value") != "tensor_type":
         raise CompileError(f"{what} {quote_name(vi.name)} is a {t.WhichOneof('value') or 'untyped value'}; "
@@ -138,10 +140,24 @@ def _value_type(vi: onnx.ValueInfoProto, what: str) -> TensorType:
                 raise CompileError(f"{what} {quote_name(vi.name)} has a negative dimension {d.dim_value}")
             dims.append(int(d.dim_value))
         elif d.HasField("dim_param") and d.dim_param:
-            dims.append(d.dim_param)
+            dims.append(_symbol(d.dim_param, symbols))
         else:
             dims.append(UNKNOWN)
     return TensorType(dt, tuple(dims))
+
+
+def _symbol(param: str, symbols: dict[str, str]) -> str:
+    """A flowc symbol for an ONNX dim_param. A dim_param is an opaque name: "N*M" or "12" must
+    not read as a product or a number, so any but a plain identifier gets one made of its
+    letters, distinct from every other dim_param's."""
+    if param not in symbols:
+        name = param if is_symbol_name(param) else "_" + re.sub(r"[^A-Za-z0-9_]", "_", param)
+        taken = set(symbols.values())
+        base, k = name, 1
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        symbols[param] = name
+    return symbols[param]
 
 
 def _unsupported(code) -> str:
@@ -156,6 +172,7 @@ class _Importer:
         self.opset = opset
         self.folder = folder
         self.graph = Graph(proto.graph.name or "model")
+        self.symbols: dict[str, str] = {}    # dim_param -> flowc symbol
         self.env: dict[str, Value] = {}
         gp = proto.graph
         # names flowc makes up must not take one that a later node of the model defines
@@ -171,7 +188,7 @@ class _Importer:
         for vi in gp.input:
             if vi.name in init_names:
                 continue   # an initializer listed as an input (IR < 4): a constant
-            self._define(vi.name, lambda vi=vi: self.graph.add_input(vi.name, _value_type(vi, "input")))
+            self._define(vi.name, lambda vi=vi: self.graph.add_input(vi.name, _value_type(vi, "input", self.symbols)))
         for t in gp.initializer:
             self._define(t.name, lambda t=t: self.graph.add_const(self._tensor(t, "initializer"), t.name))
         for node in self._ordered(gp.node):

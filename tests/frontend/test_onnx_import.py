@@ -96,3 +96,17 @@ def test_example_model_imports_and_matches_onnxruntime():
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
     got = flowc.ir.run(load(path), {"image": x})["logits"]
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_dim_params_stay_opaque_names():
+    """"N*M" and "12" are names in ONNX, not a product and a number; each gets its own symbol."""
+    m = model([h.make_node("Relu", ["x"], ["z"]), h.make_node("Relu", ["y"], ["w"])],
+              [h.make_tensor_value_info("x", T.FLOAT, ["N*M", 4]),
+               h.make_tensor_value_info("y", T.FLOAT, ["12", "_N_M", "N*M", "batch"])],
+              [h.make_tensor_value_info("z", T.FLOAT, None), h.make_tensor_value_info("w", T.FLOAT, None)])
+    g = load(m)
+    assert [str(v.type) for v in g.inputs] == ["f32[_N_M,4]", "f32[_12,_N_M_1,_N_M,batch]"]
+    out = flowc.ir.run(g, {"x": np.ones((6, 4), np.float32), "y": np.ones((2, 3, 6, 5), np.float32)})
+    assert out["w"].shape == (2, 3, 6, 5)
+    with pytest.raises(flowc.InputError, match="_N_M"):    # both inputs share N*M
+        flowc.ir.run(g, {"x": np.ones((6, 4), np.float32), "y": np.ones((2, 3, 7, 5), np.float32)})
