@@ -13,6 +13,12 @@ model.cpp, the C API and main.c compile; when it is not, the project builds ever
 its own sources, as plain CMake does, and its runtime objects are then published in the cache:
 copied into a private folder first, which is renamed into place in one step, so a reader never
 sees a half-written entry and of concurrent builders the first to finish wins.
+
+Progress: a build that has work to do calls `progress(None, "building DIR (cmake, N jobs)")` as
+it starts, then `progress(percent, what)` for each source CMake compiles and each library it
+links. The callback is `build`'s `progress` argument, or the one a caller set around its calls
+with `progress_to` (the flowc command does, so `flowc compile` shows its builds); without one,
+the lines go to the "flowc" logger (the start at INFO, the steps at DEBUG) and never to stderr.
 """
 from __future__ import annotations
 
@@ -20,13 +26,16 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import secrets
 import shutil
 import stat
 import subprocess
-import sys
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Callable, Iterator
 
 from flowc.errors import CompileError, quote_name
 
@@ -37,6 +46,21 @@ RUNTIME_TARGETS = ("flowc_runtime", "flowc_kernels_cpu")   # as in templates/CMa
 CACHE_FORMAT = b"flowc cpu runtime objects 1"
 CACHE_SUBDIR = "cpu-runtime"
 KEY_FILE = "KEY"
+
+# progress(None, message) as a build starts, then progress(percent, what) for each step
+BuildProgress = Callable[[int | None, str], None]
+_progress_here: ContextVar[BuildProgress | None] = ContextVar("flowc_build_progress", default=None)
+
+
+@contextmanager
+def progress_to(progress: BuildProgress) -> Iterator[None]:
+    """Send the progress of the builds started in this context (this thread or task) to
+    `progress`, including those that flowc.compile and flowc.load start."""
+    token = _progress_here.set(progress)
+    try:
+        yield
+    finally:
+        _progress_here.reset(token)
 
 
 def source_hash(out_dir: Path, options: list[str]) -> str:
@@ -51,12 +75,13 @@ def source_hash(out_dir: Path, options: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def build(out_dir, *, native: bool = False, jobs: int = 2, progress: bool | None = None,
+def build(out_dir, *, native: bool = False, jobs: int = 2, progress: BuildProgress | None = None,
           runtime_cache: bool = True) -> Path:
     """Build the project in `out_dir` (Release, `jobs` parallel jobs); returns the shared library.
 
     With `runtime_cache` (and a usable cache folder) the runtime and kernels come prebuilt from
-    the runtime cache, or are put there by this build."""
+    the runtime cache, or are put there by this build. `progress` sees the build start and each
+    of its steps (see the module's docstring); an up-to-date project reports nothing."""
     out_dir = Path(out_dir)
     if not (out_dir / "CMakeLists.txt").is_file():
         raise CompileError(f"{quote_name(str(out_dir))} holds no emitted project (no CMakeLists.txt); "
@@ -70,18 +95,18 @@ def build(out_dir, *, native: bool = False, jobs: int = 2, progress: bool | None
     library = build_dir / f"libflowc_model.{digest}.so"
     if stamp.is_file() and stamp.read_text() == digest and library.is_file():
         return library
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = progress or _progress_here.get() or _log_progress
     start = time.perf_counter()
     build_dir.mkdir(parents=True, exist_ok=True)
     cache = runtime_cache_dir() if runtime_cache else None
     key = runtime_key(out_dir, options, build_dir) if cache else None
     prebuilt = _cached_entry(cache / key) if cache else None
     configure = [*options, f"-DFLOWC_PREBUILT_RUNTIME={prebuilt or ''}"]
+    progress(None, f"building {out_dir} (cmake, {jobs} jobs{', runtime from the cache' if prebuilt else ''})")
     if not (build_dir / "CMakeCache.txt").is_file():
-        _run(["cmake", "-S", str(out_dir), "-B", str(build_dir), *configure], "configure", progress)
+        _run(["cmake", "-S", str(out_dir), "-B", str(build_dir), *configure], "configure")
     else:
-        _run(["cmake", *configure, str(build_dir)], "configure", progress)
+        _run(["cmake", *configure, str(build_dir)], "configure")
     _run(["cmake", "--build", str(build_dir), "-j", str(jobs)], "build", progress)
     if cache and not prebuilt:
         # keyed by the compiler this configure settled on
@@ -235,18 +260,50 @@ def _sweep(cache: Path, older_than: float = 3600.0) -> None:
             pass
 
 
-def _run(command: list[str], stage: str, progress: bool) -> None:
-    """Run a CMake stage, echoing its lines when `progress`; a failure raises CompileError with
-    the compiler's first error lines."""
+def _run(command: list[str], stage: str, progress: BuildProgress | None = None) -> None:
+    """Run a CMake stage, passing each step it reports to `progress`; a failure raises
+    CompileError with the compiler's first error lines."""
     env = dict(os.environ, CLICOLOR="0")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
     for line in proc.stdout:
         lines.append(line.rstrip("\n"))
-        if progress:
-            print(f"flowc: {line}", end="", file=sys.stderr)
-        elif line.startswith("[") and "%]" in line:
-            log.debug("%s", line.rstrip())
+        step = build_step(line) if progress is not None else None
+        if step is not None:
+            progress(*step)
     if proc.wait() != 0:
         errors = [ln for ln in lines if "error" in ln.lower()][:12] or lines[-20:]
         raise CompileError(f"cmake {stage} failed ({' '.join(command)}):\n" + "\n".join(errors))
+
+
+_MAKE_STEP = re.compile(r"\[\s*(\d+)%\]\s+(.*)")      # Unix Makefiles: "[ 42%] Building CXX object ..."
+_NINJA_STEP = re.compile(r"\[(\d+)/(\d+)\]\s+(.*)")   # Ninja: "[3/20] Building CXX object ..."
+_OBJECT = re.compile(r"(?:(.*)/)?CMakeFiles/[^/]+\.dir/(.+)\.(?:o|obj)")
+
+
+def build_step(line: str) -> tuple[int, str] | None:
+    """(percent, what) of a CMake build line that compiles a source or links a library, e.g.
+    "[ 42%] Building CXX object runtime/kernels/cpu/CMakeFiles/k.dir/gemm.cpp.o" gives
+    (42, "runtime/kernels/cpu/gemm.cpp") and "[ 90%] Linking CXX shared library libm.so" gives
+    (90, "link libm.so"); None for any other line."""
+    line = line.strip()
+    if m := _MAKE_STEP.fullmatch(line):
+        percent, action = int(m[1]), m[2]
+    elif m := _NINJA_STEP.fullmatch(line):
+        percent, action = 100 * int(m[1]) // max(int(m[2]), 1), m[3]
+    else:
+        return None
+    words = action.split()
+    if len(words) < 2 or words[0] not in ("Building", "Linking"):
+        return None
+    if words[0] == "Linking":
+        return percent, f"link {Path(words[-1]).name}"
+    obj = _OBJECT.fullmatch(words[-1])
+    return percent, "/".join(part for part in obj.groups() if part) if obj else words[-1]
+
+
+def _log_progress(percent: int | None, what: str) -> None:
+    if percent is None:
+        log.info("%s", what)
+    else:
+        log.debug("build [%3d%%] %s", percent, what)

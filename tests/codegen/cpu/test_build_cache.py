@@ -1,9 +1,11 @@
 """The runtime cache of flowc's own build: the runtime and kernel objects built once per hash of
 their sources and options, published whole or not at all, and used by later models so that only
-the model's own sources compile; without it (plain CMake) the project builds from its sources."""
+the model's own sources compile; without it (plain CMake) the project builds from its sources.
+And what a build reports of its progress, and to whom."""
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import threading
 
@@ -174,3 +176,45 @@ def test_unsafe_cache_folder_is_not_used(tmp_path, monkeypatch):
     folder = cpu_build.runtime_cache_dir()
     assert folder == tmp_path / "fresh" / "deep" / cpu_build.CACHE_SUBDIR
     assert folder.stat().st_mode & 0o777 == 0o700
+
+
+def test_build_reports_progress_to_its_callback_else_to_the_log(warm_cache, tmp_path, monkeypatch, capfd, caplog):
+    cache, _, _ = warm_cache
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(cache))
+    project = tmp_path / "p"
+    cpu.emit(_graph("Exp"), project)
+    steps = []
+    cpu.build(project, progress=lambda percent, what: steps.append((percent, what)))
+    assert steps[0] == (None, f"building {project} (cmake, 2 jobs, runtime from the cache)")
+    assert all(0 <= percent <= 100 for percent, _ in steps[1:])
+    assert {"model.cpp", "runtime/api/model.cc", "link libflowc_model.so"} <= {what for _, what in steps}
+    steps.clear()
+    with cpu_build.progress_to(lambda percent, what: steps.append((percent, what))):
+        cpu.build(project)                                       # up to date: nothing to report
+    assert steps == []
+    # no callback: the "flowc" logger has the lines, stderr nothing
+    cpu.emit(_graph("Sigmoid"), project)
+    with caplog.at_level(logging.DEBUG, logger="flowc"):
+        cpu.build(project)
+    assert capfd.readouterr().err == ""
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert (logging.INFO, f"building {project} (cmake, 2 jobs, runtime from the cache)") in messages
+    assert any(level == logging.DEBUG and message.endswith("] model.cpp") for level, message in messages)
+
+
+@pytest.mark.parametrize("line,step", [
+    ("[ 42%] Building CXX object runtime/kernels/cpu/CMakeFiles/flowc_kernels_cpu.dir/gemm.cpp.o\n",
+     (42, "runtime/kernels/cpu/gemm.cpp")),
+    ("[  4%] Building CXX object CMakeFiles/flowc_model.dir/model.cpp.o", (4, "model.cpp")),
+    ("[ 85%] Building CXX object CMakeFiles/flowc_model.dir/runtime/api/model.cc.o", (85, "runtime/api/model.cc")),
+    ("[ 95%] Building C object CMakeFiles/main.dir/main.c.o", (95, "main.c")),
+    ("[ 90%] Linking CXX shared library libflowc_model.so", (90, "link libflowc_model.so")),
+    ("[3/20] Building CXX object runtime/CMakeFiles/flowc_runtime.dir/base/arena.cc.o",   # Ninja
+     (15, "runtime/base/arena.cc")),
+    ("[20/20] Linking CXX static library runtime/libflowc_runtime.a", (100, "link libflowc_runtime.a")),
+    ("[ 61%] Built target flowc_runtime", None),
+    ("-- Configuring done", None),
+    ("gemm.cpp:12:3: warning: unused variable [-Wunused-variable]", None),
+])
+def test_build_step_of_a_cmake_line(line, step):
+    assert cpu_build.build_step(line) == step
