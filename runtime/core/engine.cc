@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -38,6 +42,7 @@ struct Engine::Actor {
   std::vector<Output> outputs;
   int64_t next = 0;      // the request it fires for next; actors take requests in order
   int64_t admitted = 0;  // sources only
+  int64_t busy_ns = 0;   // time in `fn`, when profiling
 };
 
 struct Engine::Register {
@@ -124,7 +129,14 @@ static flowc_status check_plan(const flowc_plan& plan) {
   return nullptr;
 }
 
-Engine::Engine(const EngineOptions& options) : device_(options.device), pool_(options.pool) {}
+// FLOWC_PROFILE=1 (read per engine): time each step, print the table when the engine stops.
+static bool profiling_wanted() {
+  const char* value = std::getenv("FLOWC_PROFILE");
+  return value && *value && std::strcmp(value, "0") != 0;
+}
+
+Engine::Engine(const EngineOptions& options)
+    : device_(options.device), pool_(options.pool), profiling_(profiling_wanted()) {}
 
 flowc_status Engine::create(const flowc_plan& plan, const EngineOptions& options,
                             std::unique_ptr<Engine>* out_engine) {
@@ -232,7 +244,29 @@ Engine::~Engine() {
   for (auto& worker : workers_) {
     if (worker->thread.joinable()) worker->thread.join();
   }
+  if (profiling_) print_profile();
   if (arena_) device_->free(arena_);
+}
+
+// Steps by time spent, to stderr: what FLOWC_PROFILE=1 asks for.
+void Engine::print_profile() const {
+  std::vector<const Actor*> order;
+  int64_t total = 0;
+  for (const Actor& actor : actors_) {
+    order.push_back(&actor);
+    total += actor.busy_ns;
+  }
+  std::sort(order.begin(), order.end(), [](const Actor* a, const Actor* b) { return a->busy_ns > b->busy_ns; });
+  int64_t requests = completed_;
+  std::fprintf(stderr, "flowc profile: %lld requests, %.3f ms of steps per request\n", (long long)requests,
+               requests ? double(total) / 1e6 / double(requests) : 0.0);
+  std::fprintf(stderr, "  %5s %10s %6s  %s\n", "step", "us/req", "%", "name");
+  for (const Actor* actor : order) {
+    if (!actor->busy_ns) continue;
+    std::fprintf(stderr, "  %5d %10.1f %6.2f  %s\n", actor->index,
+                 requests ? double(actor->busy_ns) / 1e3 / double(requests) : 0.0,
+                 total ? 100.0 * double(actor->busy_ns) / double(total) : 0.0, actor->name.c_str());
+  }
 }
 
 flowc_status Engine::run(const void* const* inputs, void* const* outputs, int64_t batch) {
@@ -318,7 +352,14 @@ void Engine::fire(Actor& actor) {
     const Call& call = *request.call;
     flowc_step_ctx ctx{arena_ + size_t(r % num_slots_) * slot_bytes_, call.inputs, call.outputs,
                        weights_, call.batch, r, device_, pool_, nullptr};
-    int code = actor.fn(&ctx);
+    int code = 0;
+    if (profiling_) {
+      auto start = std::chrono::steady_clock::now();
+      code = actor.fn(&ctx);
+      actor.busy_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+    } else {
+      code = actor.fn(&ctx);
+    }
     if (code != 0) {
       flowc_status_code status_code = code > 0 && code <= FLOWC_STATUS_UNAVAILABLE
                                           ? flowc_status_code(code)

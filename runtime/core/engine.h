@@ -51,9 +51,11 @@ class Engine {
   void post(const Message& message);
   void admit_locked();
   void complete(int64_t request);
+  void print_profile() const;
 
   Device* device_;
   ThreadPool* pool_;
+  bool profiling_;
   const void* weights_ = nullptr;
   uint8_t* arena_ = nullptr;
   size_t slot_bytes_ = 0;
