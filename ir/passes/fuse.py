@@ -16,6 +16,7 @@ from ..graph import Graph, Node, Value
 from ..infer import infer_node
 from ..ops.fused import Literal, format_instruction
 from .dead_code import eliminate_dead_code
+from .decompose import decompose
 from .manager import Pass, graph_pass
 from .rewrite import replace_node
 
@@ -158,6 +159,7 @@ def fuse_elementwise(graph: Graph) -> Graph:
 
 
 LOWERING: list[Pass] = [
+    decompose,           # ops a few others compute exactly become those others, which then fuse
     fuse_epilogues,      # first: a bias or activation belongs in the GEMM/conv that precedes it
     fuse_elementwise,    # then what elementwise chains remain
 ]

@@ -50,23 +50,6 @@ inline void copy_block(int elem_size, int64_t outer, int64_t axis, int64_t begin
   }
 }
 
-// y[o, i] = sum (or mean) over r of x[o, r, i].
-inline void reduce_middle_f32(bool mean, int64_t outer, int64_t r, int64_t inner, const float* x,
-                              float* y) {
-  for (int64_t o = 0; o < outer; ++o) {
-    float* out = y + o * inner;
-    for (int64_t i = 0; i < inner; ++i) out[i] = 0.0f;
-    for (int64_t k = 0; k < r; ++k) {
-      const float* row = x + (o * r + k) * inner;
-      for (int64_t i = 0; i < inner; ++i) out[i] += row[i];
-    }
-    if (mean) {
-      float scale = 1.0f / float(r);
-      for (int64_t i = 0; i < inner; ++i) out[i] *= scale;
-    }
-  }
-}
-
 // GatherND: data viewed as [batch, dims[0..k), slice], indices as [batch, count, k].
 // False when an index is out of range.
 template <class I>

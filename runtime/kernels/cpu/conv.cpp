@@ -168,3 +168,101 @@ void flowc_conv2d_f32(const flowc_conv2d_params* p, const float* x, const float*
   if (flowc_conv2d_is_depthwise_direct(p)) flowc_conv2d_depthwise_f32(p, x, w, bias, y, par);
   else flowc_conv2d_im2col_f32(p, x, w, bias, y, workspace, par);
 }
+
+namespace {
+
+using flowc::parallel_for;
+using flowc::parallel_threads;
+
+int64_t transpose_col_floats(const flowc_conv_transpose2d_params& p) {
+  return p.out_channels / p.group * p.kernel_h * p.kernel_w * p.in_h * p.in_w;
+}
+
+// A 1x1 kernel with unit strides and no padding: the GEMM writes the output directly.
+bool transpose_is_pointwise(const flowc_conv_transpose2d_params& p) {
+  return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+         p.pad_top == 0 && p.pad_left == 0 && p.out_h == p.in_h && p.out_w == p.in_w;
+}
+
+bool transpose_groups_in_parallel(const flowc_conv_transpose2d_params& p,
+                                  const flowc_parallel* par) {
+  return p.group > 1 && p.batch * p.group >= parallel_threads(par);
+}
+
+// Output channels [m_lo, m_hi) of one image-group: bias, then every (r, s) row of col added
+// where it lands.
+void col2im_channels(const flowc_conv_transpose2d_params& p, const float* col, const float* bias,
+                     float* y, int64_t m_lo, int64_t m_hi) {
+  const int64_t R = p.kernel_h, S = p.kernel_w, H = p.in_h, W = p.in_w, OH = p.out_h, OW = p.out_w;
+  for (int64_t m = m_lo; m < m_hi; ++m) {
+    float* plane = y + m * OH * OW;
+    std::fill(plane, plane + OH * OW, bias ? bias[m] : 0.0f);
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t s = 0; s < S; ++s) {
+        const float* rows = col + ((m * R + r) * S + s) * H * W;
+        const int64_t col_offset = s * p.dilation_w - p.pad_left;
+        int64_t iw_lo, iw_hi;
+        valid_range(W, p.stride_w, col_offset, OW, &iw_lo, &iw_hi);
+        for (int64_t ih = 0; ih < H; ++ih) {
+          const int64_t oh = ih * p.stride_h - p.pad_top + r * p.dilation_h;
+          if (oh < 0 || oh >= OH) continue;
+          const float* __restrict in = rows + ih * W;
+          float* __restrict out = plane + oh * OW + col_offset;
+          if (p.stride_w == 1) for (int64_t iw = iw_lo; iw < iw_hi; ++iw) out[iw] += in[iw];
+          else for (int64_t iw = iw_lo; iw < iw_hi; ++iw) out[iw * p.stride_w] += in[iw];
+        }
+      }
+    }
+  }
+}
+
+// One image-group: col[Mg*R*S, H*W] = w_g^T [Mg*R*S, Cg] @ x_g [Cg, H*W], then col2im into y_g.
+void conv_transpose_group(const flowc_conv_transpose2d_params& p, const float* x, const float* w,
+                          const float* bias, float* y, float* col, const flowc_parallel* par) {
+  const int64_t Cg = p.in_channels / p.group, Mg = p.out_channels / p.group;
+  const int64_t rows = Mg * p.kernel_h * p.kernel_w, pixels = p.in_h * p.in_w;
+  if (transpose_is_pointwise(p)) {
+    if (bias) fill_bias(bias, Mg, pixels, y);
+    flowc_gemm_f32(true, false, Mg, pixels, Cg, 1.0f, w, Mg, x, pixels, bias ? 1.0f : 0.0f, y,
+                   pixels, par);
+    return;
+  }
+  flowc_gemm_f32(true, false, rows, pixels, Cg, 1.0f, w, rows, x, pixels, 0.0f, col, pixels, par);
+  parallel_for(par, Mg, 1,
+               [&](int64_t lo, int64_t hi) { col2im_channels(p, col, bias, y, lo, hi); });
+}
+
+}  // namespace
+
+int64_t flowc_conv_transpose2d_workspace_f32(const flowc_conv_transpose2d_params* p,
+                                             const flowc_parallel* par) {
+  if (transpose_is_pointwise(*p)) return 0;
+  const int64_t buffers = transpose_groups_in_parallel(*p, par) ? parallel_threads(par) : 1;
+  return transpose_col_floats(*p) * buffers;
+}
+
+void flowc_conv_transpose2d_f32(const flowc_conv_transpose2d_params* p, const float* x,
+                                const float* w, const float* bias, float* y, float* workspace,
+                                const flowc_parallel* par) {
+  const int64_t G = p->group, Cg = p->in_channels / G, Mg = p->out_channels / G;
+  const int64_t in_group = Cg * p->in_h * p->in_w, out_group = Mg * p->out_h * p->out_w;
+  const int64_t w_group = Cg * Mg * p->kernel_h * p->kernel_w;
+  const int64_t col = transpose_col_floats(*p);
+  auto one = [&](int64_t i, float* ws, const flowc_parallel* inner) {
+    int64_t g = i % G;
+    conv_transpose_group(*p, x + i * in_group, w + g * w_group, bias ? bias + g * Mg : nullptr,
+                         y + i * out_group, ws, inner);
+  };
+  if (transpose_groups_in_parallel(*p, par)) {
+    int threads = parallel_threads(par);
+    int64_t n = p->batch * G, per = (n + threads - 1) / threads;
+    // One contiguous run of image-groups per thread, each thread with its own column buffer.
+    parallel_for(par, threads, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t)
+        for (int64_t i = t * per; i < std::min(n, (t + 1) * per); ++i)
+          one(i, workspace ? workspace + t * col : nullptr, nullptr);
+    });
+    return;
+  }
+  for (int64_t i = 0; i < p->batch * G; ++i) one(i, workspace, par);
+}

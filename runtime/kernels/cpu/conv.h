@@ -30,3 +30,25 @@ void flowc_conv2d_depthwise_f32(const flowc_conv2d_params* p, const float* x, co
 void flowc_conv2d_im2col_f32(const flowc_conv2d_params* p, const float* x, const float* w,
                              const float* bias, float* y, float* workspace,
                              const flowc_parallel* par);
+
+// 2-D transposed convolution over NCHW f32, weights [in_channels, out_channels / group, kh, kw].
+struct flowc_conv_transpose2d_params {
+  int64_t batch, in_channels, in_h, in_w;
+  int64_t out_channels, kernel_h, kernel_w;
+  int64_t group;
+  int64_t stride_h, stride_w;
+  int64_t pad_top, pad_left;  // negative when output_shape asks for more than the full result
+  int64_t dilation_h, dilation_w;
+  int64_t out_h, out_w;  // as the shape rule computed them (output_padding already applied)
+};
+
+// Floats of scratch that flowc_conv_transpose2d_f32 needs (0 when it needs none).
+int64_t flowc_conv_transpose2d_workspace_f32(const flowc_conv_transpose2d_params* p,
+                                             const flowc_parallel* par);
+
+// y = conv_transpose(x, w) + bias (bias may be null): per image and group, GEMM
+// col[(m, r, s), (ih, iw)] = w_g^T @ x_g, then col2im adds each column into the output pixel
+// (ih * stride - pad + r * dilation, ...) it lands on.
+void flowc_conv_transpose2d_f32(const flowc_conv_transpose2d_params* p, const float* x,
+                                const float* w, const float* bias, float* y, float* workspace,
+                                const flowc_parallel* par);

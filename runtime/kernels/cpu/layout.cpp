@@ -2,29 +2,16 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
+
+#include "element.h"
 
 namespace {
 
+using flowc::by_size;
 using flowc::parallel_for;
 constexpr int kMaxRank = 6;
 constexpr int64_t kMinBytesPerThread = 1 << 16;
-
-template <int Size>
-struct Elem {
-  unsigned char b[Size];
-};
-
-// Calls f(size) with the element type of that size, so copies move whole elements.
-template <class F>
-void by_size(int size, F&& f) {
-  switch (size) {
-    case 1: return f(Elem<1>{});
-    case 2: return f(Elem<2>{});
-    case 4: return f(uint32_t{});
-    case 8: return f(uint64_t{});
-    default: return f(Elem<16>{});
-  }
-}
 
 // Drop size-1 axes, then merge runs of output axes that are consecutive input axes.
 // Returns the new rank; out_shape is in x's order, out_perm maps y's axes to it.
@@ -250,6 +237,71 @@ void flowc_pad_constant(int elem_size, int rank, const int64_t* x_shape, const i
         for (int64_t j = 0; j < lo_col; ++j) dst[j] = v;
         std::memcpy(dst + lo_col, xt + off + (lo_col - pb), (hi_col - lo_col) * sizeof(T));
         for (int64_t j = hi_col; j < last; ++j) dst[j] = v;
+      });
+    });
+  });
+}
+
+namespace {
+
+// The x index that y index j (already shifted by the begin pad: i = j - pad) reads along an axis
+// of n > 0 elements.
+inline int64_t pad_source(flowc_pad_mode mode, int64_t i, int64_t n) {
+  if (i >= 0 && i < n) return i;
+  if (mode == FLOWC_PAD_EDGE) return i < 0 ? 0 : n - 1;
+  if (mode == FLOWC_PAD_WRAP) return (i % n + n) % n;
+  if (n == 1) return 0;  // reflect
+  const int64_t period = 2 * (n - 1);
+  int64_t k = (i % period + period) % period;
+  return k < n ? k : period - k;
+}
+
+}  // namespace
+
+void flowc_pad(flowc_pad_mode mode, int elem_size, int rank, const int64_t* x_shape,
+               const int64_t* pads_begin, const int64_t* pads_end, const void* value, const void* x,
+               void* y, const flowc_parallel* par) {
+  if (mode == FLOWC_PAD_CONSTANT) {
+    flowc_pad_constant(elem_size, rank, x_shape, pads_begin, pads_end, value, x, y, par);
+    return;
+  }
+  int64_t y_shape[kMaxRank], x_strides[kMaxRank], first[kMaxRank], total = 1, s = 1;
+  for (int d = rank - 1; d >= 0; --d) x_strides[d] = s, s *= x_shape[d];
+  for (int d = 0; d < rank; ++d) total *= (y_shape[d] = x_shape[d] + pads_begin[d] + pads_end[d]);
+  if (total == 0) return;
+  if (rank == 0) { std::memcpy(y, x, elem_size); return; }
+  // source[d][j]: the element offset in x of y index j along axis d (what is left after cropping
+  // starts at max(-pad, 0) and holds `kept` elements).
+  std::vector<int64_t> table;
+  for (int d = 0; d < rank; ++d) {
+    first[d] = int64_t(table.size());
+    const int64_t crop = std::max<int64_t>(0, -pads_begin[d]);
+    const int64_t kept = x_shape[d] - crop - std::max<int64_t>(0, -pads_end[d]);
+    const int64_t pad = std::max<int64_t>(0, pads_begin[d]);
+    for (int64_t j = 0; j < y_shape[d]; ++j)
+      table.push_back((crop + pad_source(mode, j - pad, kept)) * x_strides[d]);
+  }
+  const int64_t* source = table.data();
+  const int64_t last = y_shape[rank - 1], rows = total / last;
+  // Columns of a y row copied straight from x: [lo_col, hi_col).
+  const int64_t lo_col = std::max<int64_t>(0, pads_begin[rank - 1]);
+  const int64_t hi_col = lo_col + x_shape[rank - 1] - std::max<int64_t>(0, -pads_begin[rank - 1]) -
+                         std::max<int64_t>(0, -pads_end[rank - 1]);
+  const int64_t* last_source = source + first[rank - 1];
+  by_size(elem_size, [&](auto t) {
+    using T = decltype(t);
+    const T* xt = static_cast<const T*>(x);
+    T* yt = static_cast<T*>(y);
+    parallel_for(par, rows, std::max<int64_t>(1, kMinBytesPerThread / (last * elem_size)),
+                 [&](int64_t lo, int64_t hi) {
+      for_rows(rank, y_shape, lo, hi, [&](int64_t r, const int64_t* idx) {
+        int64_t off = 0;
+        for (int d = 0; d < rank - 1; ++d) off += source[first[d] + idx[d]];
+        const T* __restrict src = xt + off;
+        T* __restrict dst = yt + r * last;
+        for (int64_t j = 0; j < lo_col; ++j) dst[j] = src[last_source[j]];
+        std::memcpy(dst + lo_col, src + last_source[lo_col], (hi_col - lo_col) * sizeof(T));
+        for (int64_t j = hi_col; j < last; ++j) dst[j] = src[last_source[j]];
       });
     });
   });

@@ -31,3 +31,13 @@ void flowc_slice(int elem_size, int rank, const int64_t* x_shape, const int64_t*
 void flowc_pad_constant(int elem_size, int rank, const int64_t* x_shape, const int64_t* pads_begin,
                         const int64_t* pads_end, const void* value, const void* x, void* y,
                         const flowc_parallel* par);
+
+enum flowc_pad_mode { FLOWC_PAD_CONSTANT, FLOWC_PAD_REFLECT, FLOWC_PAD_EDGE, FLOWC_PAD_WRAP };
+
+// numpy's np.pad after cropping: negative pads crop x first, then the positive ones pad what is
+// left. Reflect, edge and wrap map each y index to an x index per axis; reflect and wrap repeat
+// periodically when a pad is wider than the axis, as numpy does. `value` (constant mode only)
+// points to one element. An axis cropped to nothing cannot be padded but with a constant.
+void flowc_pad(flowc_pad_mode mode, int elem_size, int rank, const int64_t* x_shape,
+               const int64_t* pads_begin, const int64_t* pads_end, const void* value, const void* x,
+               void* y, const flowc_parallel* par);

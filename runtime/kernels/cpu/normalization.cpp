@@ -1,5 +1,6 @@
 #include "normalization.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "vmath.h"
@@ -49,7 +50,60 @@ void softmax(int64_t rows, int64_t n, const float* x, float* y, const flowc_para
   });
 }
 
+// Softmax over the middle axis of [rows, n, inner], in blocks of kBlock columns: a pass for the
+// max, one for the sum, one to write, each a vector loop over the block.
+template <bool Log>
+void softmax_strided(int64_t rows, int64_t n, int64_t inner, const float* x, float* y,
+                     const flowc_parallel* par) {
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (inner + kBlock - 1) / kBlock;
+  const int64_t min_jobs = (1 << 12) / (n * kBlock) + 1;
+  flowc::parallel_for(par, rows * blocks, min_jobs, [&](int64_t lo, int64_t hi) {
+    for (int64_t job = lo; job < hi; ++job) {
+      const int64_t r = job / blocks, c0 = job % blocks * kBlock;
+      const int64_t width = std::min(kBlock, inner - c0);
+      const float* xb = x + r * n * inner + c0;
+      float* yb = y + r * n * inner + c0;
+      float mx[kBlock], sum[kBlock];
+      for (int64_t j = 0; j < width; ++j) mx[j] = -INFINITY, sum[j] = 0.0f;
+      for (int64_t k = 0; k < n; ++k) {
+        const float* __restrict xr = xb + k * inner;
+        for (int64_t j = 0; j < width; ++j) mx[j] = m::max(mx[j], xr[j]);
+      }
+      for (int64_t k = 0; k < n; ++k) {
+        const float* __restrict xr = xb + k * inner;
+        for (int64_t j = 0; j < width; ++j) sum[j] += m::exp(xr[j] - mx[j]);
+      }
+      if (Log) {
+        for (int64_t j = 0; j < width; ++j) mx[j] += std::log(sum[j]);
+        for (int64_t k = 0; k < n; ++k) {
+          const float* __restrict xr = xb + k * inner;
+          float* __restrict yr = yb + k * inner;
+          for (int64_t j = 0; j < width; ++j) yr[j] = xr[j] - mx[j];
+        }
+      } else {
+        for (int64_t j = 0; j < width; ++j) sum[j] = 1.0f / sum[j];
+        for (int64_t k = 0; k < n; ++k) {
+          const float* __restrict xr = xb + k * inner;
+          float* __restrict yr = yb + k * inner;
+          for (int64_t j = 0; j < width; ++j) yr[j] = m::exp(xr[j] - mx[j]) * sum[j];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
+
+void flowc_softmax_strided_f32(int64_t rows, int64_t n, int64_t inner, const float* x, float* y,
+                               const flowc_parallel* par) {
+  softmax_strided<false>(rows, n, inner, x, y, par);
+}
+
+void flowc_log_softmax_strided_f32(int64_t rows, int64_t n, int64_t inner, const float* x,
+                                   float* y, const flowc_parallel* par) {
+  softmax_strided<true>(rows, n, inner, x, y, par);
+}
 
 void flowc_softmax_f32(int64_t rows, int64_t n, const float* x, float* y, const flowc_parallel* par) {
   softmax<false>(rows, n, x, y, par);

@@ -1,4 +1,5 @@
-// Row-wise softmax and layer normalisation over the last axis of f32 tensors ([rows, n]).
+// Softmax and layer normalisation over one axis of f32 tensors: rows of [rows, n], and
+// softmax over the middle axis of [rows, n, inner].
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,13 @@
 void flowc_softmax_f32(int64_t rows, int64_t n, const float* x, float* y, const flowc_parallel* par);
 void flowc_log_softmax_f32(int64_t rows, int64_t n, const float* x, float* y,
                            const flowc_parallel* par);
+
+// The same over the middle axis of x viewed as [rows, n, inner] (the axis is not the last one):
+// each block of columns keeps its running max and sum across the n rows. y may equal x.
+void flowc_softmax_strided_f32(int64_t rows, int64_t n, int64_t inner, const float* x, float* y,
+                               const flowc_parallel* par);
+void flowc_log_softmax_strided_f32(int64_t rows, int64_t n, int64_t inner, const float* x,
+                                   float* y, const flowc_parallel* par);
 
 // y = (x - mean) / sqrt(var + epsilon) * gamma + beta per row (gamma, beta: n floats; beta may be
 // null). One read pass computes mean and variance (shifted sums), one pass normalises.

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "reduce.h"
+#include "vmath.h"
 
 namespace {
 
@@ -45,6 +46,19 @@ inline int64_t taps_inside(int64_t begin, int64_t kernel, int64_t lo, int64_t hi
   return std::max<int64_t>(0, std::min(begin + kernel, hi) - std::max(begin, lo));
 }
 
+// best[j] = max(best[j], src[j * stride]) over [lo, hi), where[j] = at + j * step where src won:
+// bit selects, not branches, since which tap wins is random in real data.
+inline void argmax_update(int64_t lo, int64_t hi, int64_t stride, const float* __restrict src,
+                          int64_t at, int64_t step, float* __restrict best,
+                          int64_t* __restrict where) {
+  for (int64_t j = lo; j < hi; ++j) {
+    const float v = src[j * stride], b = best[j];
+    const int64_t mask = -int64_t(v > b);
+    best[j] = flowc::vmath::select(v > b, v, b);
+    where[j] = ((at + j * step) & mask) | (where[j] & ~mask);
+  }
+}
+
 }  // namespace
 
 void flowc_maxpool2d_f32(const flowc_pool2d_params* p, const float* x, float* y,
@@ -55,6 +69,45 @@ void flowc_maxpool2d_f32(const flowc_pool2d_params* p, const float* x, float* y,
     for (int64_t i = lo; i < hi; ++i)
       pool_plane(*p, x + i * in_plane, y + i * out_plane, init,
                  [](float a, float b) { return b > a ? b : a; });
+  });
+}
+
+void flowc_maxpool2d_indices_f32(const flowc_pool2d_params* p, bool column_major, const float* x,
+                                 float* y, int64_t* indices, const flowc_parallel* par) {
+  const int64_t H = p->in_h, W = p->in_w, OH = p->out_h, OW = p->out_w, SW = p->stride_w;
+  const int64_t step_h = column_major ? 1 : W, step_w = column_major ? H : 1;
+  const float lowest = -std::numeric_limits<float>::infinity();
+  const int64_t min_rows = 1 + (1 << 10) / (OW * p->kernel_h * p->kernel_w + 1);
+  parallel_for(par, p->batch * p->channels * OH, min_rows, [&](int64_t lo, int64_t hi) {
+    for (int64_t row = lo; row < hi; ++row) {
+      const int64_t plane = row / OH, oh = row % OH;
+      const float* in = x + plane * H * W;
+      float* __restrict best = y + row * OW;
+      int64_t* __restrict where = indices + row * OW;
+      for (int64_t r = 0; r < p->kernel_h; ++r) {
+        const int64_t ih = oh * p->stride_h - p->pad_top + r * p->dilation_h;
+        const bool row_inside = ih >= 0 && ih < H;
+        for (int64_t s = 0; s < p->kernel_w; ++s) {
+          const int64_t offset = s * p->dilation_w - p->pad_left;
+          const int64_t at = plane * H * W + ih * step_h + offset * step_w;
+          if (r == 0 && s == 0) {  // the first tap starts every window, inside x or not
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const int64_t iw = ow * SW + offset;
+              best[ow] = row_inside && iw >= 0 && iw < W ? in[ih * W + iw] : lowest;
+              where[ow] = at + ow * SW * step_w;
+            }
+            continue;
+          }
+          if (!row_inside) continue;  // -inf is never above the best so far
+          int64_t ow_lo, ow_hi;
+          valid_range(OW, SW, offset, W, &ow_lo, &ow_hi);
+          const float* __restrict src = in + ih * W + offset;
+          if (SW == 1) argmax_update(ow_lo, ow_hi, 1, src, at, step_w, best, where);
+          else if (SW == 2) argmax_update(ow_lo, ow_hi, 2, src, at, 2 * step_w, best, where);
+          else argmax_update(ow_lo, ow_hi, SW, src, at, SW * step_w, best, where);
+        }
+      }
+    }
   });
 }
 

@@ -18,6 +18,13 @@ struct flowc_pool2d_params {
 void flowc_maxpool2d_f32(const flowc_pool2d_params* p, const float* x, float* y,
                          const flowc_parallel* par);
 
+// MaxPool with its Indices output: the flat position in x of each maximum (row-major, or with
+// column_major the first spatial axis fastest, as storage_order 1), the first maximum in the
+// window's row-major tap order winning ties. As ONNX's reference: a tap in the padding reads
+// -inf, and a window whose taps are all -inf keeps its first tap (which may lie in the padding).
+void flowc_maxpool2d_indices_f32(const flowc_pool2d_params* p, bool column_major, const float* x,
+                                 float* y, int64_t* indices, const flowc_parallel* par);
+
 // count_include_pad: divide by the window's taps inside the padded input (ONNX's rule; a window
 // reaching past the bottom/right pad under ceil_mode still excludes that part), else by its taps
 // inside the input.

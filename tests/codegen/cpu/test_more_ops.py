@@ -1,0 +1,233 @@
+"""The CNN and transformer ops target cpu runs through decomposition (ir/passes/decompose.py) or the
+reduce, group-norm and gather-elements kernels, against the numpy reference (`flowc.ir.run`) at
+odd, prime and unit shapes and every attribute variant.
+
+A C++ build costs a second or two, so each test builds one graph holding many cases, each case
+its own output (named for the case, which failures print)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import flowc
+from flowc.codegen import cpu
+from flowc.errors import CompileError
+from flowc.frontend.builder import GraphBuilder
+
+# (rtol, atol) per float dtype; integer and bool results must match exactly
+TOLERANCE = {"float32": (1e-5, 1e-5), "float64": (1e-12, 1e-12)}
+NUMPY = {"f32": np.float32, "f64": np.float64, "i64": np.int64, "i32": np.int32, "u8": np.uint8}
+
+
+class Cases:
+    """One graph of many cases over random inputs, compiled once for target cpu."""
+
+    def __init__(self, name: str, seed: int = 0):
+        self.b = GraphBuilder(name)
+        self.op = self.b.op
+        self.feeds: dict[str, np.ndarray] = {}
+        self.rng = np.random.default_rng(seed)
+
+    def input(self, shape, dtype="f32", *, data=None, low=-100, high=100):
+        """A graph input holding `data`, or random normals (floats) or integers in [low, high)."""
+        if data is None:
+            if NUMPY[dtype]().dtype.kind == "f":
+                data = self.rng.standard_normal(shape)
+            else:
+                data = self.rng.integers(low, high, size=shape)
+        name = f"x{len(self.feeds)}"
+        self.feeds[name] = np.asarray(data).astype(NUMPY[dtype])
+        return self.b.input(name, dtype, list(shape))
+
+    def ties(self, shape):
+        """f32 input with many equal values: small integers."""
+        return self.input(shape, data=self.rng.integers(-2, 3, size=shape))
+
+    def positive(self, shape):
+        return self.input(shape, data=np.abs(self.rng.standard_normal(shape)) + 0.1)
+
+    def weight(self, shape, scale=1.0, shift=0.0):
+        return self.b.const((self.rng.standard_normal(shape) * scale + shift).astype(np.float32))
+
+    def __setitem__(self, case: str, t):
+        self.b.output(t, name=case)
+
+    def check(self, out_dir):
+        graph = self.b.build()
+        model = flowc.load(flowc.compile(graph, target="cpu", out_dir=out_dir).path)
+        got, want = model.run(self.feeds), flowc.ir.run(graph, self.feeds)
+        assert sorted(got) == sorted(want)
+        for case, w in want.items():
+            g = got[case]
+            assert (g.dtype, g.shape) == (w.dtype, w.shape), case
+            if w.dtype.name in TOLERANCE:
+                rtol, atol = TOLERANCE[w.dtype.name]
+                np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=case)
+            else:
+                np.testing.assert_array_equal(g, w, err_msg=case)
+
+
+def ints(*values):
+    return np.array(values, np.int64)
+
+
+REDUCE_OPS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL1",
+              "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
+
+
+def test_reductions(tmp_path, toolchain):
+    c = Cases("reduce")
+    x = c.input([3, 7, 13, 5])
+    pos = c.positive([3, 7, 13, 5])      # ReduceLogSum takes the log of a sum: keep it positive
+    axes_cases = {"last": ints(-1), "trailing": ints(2, 3), "middle": ints(1, 2), "first": ints(0),
+                  "apart": ints(0, 2), "apart3": ints(3, 1, 0)}
+    for op in REDUCE_OPS:
+        src = pos if op == "ReduceLogSum" else x
+        for label, axes in axes_cases.items():
+            for keep in (0, 1):
+                c[f"{op}_{label}_{keep}"] = c.op(op, src, axes, keepdims=keep)
+        c[f"{op}_all"] = c.op(op, src, keepdims=0)
+        c[f"{op}_noop"] = c.op(op, src, ints(), noop_with_empty_axes=1)
+        c[f"{op}_unit"] = c.op(op, c.positive([1, 1, 1]), ints(1))
+        c[f"{op}_wide_middle"] = c.op(op, c.positive([2, 3, 300]) if op == "ReduceLogSum" else c.input([2, 3, 300]),
+                                      ints(1), keepdims=0)      # columns past one block of the kernel
+    # log-sum-exp shifts by the largest finite element: infinities and large values stay exact
+    special = c.input([2, 5, 3], data=np.array([[[80, -np.inf, 1], [90, -np.inf, 2], [85, -np.inf, 3],
+                                                 [0, -np.inf, np.inf], [1, -np.inf, 4]]] * 2))
+    for axes in (ints(1), ints(2)):
+        c[f"log_sum_exp_special_{axes[0]}"] = c.op("ReduceLogSumExp", special, axes)
+    c["max_ties_with_inf"] = c.op("ReduceMax", special, ints(1), keepdims=0)
+    y = c.input([2, 6, 7, 11])
+    c["global_max_pool"] = c.op("GlobalMaxPool", y)
+    c["global_max_pool_1d"] = c.op("GlobalMaxPool", c.input([2, 3, 13]))
+    for p in (1, 2):
+        for axis in (1, -1):
+            c[f"lp_norm_{p}_{axis}"] = c.op("LpNormalization", y, axis=axis, p=p)
+    c["lp_norm_zero_vector"] = c.op("LpNormalization", c.input([3, 4], data=np.eye(3, 4) * [[0], [2], [0]]), axis=1)
+    c.check(tmp_path)
+
+
+def test_arg_top_k_cumsum(tmp_path, toolchain):
+    c = Cases("indices")
+    x = c.input([3, 7, 13, 5])
+    t = c.ties([3, 7, 13, 5])
+    for op in ("ArgMax", "ArgMin"):
+        for axis in (0, 1, 2, -1):
+            for keep in (0, 1):
+                for last in (0, 1):
+                    c[f"{op}_{axis}_{keep}_{last}"] = c.op(op, x, axis=axis, keepdims=keep, select_last_index=last)
+                    c[f"{op}_ties_{axis}_{keep}_{last}"] = c.op(op, t, axis=axis, keepdims=keep,
+                                                                 select_last_index=last)
+        c[f"{op}_unit"] = c.op(op, c.input([1, 1]), axis=1)
+        c[f"{op}_wide"] = c.op(op, c.ties([2, 3, 300]), axis=1, select_last_index=1)
+    for axis in (0, 1, -1):
+        c[f"hardmax_{axis}"] = c.op("Hardmax", t, axis=axis)
+    for largest in (0, 1):
+        for axis in (1, -1):
+            for k in (1, 4, 5 if axis == -1 else 7):
+                c[f"topk_{largest}_{axis}_{k}"], c[f"topk_{largest}_{axis}_{k}_i"] = c.op(
+                    "TopK", t, ints(k), outputs=2, axis=axis, largest=largest)
+        c[f"topk_distinct_{largest}"], c[f"topk_distinct_{largest}_i"] = c.op(
+            "TopK", x, ints(3), outputs=2, axis=2, largest=largest, sorted=1)
+    c["topk_zero"], c["topk_zero_i"] = c.op("TopK", x, ints(0), outputs=2)
+    c["topk_unit"], c["topk_unit_i"] = c.op("TopK", c.input([1]), ints(1), outputs=2)
+    for dtype in ("f32", "i64", "i32", "f64"):
+        v = c.input([3, 7, 5], dtype, low=-9, high=10)
+        for axis in (0, 1, -1):
+            for exclusive in (0, 1):
+                for reverse in (0, 1):
+                    c[f"cumsum_{dtype}_{axis}_{exclusive}_{reverse}"] = c.op(
+                        "CumSum", v, ints(axis), exclusive=exclusive, reverse=reverse)
+    c["cumsum_i32_axis"] = c.op("CumSum", c.input([13]), np.array([0], np.int32))
+    c["cumsum_wide"] = c.op("CumSum", c.input([2, 3, 300]), ints(1), reverse=1)
+    c.check(tmp_path)
+
+
+def test_normalization(tmp_path, toolchain):
+    c = Cases("norm")
+    x = c.input([2, 6, 7, 11])
+    bn = [c.weight([6]), c.weight([6]), c.weight([6]), c.b.const(np.abs(c.rng.standard_normal(6)).astype(np.float32))]
+    c["batch_norm"] = c.op("BatchNormalization", x, *bn)
+    c["batch_norm_eps"] = c.op("BatchNormalization", x, *bn, epsilon=0.1)
+    c["batch_norm_relu"] = c.op("Relu", c.op("BatchNormalization", x, *bn))     # pre-activation: fuses
+    c["batch_norm_1d"] = c.op("BatchNormalization", c.input([5, 6]), *bn)      # BatchNorm1d after Linear
+    c["batch_norm_3d"] = c.op("BatchNormalization", c.input([3, 6, 13]), *bn)
+    c["batch_norm_unit"] = c.op("BatchNormalization", c.input([1, 1, 1, 1]), *(c.weight([1]) for _ in range(3)),
+                                c.b.const(np.ones(1, np.float32)))
+    far = c.input([2, 6, 7, 11], data=c.rng.standard_normal([2, 6, 7, 11]) + 10)   # mean far from 0
+    for name, v in (("", x), ("_far", far)):
+        c[f"instance_norm{name}"] = c.op("InstanceNormalization", v, c.weight([6]), c.weight([6]))
+        for groups in (1, 2, 3, 6):
+            c[f"group_norm_{groups}{name}"] = c.op("GroupNormalization", v, c.weight([6]), c.weight([6]),
+                                                   num_groups=groups, epsilon=1e-3)
+    c["instance_norm_1d"] = c.op("InstanceNormalization", c.input([3, 5, 13]), c.weight([5]), c.weight([5]),
+                                 epsilon=0.01)
+    c["group_norm_unit"] = c.op("GroupNormalization", c.input([1, 1, 1]), c.weight([1]), c.weight([1]), num_groups=1)
+    for size in (1, 2, 3, 5, 7):     # even sizes reach one channel further back than forward
+        c[f"lrn_{size}"] = c.op("LRN", x, size=size, alpha=0.1, beta=0.75, bias=1.0)
+    c["lrn_2d"] = c.op("LRN", c.input([3, 13]), size=4, alpha=0.5, beta=0.5, bias=2.0)
+    c["lrn_defaults"] = c.op("LRN", c.input([1, 3, 5, 1]), size=3)
+    c.check(tmp_path)
+
+
+def test_layout(tmp_path, toolchain):
+    c = Cases("layout")
+    x = c.input([2, 12, 3, 5])
+    for mode in ("DCR", "CRD"):
+        for b in (1, 2):
+            c[f"depth_to_space_{mode}_{b}"] = c.op("DepthToSpace", x, blocksize=b, mode=mode)
+        c[f"space_to_depth_{mode}"] = c.op("SpaceToDepth", c.input([2, 3, 6, 4]), blocksize=2, mode=mode)
+        c[f"space_to_depth_3_{mode}"] = c.op("SpaceToDepth", c.input([1, 2, 9, 3]), blocksize=3, mode=mode)
+    c["tile"] = c.op("Tile", c.input([3, 1, 2]), ints(2, 3, 1))
+    c["tile_i64"] = c.op("Tile", c.input([2, 5], "i64"), ints(3, 2))
+    c["tile_ones"] = c.op("Tile", c.input([7]), ints(1))
+    c["tile_zero"] = c.op("Tile", c.input([2, 3]), ints(0, 2))
+    y = c.input([3, 7, 5])
+    for axis in (0, 1, -1):
+        shape = [3, 7, 5]
+        shape[axis] = 4
+        idx = c.rng.integers(-3, 3, size=shape)
+        c[f"gather_elements_{axis}"] = c.op("GatherElements", y, idx.astype(np.int64), axis=axis)
+        c[f"gather_elements_{axis}_i32"] = c.op("GatherElements", y, idx.astype(np.int32), axis=axis)
+    c["gather_elements_smaller"] = c.op("GatherElements", y, c.input([2, 3, 4], "i64", low=-5, high=5), axis=2)
+    c["gather_elements_u8"] = c.op("GatherElements", c.input([4, 6], "u8", low=0, high=255),
+                                   ints(3, 0, 1, 2, -1, -4).reshape(1, 6), axis=0)
+    c["gather_elements_1d"] = c.op("GatherElements", c.input([13]), ints(12, 0, -13, 5))
+    m = c.input([2, 5, 7])
+    for upper in (0, 1):
+        c[f"trilu_{upper}"] = c.op("Trilu", m, upper=upper)
+        for k in (-2, 1, 9, -9):
+            c[f"trilu_{upper}_{k}"] = c.op("Trilu", m, np.array(k, np.int64), upper=upper)
+    c["trilu_i64"] = c.op("Trilu", c.input([4, 3], "i64"), np.array(-1, np.int64), upper=0)
+    c["cast_like"] = c.op("CastLike", c.input([3, 5]) * 10.0, np.zeros(1, np.int32))
+    c["cast_like_same"] = c.op("CastLike", c.input([3, 5]), np.zeros(1, np.float32))
+    c.check(tmp_path)
+
+
+# -- what target cpu refuses ------------------------------------------------------------
+
+def refusal(build, tmp_path) -> str:
+    b = GraphBuilder("g")
+    b.output(build(b), name="y")
+    with pytest.raises(CompileError) as e:
+        cpu.emit(b.build(), tmp_path / "m")
+    return str(e.value)
+
+
+def test_refusals_name_the_case(tmp_path):
+    def runtime_axis(b):
+        return b.op("CumSum", b.input("x", "f32", [3, 4]), b.input("axis", "i64", []), name="cs")
+    assert refusal(runtime_axis, tmp_path) == ('op CumSum (node "cs") is not supported by target cpu yet: its axis '
+                                               'must be known at compile time')
+
+    def cumsum_u8(b):
+        return b.op("CumSum", b.input("x", "u8", [3, 4]), ints(0), name="cs")
+    assert refusal(cumsum_u8, tmp_path) == ('op CumSum (node "cs") is not supported by target cpu yet: u8[3,4] '
+                                            '(target cpu sums f32, f64, i32 and i64)')
+
+    def group_norm_f64_stash(b):
+        x = b.input("x", "f32", [1, 4, 3])
+        return b.op("GroupNormalization", x, np.ones(4, np.float32), np.zeros(4, np.float32), num_groups=2,
+                    stash_type=11, name="gn")
+    assert refusal(group_norm_f64_stash, tmp_path) == ('op GroupNormalization (node "gn") is not supported by target '
+                                                       'cpu yet: stash_type 11 (target cpu normalises in f32: 1)')
