@@ -49,7 +49,7 @@ class Schedule:
     tensors: tuple[TensorLife, ...]           # planned in the arena, in step order
     inplace: tuple[InplaceCandidate, ...]
     caller_outputs: tuple[str, ...]           # graph outputs: written to the caller's buffers, not planned
-    order: str                                # "graph" or "memory": which ordering was kept
+    order: str                                # "graph", "memory" or "given": which ordering was kept
 
     @property
     def live_peak_bytes(self) -> int:
@@ -57,11 +57,15 @@ class Schedule:
         return live_peak_bytes(self.tensors)
 
 
-def schedule(graph: Graph, *, reorder: bool = True) -> Schedule:
+def schedule(graph: Graph, *, reorder: bool = True, order: list[Node] | None = None) -> Schedule:
     """Order `graph`'s nodes and compute liveness. With `reorder`, a memory-greedy order is
-    also tried and kept when its live-set peak is lower; either way the order is topological."""
+    also tried and kept when its live-set peak is lower; either way the order is topological.
+    `order` (all the nodes, topological) is taken as it is instead."""
     sizes = _intermediate_sizes(graph)
-    best = _liveness(graph, _topological(graph), sizes, "graph")
+    if order is not None:
+        return _liveness(graph, _checked_order(graph, order, " in the order given"), sizes, "given")
+    best = _liveness(graph, _checked_order(graph, graph.nodes, "; call graph.topo_sort() first"), sizes,
+                     "graph")
     if reorder:
         greedy = _liveness(graph, _memory_greedy(graph, sizes), sizes, "memory")
         if greedy.live_peak_bytes < best.live_peak_bytes:
@@ -101,16 +105,17 @@ def _predecessor_counts(graph: Graph) -> dict[Node, int]:
             for n in graph.nodes}
 
 
-def _topological(graph: Graph) -> list[Node]:
-    """The graph's own order (already topological), checked."""
-    seen: set[Node] = set()
-    for n in graph.nodes:
+def _checked_order(graph: Graph, order: list[Node], hint: str = "") -> list[Node]:
+    """`order`, checked to hold each node of the graph once, after the producers of its inputs."""
+    if sorted(map(id, order)) != sorted(map(id, graph.nodes)):
+        raise CompileError(f"the order given for graph {quote_name(graph.name)} is not a permutation of its nodes")
+    done: set[Node] = set()
+    for n in order:
         for v in n.inputs:
-            if v is not None and v.producer is not None and v.producer not in seen:
-                raise n.error(f"input {quote_name(v.name)} is used before its producer runs; "
-                              "call graph.topo_sort() first")
-        seen.add(n)
-    return list(graph.nodes)
+            if v is not None and v.producer is not None and v.producer not in done:
+                raise n.error(f"input {quote_name(v.name)} is used before its producer runs{hint}")
+        done.add(n)
+    return list(order)
 
 
 def _memory_greedy(graph: Graph, sizes: dict[Value, int]) -> list[Node]:

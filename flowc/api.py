@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from . import ir
-from .errors import CompileError, quote_name
+from .errors import CompileError, InputError, quote_name
 from .ir.passes import optimize
 from .ir.types import INT64_MAX, Dim, TensorType, is_symbol_name, substitute_dim
 
@@ -62,14 +62,16 @@ class Artifact:
 
 
 def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.PathLike | None = None,
-            input_shapes: Mapping[str, Sequence[int]] | None = None,
+            input_shapes: Mapping[str, Sequence[int]] | None = None, max_batch: int | None = None,
             progress: Progress | None = None) -> Artifact:
     """Import `model` (a path to an .onnx file, an onnx.ModelProto or an ir.Graph, which is
     copied, never changed), pin `input_shapes`, optimise it and write an artifact to `out_dir`
     (a fresh temporary folder when None). `progress(stage, seconds, graph)` sees each stage.
 
-    `target="cpu"` writes and builds a C++ project; it needs static shapes, so a model with a
-    symbolic batch takes `input_shapes`. `target="reference"` runs the graph on numpy."""
+    `target="cpu"` writes and builds a C++ project for static shapes: a model whose inputs lead
+    with a symbolic batch takes either `input_shapes` (one batch) or `max_batch` (any batch from
+    1 to it; memory is planned for the bound). `target="reference"` runs the graph on numpy, any
+    shape; `max_batch` bounds the batch it accepts there too."""
     _check_target(target, devices)
     if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
         raise CompileError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}")
@@ -92,14 +94,18 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     graph = optimize(graph, after=lambda p, g, seconds: report(p.name, seconds, g))
     start = time.perf_counter()
     path = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="flowc-"))
+    if max_batch is not None:
+        from .codegen.cpu.batch import batch_symbol
+        batch_symbol(graph, max_batch)   # before anything is written
     if target == "cpu":
         from .codegen import cpu
-        cpu.check_static(graph)   # before anything is written
-    _write_artifact(path, graph, target, devices)
+        if max_batch is None:
+            cpu.check_static(graph)
+    _write_artifact(path, graph, target, devices, max_batch)
     report("write", time.perf_counter() - start, graph)
     if target == "cpu":
         start = time.perf_counter()
-        emitted = cpu.emit(graph, path)
+        emitted = cpu.emit(graph, path, max_batch=max_batch)
         report("emit", time.perf_counter() - start, graph)
         start = time.perf_counter()
         cpu.build(path)
@@ -205,10 +211,10 @@ def _tensor_infos(values) -> list[dict]:
              "shape": None if v.type.shape is None else list(v.type.shape)} for v in values]
 
 
-def _write_artifact(path: Path, graph: ir.Graph, target: str, devices: int) -> None:
+def _write_artifact(path: Path, graph: ir.Graph, target: str, devices: int, max_batch: int | None) -> None:
     manifest = {
         "format": "flowc-artifact", "format_version": FORMAT_VERSION, "flowc_version": _version(),
-        "target": target, "devices": devices, "graph": GRAPH_FILE, "weights": WEIGHTS_FILE,
+        "target": target, "devices": devices, "max_batch": max_batch, "graph": GRAPH_FILE, "weights": WEIGHTS_FILE,
         "inputs": _tensor_infos(graph.inputs), "outputs": _tensor_infos(graph.outputs),
     }
     where = f"output folder {quote_name(str(path))}"
@@ -244,10 +250,11 @@ def _reason(e: Exception) -> str:
 class Model:
     """A compiled model loaded back from its artifact folder, ready to run on numpy arrays."""
 
-    def __init__(self, path: Path, graph: ir.Graph, target: str):
+    def __init__(self, path: Path, graph: ir.Graph, target: str, max_batch: int | None = None):
         self.path = path
         self.graph = graph
         self.target = target
+        self.max_batch = max_batch   # the batch bound it was compiled with; None: none
         self._compiled = None
         if target == "cpu":
             from .codegen import cpu
@@ -274,7 +281,17 @@ class Model:
         feeds = dict(inputs) if isinstance(inputs, Mapping) else inputs
         if self._compiled is not None:
             return self._compiled.run(feeds)
+        if self.max_batch is not None and isinstance(feeds, Mapping):
+            self._check_batch(feeds)
         return ir.run(self.graph, feeds)
+
+    def _check_batch(self, feeds: Mapping) -> None:
+        for v in self.graph.inputs:
+            shape = v.type.shape
+            got = np.shape(feeds[v.name]) if v.name in feeds else ()
+            if shape and isinstance(shape[0], str) and len(got) == len(shape) and got[0] > self.max_batch:
+                raise InputError(f"input {quote_name(v.name)} has shape {list(got)}: batch {got[0]} is over the "
+                                 f"bound {self.max_batch} the model was compiled for (max_batch)")
 
     def __repr__(self) -> str:
         sig = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)
@@ -328,7 +345,10 @@ def load(path: str | os.PathLike) -> Model:
         if manifest.get(key) != _tensor_infos(getattr(graph, key)):
             raise CompileError(f"{where}: the {key} in artifact.json do not match {GRAPH_FILE}; "
                                "compile the model again")
-    return Model(path, graph, target)
+    max_batch = manifest.get("max_batch")
+    if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
+        raise CompileError(f"{where}: artifact.json has max_batch {max_batch!r}; compile the model again")
+    return Model(path, graph, target, max_batch)
 
 
 __all__ = ["Artifact", "Model", "TensorInfo", "TARGETS", "compile", "import_model", "load", "pin_input_shapes",

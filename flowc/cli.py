@@ -7,11 +7,14 @@
 
 Errors flowc raises on purpose (and file errors) print one line, `flowc: error: ...`, and
 exit with status 2; --debug shows the traceback and runs the verifier after every pass.
+Progress goes to stderr: slow stages (every stage with --verbose), and a cpu build that has work
+to do, one line as it starts and one per source compiled or library linked.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import sys
 import traceback
@@ -46,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="an .onnx file")
     p.add_argument("--target", default="cpu", help=f"one of {', '.join(api.TARGETS)} (default: cpu)")
     p.add_argument("--devices", type=int, default=1, help="number of devices (default: 1)")
+    p.add_argument("--max-batch", type=int, metavar="N",
+                   help="a model with a symbolic batch runs any batch from 1 to N (memory planned for N)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the artifact folder to write")
     p.add_argument("--dump-ir", metavar="DIR", help="write the IR after import and after each pass to DIR")
     p.add_argument("--report", action="store_true", help="print a summary of what was compiled")
@@ -104,12 +109,27 @@ class _Progress:
             print(f"flowc: {stage}: {seconds:.2f} s ({len(graph.nodes)} nodes)", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _showing_builds():
+    """Print the progress of the cpu builds started inside (flowc.codegen.cpu.build) to stderr."""
+    from .codegen.cpu.build import progress_to
+    with progress_to(_print_build_step):
+        yield
+
+
+def _print_build_step(percent: int | None, what: str) -> None:
+    line = f"flowc: {what}..." if percent is None else f"flowc: build [{percent:3d}%] {what}"
+    print(line, file=sys.stderr, flush=True)
+
+
 # -- commands ------------------------------------------------------------------------------------
 
 def _compile(args) -> None:
     progress = _Progress(args.verbose, Path(args.dump_ir) if args.dump_ir else None)
-    artifact = api.compile(args.model, target=args.target, devices=args.devices, out_dir=args.output,
-                           input_shapes=_input_shapes(args.input_shape), progress=progress)
+    with _showing_builds():
+        artifact = api.compile(args.model, target=args.target, devices=args.devices, out_dir=args.output,
+                               input_shapes=_input_shapes(args.input_shape), max_batch=args.max_batch,
+                               progress=progress)
     graph = artifact.graph
     print(f"flowc: wrote {artifact.path} (target {artifact.target}, {len(graph.nodes)} ops)")
     if args.report:
@@ -169,7 +189,8 @@ def _print_cpu_report(result, width: int = REPORT_WIDTH) -> None:
     plan = result.memory
     peak, bound, no_reuse = plan.peak_bytes, plan.lower_bound_bytes, plan.no_reuse_bytes
     digits = max(11, len(f"{max(peak, bound, no_reuse):,}"))
-    print(f"arena ({len(plan.inplace)} in place, placed by {plan.ordering}):")
+    at_bound = f", at the batch bound {result.max_batch}" if result.max_batch else ""
+    print(f"arena ({len(plan.inplace)} in place, placed by {plan.ordering}{at_bound}):")
     print(f"  {'peak':<{width}} {peak:>{digits},} B {_bytes(peak):>10}")
     print(f"  {'live-set lower bound':<{width}} {bound:>{digits},} B {_bytes(bound):>10}"
           f"   peak/bound {_ratio(peak, bound)}")
@@ -227,7 +248,8 @@ def _bytes(n: int) -> str:
 
 
 def _run(args) -> None:
-    model = api.load(args.artifact)
+    with _showing_builds():   # a cpu artifact whose sources changed is built again
+        model = api.load(args.artifact)
     feeds = {}
     for spec in args.input:
         # input names may hold '=', file names too: match the model's own input names

@@ -100,7 +100,7 @@ def test_artifact_holds_three_files(tmp_path, mlp_path):
     manifest = json.loads((out / "artifact.json").read_text())
     assert manifest == {
         "format": "flowc-artifact", "format_version": 1, "flowc_version": flowc.__version__,
-        "target": "reference", "devices": 1, "graph": "model.fir", "weights": "weights.npz",
+        "target": "reference", "devices": 1, "max_batch": None, "graph": "model.fir", "weights": "weights.npz",
         "inputs": [{"name": "x", "dtype": "f32", "shape": ["B", 16]}],
         "outputs": [{"name": "y", "dtype": "f32", "shape": ["B", 10]}],
     }

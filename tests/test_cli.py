@@ -1,6 +1,7 @@
 """The `flowc` command, run as a user runs it: a subprocess, real files, real `dot`."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -331,6 +332,24 @@ def test_compile_for_cpu_then_run(tmp_path, mlp, x_npy):
     want = flowc.ir.run(reference.graph, {"x": np.load(x_npy)})["y"]
     with np.load(tmp_path / "y.npz") as got:
         np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_for_cpu_shows_its_build_once(tmp_path, mlp):
+    env = dict(os.environ, FLOWC_CACHE_DIR=str(tmp_path / "empty-cache"))   # cold: the runtime builds too
+    out = tmp_path / "cpu"
+    args = ("compile", mlp, "--target", "cpu", "--input-shape", "x=2,16", "-o", out)
+    cold = flowc_cli(*args, env=env)
+    assert cold.returncode == 0, cold.stderr
+    lines = cold.stderr.splitlines()
+    assert lines[0] == f"flowc: building {out} (cmake, 2 jobs)..."
+    steps = [line for line in lines if line.startswith("flowc: build [")]
+    assert all(re.fullmatch(r"flowc: build \[[ \d]{2}\d%\] \S.*", line) for line in steps), steps
+    assert "runtime/kernels/cpu/gemm.cpp" in [line.split("] ", 1)[1] for line in steps]
+    assert "model.cpp" in [line.split("] ", 1)[1] for line in steps]
+    assert all(line in steps or line.startswith("flowc: build: ") for line in lines[1:])   # a slow stage's line
+    assert cold.stdout.startswith(f"flowc: wrote {out} (target cpu, ")
+    warm = flowc_cli(*args, env=env)   # up to date: nothing to say
+    assert warm.returncode == 0 and warm.stderr == "" and warm.stdout == cold.stdout
 
 
 def _report_bytes(stdout: str, label: str) -> int:

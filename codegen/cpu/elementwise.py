@@ -251,6 +251,10 @@ class Source:
     pointer: str          # a C expression: the source's base pointer
     ctype: str
     shape: tuple[int, ...]
+    # The output's own buffer (an epilogue's acc, an input written over in place): read through
+    # the output pointer, so the compiler sees y[i] read then written rather than two pointers
+    # that overlap exactly, which its alias check would send down the scalar path.
+    is_output: bool = False
 
 
 def _strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
@@ -284,11 +288,13 @@ def loop(out_ptr: str, out_ctype: str, out_shape: tuple[int, ...], sources: list
         return []
     all_strides = [_strides(s.shape, out_shape) for s in sources] + [_strides(out_shape, out_shape)]
     dims, strides = _collapse(tuple(out_shape), all_strides)
+    own = [s.is_output and s.ctype == out_ctype and st == all_strides[-1]
+           for s, st in zip(sources, all_strides)]
     code = [f"{out_ctype}* y = {out_ptr};"]
-    code += [f"const {s.ctype}* p{j} = {s.pointer};" for j, s in enumerate(sources)]
+    code += [f"const {s.ctype}* p{j} = {s.pointer};" for j, s in enumerate(sources) if not own[j]]
     if len(dims) <= 1:
         n = dims[0] if dims else 1
-        loads = [f"const {s.ctype} src{j} = p{j}[{'i' if dims and strides[j][0] else '0'}];"
+        loads = [f"const {s.ctype} src{j} = {'y' if own[j] else f'p{j}'}[{'i' if dims and strides[j][0] else '0'}];"
                  for j, s in enumerate(sources)]
         code += [f"flowc::parallel_for(&par, {n}, {PARALLEL_GRAIN}, [&](int64_t begin, int64_t end) {{",
                  "  for (int64_t i = begin; i < end; ++i) {"]
@@ -301,14 +307,17 @@ def loop(out_ptr: str, out_ctype: str, out_shape: tuple[int, ...], sources: list
              "[&](int64_t begin, int64_t end) {",
              "  for (int64_t r = begin; r < end; ++r) {",
              "    int64_t q = r, c = 0;"]
-    code += [f"    int64_t o{j} = 0;" for j in range(len(sources))]
+    code += [f"    int64_t o{j} = 0;" for j in range(len(sources)) if not own[j]]
     for d in reversed(range(len(dims) - 1)):
         code.append(f"    c = q % {dims[d]}; q /= {dims[d]};")
-        code += [f"    o{j} += c * {strides[j][d]};" for j in range(len(sources)) if strides[j][d]]
+        code += [f"    o{j} += c * {strides[j][d]};" for j in range(len(sources)) if strides[j][d] and not own[j]]
     code += [f"    {out_ctype}* yr = y + r * {inner};",
              f"    for (int64_t i = 0; i < {inner}; ++i) {{"]
     loads = []
     for j, s in enumerate(sources):
+        if own[j]:
+            loads.append(f"const {s.ctype} src{j} = yr[i];")
+            continue
         step = strides[j][-1]
         index = f"o{j}" + ("" if step == 0 else " + i" if step == 1 else f" + i * {step}")
         loads.append(f"const {s.ctype} src{j} = p{j}[{index}];")

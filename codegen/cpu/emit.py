@@ -16,18 +16,24 @@ import numpy as np
 import flowc.runtime
 from flowc.errors import CompileError, describe_node, quote_name
 from flowc.ir.graph import Graph, Node, Value
-from flowc.ir.infer import known_ints
-from flowc.ir.ops.nn import _per_axis, _window
+from flowc.ir.infer import known_array, known_ints
+from flowc.ir.ops.nn import _pad_widths, _per_axis, _present, _resize_axes, _resize_plan, _transpose_window, _window
 from flowc.ir.ops.reduce import _reduce_axes
 from flowc.ir.ops.rules import axis_of
 from flowc.ir.ops.tensor import _slice_bounds
 from flowc.ir.passes import LOWERING, run_passes
 
 from .. import memory
-from ..schedule import schedule
+from ..schedule import Schedule, schedule
+from . import batch
 from . import elementwise as ew
 from .elementwise import Source, ctype
 
+# The reduce kernels' kind of each Reduce* op, and the ops whose value over one element is that element.
+REDUCE_KINDS = {"ReduceSum": "SUM", "ReduceMean": "MEAN", "ReduceMax": "MAX", "ReduceMin": "MIN", "ReduceProd": "PROD",
+                "ReduceSumSquare": "SUM_SQUARE", "ReduceL1": "L1", "ReduceL2": "L2", "ReduceLogSum": "LOG_SUM",
+                "ReduceLogSumExp": "LOG_SUM_EXP"}
+REDUCE_KEEPS_ONE = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd"}
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RUNTIME = Path(flowc.runtime.__file__).resolve().parent
 # Runtime sources a generated project compiles (the tests, bindings and Python stay behind).
@@ -47,26 +53,77 @@ class EmitResult:
     weight_bytes: int
     lowered: Graph                       # the graph the steps were emitted from, after LOWERING
     unsupported: tuple[str, ...] = field(default=())
+    max_batch: int | None = None         # the batch bound of a dynamic-batch project (plan and lowered at it)
 
 
-def emit(graph: Graph, out_dir, *, threads: int | None = None) -> EmitResult:
-    """Write the CPU project for `graph` (optimised, static shapes) into `out_dir`.
+def emit(graph: Graph, out_dir, *, threads: int | None = None, max_batch: int | None = None) -> EmitResult:
+    """Write the CPU project for `graph` (optimised) into `out_dir`.
 
-    `threads` is the model's default intra-op thread count (None: the core count at load)."""
-    check_static(graph)
+    `threads` is the model's default intra-op thread count (None: the core count at load).
+    Without `max_batch` the graph's shapes must be static; with it, the inputs may lead with a
+    symbolic batch and the project runs any batch from 1 to `max_batch` (codegen/cpu/batch.py)."""
     ops_before = len(graph.nodes)
+    if max_batch is None:
+        check_static(graph)
+        emitter = _emit_graph(_lower(graph))
+    else:
+        emitter = _emit_batched(graph, max_batch)
+    emitter.threads = int(threads or 0)
+    out_dir = Path(out_dir)
+    files = _write_project(out_dir, emitter, threads)
+    return EmitResult(out_dir, tuple(files), ops_before, len(emitter.steps), emitter.plan, len(emitter.weights),
+                      emitter.graph, max_batch=max_batch)
+
+
+def _lower(graph: Graph) -> Graph:
     graph = run_passes(graph.copy(), LOWERING)
     check_static(graph)
-    sched = schedule(graph)
-    plan = memory.plan_memory(sched.tensors, sched.inplace)
-    emitter = _Emitter(graph, plan)
-    emitter.threads = int(threads or 0)
+    return graph
+
+
+def _emit_graph(graph: Graph, sched: Schedule | None = None, plan: memory.MemoryPlan | None = None) -> _Emitter:
+    """The step code of a lowered graph, on `sched`'s order and `plan`'s offsets (by default its own)."""
+    sched = sched or schedule(graph)
+    emitter = _Emitter(graph, plan or memory.plan_memory(sched.tensors, sched.inplace))
     for step in sched.steps:
         emitter.node(step.node)
     emitter.finish_outputs()
-    out_dir = Path(out_dir)
-    files = _write_project(out_dir, emitter, threads)
-    return EmitResult(out_dir, tuple(files), ops_before, len(emitter.steps), plan, len(emitter.weights), graph)
+    return emitter
+
+
+def _emit_batched(graph: Graph, max_batch: int) -> _Emitter:
+    """Steps that run any batch up to `max_batch`: emitted at the sample points of batch.py on
+    one order and the bound's memory plan, then merged into expressions of ctx->batch."""
+    symbol = batch.batch_symbol(graph, max_batch)
+    if max_batch == 1:
+        emitter = _emit_graph(_lower(batch.specialize(graph, symbol, 1)))
+        emitter.max_batch = 1
+        return emitter
+    points = batch.sample_points(max_batch)
+    graphs = [_lower(batch.specialize(graph, symbol, b)) for b in points]
+    batch.check_same_structure(graphs, points)
+    first = schedule(graphs[0])
+    position = {n: i for i, n in enumerate(graphs[0].nodes)}
+    order = [position[s.node] for s in first.steps]
+    scheds = [first] + [schedule(g, order=[g.nodes[i] for i in order]) for g in graphs[1:]]
+    everywhere = set.intersection(*(set(s.inplace) for s in scheds))
+    plan = memory.plan_memory(first.tensors, [c for c in first.inplace if c in everywhere])
+    emitters = [_emit_graph(g, s, plan) for g, s in zip(graphs, scheds)]
+    for e, b in zip(emitters[1:], points[1:]):
+        if e.weights.bytes() != emitters[0].weights.bytes():
+            raise CompileError(f"dynamic batch: constant {quote_name(e.weights.first_difference(emitters[0].weights))} "
+                               f"is not the same at batch {points[0]} and batch {b}; compile the model for one batch "
+                               "(input_shapes=) instead of max_batch")
+    emitter = emitters[0]
+    emitter.steps = batch.merge_steps([e.steps for e in emitters], points)
+    emitter.max_batch = max_batch
+    for kind in ("inputs", "outputs"):
+        for j, v in enumerate(getattr(graphs[0], kind)):
+            growth = batch.per_batch([getattr(g, kind)[j].type.shape for g in graphs], points,
+                                     f"{kind[:-1]} {quote_name(v.name)}")
+            if growth is not None:
+                emitter.per_batch[kind, j] = growth
+    return emitter
 
 
 def check_static(graph: Graph) -> None:
@@ -97,6 +154,7 @@ def _unsupported(node: Node) -> CompileError:
 class _Weights:
     def __init__(self):
         self.chunks: list[bytes] = []
+        self.names: list[str] = []
         self.offsets: dict[int, int] = {}
         self.size = 0
 
@@ -106,6 +164,7 @@ class _Weights:
             self.offsets[id(v)] = self.size
             padded = memory.align(len(data))
             self.chunks.append(data + b"\0" * (padded - len(data)))
+            self.names.append(v.name)
             self.size += padded
         return self.offsets[id(v)]
 
@@ -114,6 +173,14 @@ class _Weights:
 
     def bytes(self) -> bytes:
         return b"".join(self.chunks)
+
+    def first_difference(self, other: "_Weights") -> str:
+        """The name of the first constant whose bytes differ from `other`'s."""
+        for name, a, b in zip(self.names, self.chunks, other.chunks):
+            if a != b:
+                return name
+        longer = max(self.names, other.names, key=len)
+        return longer[min(len(self.names), len(other.names))]
 
 
 class _Emitter:
@@ -126,6 +193,9 @@ class _Emitter:
         self.outputs: dict[int, int] = {}
         for j, v in enumerate(graph.outputs):
             self.outputs.setdefault(id(v), j)
+        self.threads = 0
+        self.max_batch = 0                                  # 0: static shapes
+        self.per_batch: dict[tuple[str, int], tuple[int, ...]] = {}   # ("inputs", j) -> growth per dim
 
     # -- where tensors live --------------------------------------------------------------
     def ptr(self, v: Value, write: bool = False) -> str:
@@ -141,8 +211,14 @@ class _Emitter:
                     f"{self.weights.add(v)})")
         return f"reinterpret_cast<const {t}*>(ctx->arena + {self.plan.offsets[v.name]})"
 
-    def src(self, v: Value) -> Source:
-        return Source(self.ptr(v), ctype(v.type.dtype, f"tensor {quote_name(v.name)}"), tuple(v.type.shape))
+    def src(self, v: Value, out: Value | None = None) -> Source:
+        """`v` as a loop source; marked as the output's own buffer when the plan put `out` over it."""
+        return Source(self.ptr(v), ctype(v.type.dtype, f"tensor {quote_name(v.name)}"), tuple(v.type.shape),
+                      out is not None and self._same_buffer(v, out))
+
+    def _same_buffer(self, v: Value, out: Value) -> bool:
+        arena = [u for u in (v, out) if u.producer is not None and id(u) not in self.outputs]
+        return len(arena) == 2 and self.plan.offsets.get(v.name) == self.plan.offsets.get(out.name)
 
     def add_step(self, name: str, lines: list[str]) -> None:
         self.steps.append((c_string(name), lines))
@@ -186,7 +262,7 @@ class _Emitter:
 
     def _elementwise(self, node: Node) -> list[str]:
         out = self._single_output(node)
-        sources = [self.src(v) for v in node.inputs if v is not None]
+        sources = [self.src(v, out) for v in node.inputs if v is not None]
         body = ew.op_body(node, out.type.dtype)
         return self._loop(out, sources, body)
 
@@ -198,11 +274,20 @@ class _Emitter:
         out = self._single_output(node)
         sources = {f"x{i}": v.type.dtype for i, v in enumerate(node.inputs)}
         body = ew.program_body(node, "program", sources, out.type.dtype)
-        return self._loop(out, [self.src(v) for v in node.inputs], body)
+        return self._loop(out, [self.src(v, out) for v in node.inputs], body)
 
     def _op_Expand(self, node):
         out = self._single_output(node)
         return self._loop(out, [self.src(node.inputs[0])], ew.Body([], "src0"))
+
+    def _op_Range(self, node):
+        """The count is the output's static length; start and delta are read at run time."""
+        out = self._single_output(node)
+        t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
+        start, delta = node.inputs[0], node.inputs[2]
+        return [f"const {t} start = *{self.ptr(start)};", f"const {t} delta = *{self.ptr(delta)};",
+                f"{t}* y = {self.ptr(out, write=True)};",
+                f"for (int64_t i = 0; i < {out.type.numel()}; ++i) y[i] = {t}(start + {t}(i) * delta);"]
 
     def _op_Cast(self, node):
         out = self._single_output(node)
@@ -212,7 +297,8 @@ class _Emitter:
         """The epilogue program over acc (already in the output buffer) and the extra inputs."""
         sources = {"acc": out.type.dtype, **{f"x{i}": v.type.dtype for i, v in enumerate(extras)}}
         body = ew.program_body(node, "epilogue", sources, out.type.dtype)
-        acc = Source(f"reinterpret_cast<const float*>({self.ptr(out, write=True)})", "float", tuple(out.type.shape))
+        acc = Source(f"reinterpret_cast<const float*>({self.ptr(out, write=True)})", "float", tuple(out.type.shape),
+                     is_output=True)
         return self._loop(out, [acc] + [self.src(v) for v in extras], body)
 
     def _f32(self, node: Node, values) -> None:
@@ -220,6 +306,11 @@ class _Emitter:
             if v is not None and v.type.dtype.name != "f32":
                 raise CompileError(f"{describe_node(node)}: tensor {quote_name(v.name)} is {v.type}; target cpu "
                                    f"runs {node.op} on f32 only for now")
+
+    @staticmethod
+    def _refuse(node: Node, why: str) -> CompileError:
+        """The unsupported-op error, saying which case of the op is missing."""
+        return CompileError(f"{_unsupported(node)}: {why}")
 
     # -- matrix products -----------------------------------------------------------------
     def _op_MatMul(self, node, extras=()):
@@ -289,20 +380,49 @@ class _Emitter:
 
     _op_FusedConv = _op_Conv
 
+    def _op_ConvTranspose(self, node):
+        out = self._single_output(node)
+        x, w = node.inputs[0], node.inputs[1]
+        bias = node.input(2)
+        self._f32(node, [x, w, bias, out])
+        xs, ws = tuple(x.type.shape), tuple(w.type.shape)
+        if len(xs) not in (3, 4):
+            raise self._refuse(node, f"{len(xs) - 2}-D transposed convolution (target cpu has 1-D and 2-D)")
+        kernel = ws[2:]
+        outs, begin, _ = _transpose_window(node, xs[2:], kernel)
+        strides = _per_axis(node, "strides", len(kernel))
+        dilations = _per_axis(node, "dilations", len(kernel))
+        if len(xs) == 3:   # 1-D as 2-D with a unit height
+            xs, kernel, outs = xs[:2] + (1,) + xs[2:], (1,) + tuple(kernel), (1,) + tuple(outs)
+            begin, strides, dilations = (0,) + tuple(begin), (1,) + tuple(strides), (1,) + tuple(dilations)
+        p = [*xs, out.type.shape[1], *kernel, node.attr("group"), *strides, *begin, *dilations, *outs]
+        return [f"static const flowc_conv_transpose2d_params p = {{{', '.join(map(str, p))}}};",
+                "float* ws = flowc::steps::scratch<float>(0, flowc_conv_transpose2d_workspace_f32(&p, &par));",
+                f"flowc_conv_transpose2d_f32(&p, {self.ptr(x)}, {self.ptr(w)}, "
+                f"{self.ptr(bias) if bias is not None else 'nullptr'}, {self.ptr(out, write=True)}, ws, &par);"]
+
     def _pool_params(self, node: Node, x: Value, out: Value) -> str:
         xs = tuple(x.type.shape)
-        if len(xs) != 4:
-            raise _unsupported(node)
+        if len(xs) not in (3, 4):
+            raise self._refuse(node, f"{len(xs) - 2}-D pooling (target cpu has 1-D and 2-D)")
         kernel = tuple(node.attr("kernel_shape"))
         outs, begin, end = _window(node, xs[2:], kernel, bool(node.attr("ceil_mode")))
-        strides, dilations = _per_axis(node, "strides", 2), _per_axis(node, "dilations", 2)
+        strides, dilations = _per_axis(node, "strides", len(kernel)), _per_axis(node, "dilations", len(kernel))
+        if len(xs) == 3:   # 1-D as 2-D with a unit height
+            xs, kernel, outs = xs[:2] + (1,) + xs[2:], (1,) + kernel, (1,) + tuple(outs)
+            begin, end, strides, dilations = (0,) + tuple(begin), (0,) + tuple(end), (1,) + tuple(strides), \
+                (1,) + tuple(dilations)
         p = [*xs, *kernel, *strides, begin[0], begin[1], end[0], end[1], *dilations, *outs]
         return f"static const flowc_pool2d_params p = {{{', '.join(map(str, p))}}};"
 
     def _op_MaxPool(self, node):
-        out = self._single_output(node)
-        x = node.inputs[0]
+        x, out = node.inputs[0], node.outputs[0]
         self._f32(node, [x])
+        if len(node.outputs) == 2:
+            column_major = "true" if node.attr("storage_order") else "false"
+            return [self._pool_params(node, x, out),
+                    f"flowc_maxpool2d_indices_f32(&p, {column_major}, {self.ptr(x)}, {self.ptr(out, write=True)}, "
+                    f"{self.ptr(node.outputs[1], write=True)}, &par);"]
         return [self._pool_params(node, x, out),
                 f"flowc_maxpool2d_f32(&p, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
 
@@ -336,11 +456,11 @@ class _Emitter:
         self._f32(node, [x])
         xs = tuple(x.type.shape)
         axis = axis_of(node, len(xs))
-        if math.prod(xs[axis + 1:]) != 1:
-            raise _unsupported(node)
-        rows, n = self._rows(node, x, axis)
-        fn = "flowc_log_softmax_f32" if log else "flowc_softmax_f32"
-        return [f"{fn}({rows}, {n}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+        rows, n, inner = math.prod(xs[:axis]), xs[axis], math.prod(xs[axis + 1:])
+        fn = "flowc_log_softmax" if log else "flowc_softmax"
+        if inner == 1:
+            return [f"{fn}_f32({rows}, {n}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+        return [f"{fn}_strided_f32({rows}, {n}, {inner}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
 
     def _op_LogSoftmax(self, node):
         return self._op_Softmax(node, log=True)
@@ -358,31 +478,39 @@ class _Emitter:
         return [f"flowc_layer_norm_f32({rows}, {n}, {self.ptr(x)}, {self.ptr(scale)}, {beta}, float({eps}), "
                 f"{self.ptr(out, write=True)}, &par);"]
 
-    def _reduce(self, node, mean: bool):
+    def _op_ReduceSum(self, node):
+        """Every Reduce* op: the reduce kernels over x viewed as [outer, r, inner], reduced axes
+        that are not adjacent moved to the end first."""
         out = self._single_output(node)
         x = node.inputs[0]
         self._f32(node, [x])
         xs = tuple(x.type.shape)
         axes = _reduce_axes(node, len(xs))
         if axes is None:
-            raise _unsupported(node)
-        axes = sorted(axes)
-        if not axes:
-            return self._copy(node)
-        if axes != list(range(axes[0], axes[-1] + 1)):
-            raise _unsupported(node)
+            raise self._refuse(node, "its axes must be known at compile time")
+        kind, y = f"FLOWC_REDUCE_{REDUCE_KINDS[node.op]}", self.ptr(out, write=True)
+        if not axes:     # noop_with_empty_axes: each element reduced on its own
+            if node.op in REDUCE_KEEPS_ONE:
+                return self._copy(node)
+            return [f"flowc_reduce_trailing_f32({kind}, {x.type.numel()}, 1, {self.ptr(x)}, {y}, &par);"]
+        lines, src = [], self.ptr(x)
+        if list(axes) != list(range(axes[0], axes[-1] + 1)):
+            if len(xs) > MAX_RANK:
+                raise self._refuse(node, f"axes {list(axes)} of rank {len(xs)} (target cpu moves axes of rank up to "
+                                         f"{MAX_RANK})")
+            perm = [a for a in range(len(xs)) if a not in axes] + list(axes)
+            lines = [f"static const int64_t shape[{len(xs)}] = {{{', '.join(map(str, xs))}}};",
+                     f"static const int64_t perm[{len(xs)}] = {{{', '.join(map(str, perm))}}};",
+                     f"float* moved = flowc::steps::scratch<float>(0, {x.type.numel()});",
+                     f"flowc_transpose(4, {len(xs)}, shape, perm, {src}, moved, &par);"]
+            src, xs, axes = "moved", tuple(xs[a] for a in perm), tuple(range(len(xs) - len(axes), len(xs)))
         outer, r, inner = math.prod(xs[:axes[0]]), math.prod(xs[axes[0]:axes[-1] + 1]), math.prod(xs[axes[-1] + 1:])
         if inner == 1:
-            op = "FLOWC_REDUCE_MEAN" if mean else "FLOWC_REDUCE_SUM"
-            return [f"flowc_reduce_trailing_f32({op}, {outer}, {r}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
-        return [f"flowc::steps::reduce_middle_f32({'true' if mean else 'false'}, {outer}, {r}, {inner}, "
-                f"{self.ptr(x)}, {self.ptr(out, write=True)});"]
+            return lines + [f"flowc_reduce_trailing_f32({kind}, {outer}, {r}, {src}, {y}, &par);"]
+        return lines + [f"flowc_reduce_middle_f32({kind}, {outer}, {r}, {inner}, {src}, {y}, &par);"]
 
-    def _op_ReduceMean(self, node):
-        return self._reduce(node, True)
-
-    def _op_ReduceSum(self, node):
-        return self._reduce(node, False)
+    _op_ReduceMean = _op_ReduceMax = _op_ReduceMin = _op_ReduceProd = _op_ReduceSumSquare = _op_ReduceSum
+    _op_ReduceL1 = _op_ReduceL2 = _op_ReduceLogSum = _op_ReduceLogSumExp = _op_ReduceSum
 
     # -- data movement -------------------------------------------------------------------
     def _op_Transpose(self, node):
@@ -488,6 +616,169 @@ class _Emitter:
                 f"flowc_slice({x.type.dtype.np.itemsize}, {len(xs)}, x_shape, starts, steps, y_shape, "
                 f"{self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
 
+    def _op_Pad(self, node):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        xs = tuple(x.type.shape)
+        pads, axes = known_ints(node.inputs[1]), known_ints(node.input(3))
+        if pads is None or (node.input(3) is not None and axes is None) or \
+                not all(isinstance(d, int) for d in pads + (axes or ())):
+            raise self._refuse(node, "its pads and axes must be known at compile time")
+        if len(xs) > MAX_RANK:
+            raise self._refuse(node, f"rank {len(xs)} (target cpu pads tensors of rank up to {MAX_RANK})")
+        widths = _pad_widths(node, len(xs), pads, axes)
+        mode = node.attr("mode")
+        kept = [size - max(-b, 0) - max(-e, 0) for size, (b, e) in zip(xs, widths)]
+        if mode != "constant" and any(k == 0 and (b > 0 or e > 0) for k, (b, e) in zip(kept, widths)):
+            raise CompileError(f"{describe_node(node)}: mode {mode!r} cannot pad an empty axis of shape {kept}")
+        if not xs:
+            return self._copy(node)
+        value = node.input(2)
+        if mode == "constant" and value is not None and value.type.numel():
+            lines = [f"const void* fill = {self.ptr(value)};"]
+        else:
+            t = ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
+            lines = [f"static const {t} zero = {ew.literal(0, x.type.dtype)};", "const void* fill = &zero;"]
+        join = lambda v: ", ".join(map(str, v))  # noqa: E731
+        return lines + [
+            f"static const int64_t x_shape[{len(xs)}] = {{{join(xs)}}};",
+            f"static const int64_t begin[{len(xs)}] = {{{join(b for b, _ in widths)}}};",
+            f"static const int64_t end[{len(xs)}] = {{{join(e for _, e in widths)}}};",
+            f"flowc_pad(FLOWC_PAD_{mode.upper()}, {x.type.dtype.np.itemsize}, {len(xs)}, x_shape, begin, end, fill, "
+            f"{self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+
+    def _op_Resize(self, node):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        xs = tuple(x.type.shape)
+        scales_v, sizes_v = _present(node.input(2)), _present(node.input(3))
+        scales, sizes = known_array(scales_v), known_ints(sizes_v)
+        if sizes is not None and not all(isinstance(d, int) for d in sizes):
+            sizes = None
+        if scales is None and sizes is None:
+            raise self._refuse(node, "its scales or sizes must be known at compile time")
+        if scales is not None:
+            dims, factor = _resize_plan(node, xs, tuple(float(s) for s in scales.reshape(-1)), None)
+        else:
+            dims, factor = _resize_plan(node, xs, None, sizes)
+        axes = _resize_axes(node, len(xs))
+        coordinates = node.attr("coordinate_transformation_mode")
+        box = {}
+        if coordinates == "tf_crop_and_resize":
+            roi = known_array(_present(node.input(1)))
+            if roi is None:
+                raise self._refuse(node, "its roi must be known at compile time")
+            roi = np.asarray(roi, np.float64).reshape(-1)
+            if roi.size not in (2 * len(axes), 2 * len(xs)):
+                raise node.error(f"roi has {roi.size} values, expected {2 * len(axes)} (start and end per resized "
+                                 "axis)")
+            listed = axes if roi.size == 2 * len(axes) else list(range(len(xs)))
+            box = {a: (float(roi[i]), float(roi[i + len(listed)])) for i, a in enumerate(listed)}
+        resized = [a in axes and (dims[a] != xs[a] or factor[a] != 1 or box.get(a, (0, 1)) != (0, 1))
+                   for a in range(len(xs))]
+        if any(resized[:-2]):
+            raise self._refuse(node, f"it resizes {x.type} to {out.type} (target cpu resizes the last two axes only)")
+        if not any(resized):
+            return self._copy(node)
+        if any(resized[a] and factor[a] is None for a in range(len(xs))):
+            raise self._refuse(node, f"it resizes the empty {x.type} to {out.type}")
+        mode = node.attr("mode")
+        if mode != "nearest" and x.type.dtype.name != "f32":
+            raise self._refuse(node, f"mode {mode} on {x.type} (target cpu interpolates f32; nearest takes any dtype)")
+
+        def axis(a):
+            if a < 0:   # rank 1: a unit height, left as it is
+                return "{1, 1, 0, 0x1p+0, 0x0p+0, 0x1p+0}"
+            start, end = box.get(a, (0.0, 1.0))
+            scale = factor[a] if resized[a] else 1.0
+            return f"{{{xs[a]}, {dims[a]}, {int(resized[a])}, {float(scale).hex()}, {start.hex()}, {end.hex()}}}"
+
+        h, w = (len(xs) - 2, len(xs) - 1) if len(xs) > 1 else (-1, 0)
+        p = [str(math.prod(xs[:-2])), axis(h), axis(w)] + \
+            [f"FLOWC_RESIZE_{name.upper()}" for name in (mode, coordinates, node.attr("nearest_mode"))] + \
+            [float(node.attr("cubic_coeff_a")).hex(),
+             str(int(node.attr("exclude_outside"))), str(int(node.attr("antialias")))]
+        lines = [f"static const flowc_resize_params p = {{{', '.join(p)}}};"]
+        extrapolation = ew.literal(node.attr("extrapolation_value"), x.type.dtype)
+        if mode != "nearest":
+            return lines + [f"flowc_resize_f32(&p, {extrapolation}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+        t = ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
+        return lines + [f"static const {t} fill = {extrapolation};",
+                        f"flowc_resize_nearest(&p, {x.type.dtype.np.itemsize}, &fill, {self.ptr(x)}, "
+                        f"{self.ptr(out, write=True)}, &par);"]
+
+    # -- arg reductions, running sums, top-k, gather along an axis, group normalisation ----
+    def _along_axis(self, x: Value, axis: int) -> str:
+        """`outer, n, inner`: x viewed as [outer, n, inner] around `axis`."""
+        xs = tuple(x.type.shape)
+        return f"{math.prod(xs[:axis])}, {xs[axis]}, {math.prod(xs[axis + 1:])}"
+
+    def _op_ArgMax(self, node, largest=True):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        self._f32(node, [x])
+        last = "true" if node.attr("select_last_index") else "false"
+        return [f"flowc_arg_reduce_f32({'true' if largest else 'false'}, {last}, "
+                f"{self._along_axis(x, axis_of(node, x.type.rank))}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+
+    def _op_ArgMin(self, node):
+        return self._op_ArgMax(node, largest=False)
+
+    def _op_CumSum(self, node):
+        out = self._single_output(node)
+        x = node.inputs[0]
+        axis = known_ints(node.inputs[1])
+        if axis is None or not isinstance(axis[0], int):
+            raise self._refuse(node, "its axis must be known at compile time")
+        if x.type.dtype.name not in ("f32", "f64", "i32", "i64"):
+            raise self._refuse(node, f"{x.type} (target cpu sums f32, f64, i32 and i64)")
+        rank = x.type.rank
+        flags = ", ".join("true" if node.attr(a) else "false" for a in ("exclusive", "reverse"))
+        return [f"flowc_cumsum_{x.type.dtype.name}({self._along_axis(x, axis[0] % rank)}, {flags}, {self.ptr(x)}, "
+                f"{self.ptr(out, write=True)}, &par);"]
+
+    def _op_TopK(self, node):
+        x = node.inputs[0]
+        values, indices = node.outputs
+        self._f32(node, [x])
+        k = known_ints(node.inputs[1])
+        if k is None or not isinstance(k[0], int):
+            raise self._refuse(node, "its K must be known at compile time")
+        if k[0] == 0:
+            return []
+        largest = "true" if node.attr("largest") else "false"
+        return [f"flowc_topk_f32({largest}, {self._along_axis(x, axis_of(node, x.type.rank))}, {k[0]}, {self.ptr(x)}, "
+                f"{self.ptr(values, write=True)}, {self.ptr(indices, write=True)}, &par);"]
+
+    def _op_GatherElements(self, node):
+        out = self._single_output(node)
+        x, idx = node.inputs
+        xs, ix = tuple(x.type.shape), tuple(idx.type.shape)
+        if not 1 <= len(xs) <= 8:
+            raise self._refuse(node, f"rank {len(xs)} (target cpu gathers elements of tensors of rank 1 to 8)")
+        lines, name = self._indices(idx, 1)
+        return lines + [
+            f"static const int64_t x_shape[{len(xs)}] = {{{', '.join(map(str, xs))}}};",
+            f"static const int64_t index_shape[{len(xs)}] = {{{', '.join(map(str, ix))}}};",
+            f"if (!flowc_gather_elements({x.type.dtype.np.itemsize}, {len(xs)}, x_shape, index_shape, "
+            f"{axis_of(node, len(xs))}, {self.ptr(x)}, {name}, {self.ptr(out, write=True)}, &par)) {{",
+            '  ctx->error = "an index is out of range";', "  return FLOWC_STATUS_OUT_OF_RANGE;", "}"]
+
+    def _op_GroupNormalization(self, node, groups=None):
+        out = self._single_output(node)
+        x, scale, bias = node.inputs
+        self._f32(node, [x, scale, bias])
+        if node.op == "GroupNormalization" and node.attr("stash_type") != 1:
+            raise self._refuse(node, f"stash_type {node.attr('stash_type')} (target cpu normalises in f32: 1)")
+        xs = tuple(x.type.shape)
+        groups = groups or node.attr("num_groups")
+        eps = float(np.float32(node.attr("epsilon"))).hex()
+        return [f"flowc_group_norm_f32({xs[0]}, {xs[1]}, {groups}, {math.prod(xs[2:])}, {self.ptr(x)}, "
+                f"{self.ptr(scale)}, {self.ptr(bias)}, float({eps}), {self.ptr(out, write=True)}, &par);"]
+
+    def _op_InstanceNormalization(self, node):
+        return self._op_GroupNormalization(node, groups=node.inputs[0].type.shape[1])
+
     # -- graph outputs that no node writes -----------------------------------------------
     def finish_outputs(self) -> None:
         lines = []
@@ -544,16 +835,21 @@ def _model_cpp(emitter: _Emitter) -> str:
     lines.append("};")
 
     def infos(values, label):
+        kind = label.lower()
         out = []
         for j, v in enumerate(values):
             shape = tuple(v.type.shape)
             out.append(f"const int64_t k{label}Shape{j}[{max(len(shape), 1)}] = {{{', '.join(map(str, shape)) or '0'}}};")
+            growth = emitter.per_batch.get((kind, j))
+            if growth is not None:
+                out.append(f"const int64_t k{label}PerBatch{j}[{len(growth)}] = {{{', '.join(map(str, growth))}}};")
         out.append(f"const flowc_tensor_info k{label}[{max(len(values), 1)}] = {{")
         for j, v in enumerate(values):
+            growth = f"k{label}PerBatch{j}" if (kind, j) in emitter.per_batch else "nullptr"
             out.append(f"    {{{c_string(v.name)}, \"{v.type.dtype.name}\", {len(v.type.shape)}, k{label}Shape{j}, "
-                       f"{v.type.nbytes()}ULL}},")
+                       f"{v.type.nbytes()}ULL, {growth}}},")
         if not values:
-            out.append("    {nullptr, nullptr, 0, nullptr, 0},")
+            out.append("    {nullptr, nullptr, 0, nullptr, 0, nullptr},")
         out.append("};")
         return out
 
@@ -563,7 +859,7 @@ def _model_cpp(emitter: _Emitter) -> str:
               f"    {c_string(g.name)},",
               f"    {{kSteps, {n}, kSlots, {n - 1}, 1, {emitter.plan.peak_bytes}ULL, {ARENA_SLOTS}, nullptr}},",
               f"    kInputs, {len(g.inputs)}, kOutputs, {len(g.outputs)},",
-              f"    {len(data)}ULL, {_checksum(data)}ULL, {emitter.threads},", "};", "", "}  // namespace", "",
+              f"    {len(data)}ULL, {_checksum(data)}ULL, {emitter.threads}, {emitter.max_batch},", "};", "", "}  // namespace", "",
               'extern "C" const flowc_model_desc* flowc_model_describe(void) { return &kModel; }', ""]
     return "\n".join(lines)
 
@@ -577,13 +873,21 @@ def _checksum(data: bytes) -> int:
         return int(np.sum(words * weights, dtype=np.uint64))
 
 
-def _model_h(graph: Graph) -> str:
-    def sig(values):
-        return "\n".join(f"//   {j}: {v.type.dtype.name}{list(v.type.shape)}  {c_comment(v.name)}"
-                         for j, v in enumerate(values)) or "//   (none)"
-    return ("// Generated by flowc: the C API of this model (declared in runtime/include/flowc/model.h).\n"
-            "// Inputs, in the order flowc_model_run takes them:\n" + sig(graph.inputs) +
-            "\n// Outputs:\n" + sig(graph.outputs) +
+def _model_h(emitter: _Emitter) -> str:
+    graph = emitter.graph
+
+    def sig(values, kind):
+        lines = []
+        for j, v in enumerate(values):
+            growth = emitter.per_batch.get((kind, j))
+            grows = f"  (grows by {list(growth)} per batch row)" if growth else ""
+            lines.append(f"//   {j}: {v.type.dtype.name}{list(v.type.shape)}  {c_comment(v.name)}{grows}")
+        return "\n".join(lines) or "//   (none)"
+    bound = (f"// Compiled for any batch from 1 to {emitter.max_batch}: shapes below are at {emitter.max_batch}; "
+             "run other batches with flowc_model_run_batch.\n" if emitter.max_batch else "")
+    return ("// Generated by flowc: the C API of this model (declared in runtime/include/flowc/model.h).\n" + bound +
+            "// Inputs, in the order flowc_model_run takes them:\n" + sig(graph.inputs, "inputs") +
+            "\n// Outputs:\n" + sig(graph.outputs, "outputs") +
             '\n#ifndef FLOWC_GENERATED_MODEL_H_\n#define FLOWC_GENERATED_MODEL_H_\n\n#include "flowc/model.h"\n\n'
             "#endif  // FLOWC_GENERATED_MODEL_H_\n")
 
@@ -596,7 +900,7 @@ def _write_project(out_dir: Path, emitter: _Emitter, threads: int | None) -> lis
         out_dir.mkdir(parents=True, exist_ok=True)
         files = {
             "model.cpp": _model_cpp(emitter),
-            "model.h": _model_h(emitter.graph),
+            "model.h": _model_h(emitter),
             "main.c": (TEMPLATES / "main.c").read_text(),
             "flowc_steps.h": (TEMPLATES / "flowc_steps.h").read_text(),
             "CMakeLists.txt": (TEMPLATES / "CMakeLists.txt").read_text(),

@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from flowc.errors import CompileError, FlowcError
+from flowc.errors import CompileError, FlowcError, InputError, quote_name
 from flowc.ir.graph import Graph, Value
 from flowc.ir.interpreter import check_inputs
 from flowc.ir.types import dtype, tensor_type
@@ -20,7 +20,8 @@ from flowc.ir.types import dtype, tensor_type
 
 class _TensorInfo(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_char_p), ("rank", ctypes.c_int32),
-                ("shape", ctypes.POINTER(ctypes.c_int64)), ("nbytes", ctypes.c_uint64)]
+                ("shape", ctypes.POINTER(ctypes.c_int64)), ("nbytes", ctypes.c_uint64),
+                ("per_batch", ctypes.POINTER(ctypes.c_int64))]
 
 
 class _Options(ctypes.Structure):
@@ -41,7 +42,9 @@ def _bind(lib: ctypes.CDLL) -> None:
         "flowc_model_query_input": (status, [model_p, ctypes.c_int32, ctypes.POINTER(_TensorInfo)]),
         "flowc_model_query_output": (status, [model_p, ctypes.c_int32, ctypes.POINTER(_TensorInfo)]),
         "flowc_model_query_name": (status, [model_p, ctypes.POINTER(ctypes.c_char_p)]),
+        "flowc_model_query_max_batch": (status, [model_p, ctypes.POINTER(ctypes.c_int64)]),
         "flowc_model_run": (status, [model_p, ctypes.POINTER(vp), ctypes.POINTER(vp)]),
+        "flowc_model_run_batch": (status, [model_p, ctypes.c_int64, ctypes.POINTER(vp), ctypes.POINTER(vp)]),
         "flowc_model_set_threads": (status, [model_p, ctypes.c_int32]),
         "flowc_model_query_threads": (status, [model_p, ctypes.POINTER(ctypes.c_int32)]),
         "flowc_status_get_message": (ctypes.c_char_p, [status]),
@@ -64,6 +67,10 @@ class CpuModel:
         self._check(self._lib.flowc_model_load(os.fsencode(self.path), ctypes.byref(options), ctypes.byref(handle)),
                     CompileError, f"loading {self.path}")
         self._handle = handle
+        max_batch = ctypes.c_int64()
+        self._check(self._lib.flowc_model_query_max_batch(self._handle, ctypes.byref(max_batch)))
+        self.max_batch = max_batch.value or None   # the batch bound; None: static shapes
+        self._growth: dict[tuple[str, int], tuple[int, ...]] = {}   # ("input", i) -> dims' growth per row
         self.inputs = self._infos("input")
         self.outputs = self._infos("output")
         name = ctypes.c_char_p()
@@ -88,7 +95,35 @@ class CpuModel:
             self._check(getattr(self._lib, f"flowc_model_query_{kind}")(self._handle, i, ctypes.byref(info)))
             out.append((info.name.decode("utf-8", "surrogatepass"), info.dtype.decode(),
                         tuple(info.shape[d] for d in range(info.rank))))
+            if info.per_batch:
+                self._growth[kind, i] = tuple(info.per_batch[d] for d in range(info.rank))
         return out
+
+    def _shape(self, kind: str, index: int, shape: tuple[int, ...], batch: int | None) -> tuple[int, ...]:
+        """`shape` (at the bound) at `batch` rows."""
+        growth = self._growth.get((kind, index))
+        if batch is None or growth is None:
+            return shape
+        return tuple(d - g * (self.max_batch - batch) for d, g in zip(shape, growth))
+
+    def _batch(self, feeds: Mapping[str, np.ndarray]) -> int:
+        """The batch the inputs hold: read off the first input whose shape grows with it."""
+        for i, (name, _, shape) in enumerate(self.inputs):
+            growth = self._growth.get(("input", i))
+            got = np.shape(feeds[name]) if name in feeds else None
+            if growth is None or got is None or len(got) != len(shape):
+                continue   # check_inputs names what is missing or of the wrong rank
+            axis = next(d for d, g in enumerate(growth) if g)
+            rows, rest = divmod(shape[axis] - got[axis], growth[axis])
+            batch = self.max_batch - rows
+            if rest or not 1 <= batch <= self.max_batch:
+                low, step = shape[axis] - growth[axis] * (self.max_batch - 1), growth[axis]
+                steps = f" in steps of {step}" if step != 1 else ""
+                raise InputError(f"input {quote_name(name)} has shape {list(got)}: dim {axis} must be "
+                                 f"{low}..{shape[axis]}{steps}, batch 1..{self.max_batch} (the bound the model "
+                                 "was compiled for)")
+            return batch
+        return self.max_batch
 
     @property
     def input_names(self) -> list[str]:
@@ -109,12 +144,23 @@ class CpuModel:
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The outputs by name; raises flowc.InputError when `inputs` do not fit the model."""
-        arrays = check_inputs(self._signature, dict(inputs) if isinstance(inputs, Mapping) else inputs)
+        feeds = dict(inputs) if isinstance(inputs, Mapping) else inputs
+        batch = self._batch(feeds) if self.max_batch and isinstance(feeds, Mapping) else None
+        signature = self._signature
+        if batch is not None and batch != self.max_batch:
+            signature = Graph(self.name)
+            signature.inputs = [Value(n, tensor_type(dt, self._shape("input", i, shape, batch)))
+                                for i, (n, dt, shape) in enumerate(self.inputs)]
+        arrays = check_inputs(signature, feeds)
         ins = [np.ascontiguousarray(arrays[n]) for n in self.input_names]
-        outs = [np.empty(shape, dtype(dt).np) for _, dt, shape in self.outputs]
+        outs = [np.empty(self._shape("output", j, shape, batch), dtype(dt).np)
+                for j, (_, dt, shape) in enumerate(self.outputs)]
         in_ptrs = (ctypes.c_void_p * max(len(ins), 1))(*[a.ctypes.data for a in ins])
         out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
-        self._check(self._lib.flowc_model_run(self._handle, in_ptrs, out_ptrs))
+        if batch is None:
+            self._check(self._lib.flowc_model_run(self._handle, in_ptrs, out_ptrs))
+        else:
+            self._check(self._lib.flowc_model_run_batch(self._handle, batch, in_ptrs, out_ptrs))
         result = {}
         for (name, _, _), a in zip(self.outputs, outs):
             result.setdefault(name, a)

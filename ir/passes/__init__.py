@@ -6,7 +6,7 @@ Each pass is a small function registered with `graph_pass(name, summary)`;
 from .manager import PASSES, Pass, get_pass, graph_pass, run_passes
 from .infer_shapes import infer_shapes
 from .dead_code import eliminate_dead_code
-from .fold_constants import fold_constants
+from .fold_constants import fold_constants, fold_constants_no_growth
 from .cse import eliminate_common_subexpressions
 from .canonicalize import canonicalize
 
@@ -30,4 +30,4 @@ def optimize(graph, *, verify_each=None, after=None):
     return run_passes(graph, PIPELINE, verify_each=verify_each, after=after)
 
 
-__all__ = ["LOWERING", "PASSES", "PIPELINE", "Pass", "get_pass", "graph_pass", "optimize", "run_passes"]
+__all__ = ["LOWERING", "PASSES", "PIPELINE", "fold_constants_no_growth", "Pass", "get_pass", "graph_pass", "optimize", "run_passes"]

@@ -30,10 +30,21 @@ FOLD_MAX_GROWN_ELEMENTS = 1 << 12
 @graph_pass("fold-constants",
             "Replace nodes computed from constants, or whose results shape inference knows, by constants.")
 def fold_constants(graph: Graph) -> Graph:
+    return _fold_graph(graph, FOLD_MAX_GROWN_ELEMENTS)
+
+
+@graph_pass("fold-constants-no-growth",
+            "fold-constants, but no result larger than its inputs: for graphs specialised at one batch "
+            "size (codegen/cpu/batch.py), where such a result would hold the batch in the weights.")
+def fold_constants_no_growth(graph: Graph) -> Graph:
+    return _fold_graph(graph, 0)
+
+
+def _fold_graph(graph: Graph, max_grown: int) -> Graph:
     kept = []
     for node in graph.nodes:
         infer_node(node)          # its inputs may have just become constants
-        results = _fold(node)
+        results = _fold(node, max_grown)
         if results is None:
             kept.append(node)
             continue
@@ -46,18 +57,23 @@ def fold_constants(graph: Graph) -> Graph:
     return eliminate_dead_code(graph)
 
 
-def _fold(node: Node) -> list[np.ndarray] | None:
+def _fold(node: Node, max_grown: int) -> list[np.ndarray] | None:
     """The node's results when they are known and worth storing, else None."""
     known = [known_array(v) for v in node.outputs]
-    if all(a is not None for a in known):
-        return known                  # shape arithmetic that inference worked out
     args = [None if v is None else known_array(v) for v in node.inputs]
-    if any(a is None for v, a in zip(node.inputs, args) if v is not None):
+    from_types = any(a is None for v, a in zip(node.inputs, args) if v is not None)
+    if all(a is not None for a in known):
+        # shape arithmetic that inference worked out: from types (Shape) it always folds;
+        # from constants (Range over a known length) only within the growth limit
+        if from_types or not _grows([a.size for a in known], args, max_grown):
+            return known
+        for v in node.outputs:   # nor may its users fold what it knows
+            v.sym = None
+        return None
+    if from_types:
         return None
     sizes = [v.type.numel() if v.type.is_static else None for v in node.outputs]
-    if None in sizes or max(sizes) > FOLD_MAX_ELEMENTS:
-        return None
-    if sum(sizes) > max(sum(a.size for a in args if a is not None), FOLD_MAX_GROWN_ELEMENTS):
+    if None in sizes or max(sizes) > FOLD_MAX_ELEMENTS or _grows(sizes, args, max_grown):
         return None
     try:
         with np.errstate(all="ignore"):
@@ -68,3 +84,8 @@ def _fold(node: Node) -> list[np.ndarray] | None:
             NotImplementedError) as e:
         raise node.error(f"cannot be folded: its reference fails on its constant inputs: {e}") from None
     return [np.asarray(a) for a in (out if isinstance(out, (tuple, list)) else (out,))]
+
+
+def _grows(sizes: list[int], args: list, max_grown: int) -> bool:
+    """The results outgrow their constant inputs together, past `max_grown` elements."""
+    return sum(sizes) > max(sum(a.size for a in args if a is not None), max_grown)

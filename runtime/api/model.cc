@@ -77,6 +77,65 @@ flowc_status query_tensor(const flowc_model* model, int32_t index, bool input, f
   return nullptr;
 }
 
+// Dims and bytes of `info` at `batch` rows, checked against the model's bound.
+flowc_status tensor_at(const flowc_model_desc& desc, const flowc_tensor_info& info, int64_t batch,
+                       int64_t* out_shape, uint64_t* out_nbytes) {
+  if (desc.max_batch && (batch < 1 || batch > desc.max_batch)) {
+    return flowc_status_make(FLOWC_STATUS_OUT_OF_RANGE, "batch %lld is outside 1..%lld, the bound it was compiled for",
+                             (long long)batch, (long long)desc.max_batch);
+  }
+  if (!desc.max_batch || !info.per_batch) {
+    if (out_shape) std::memcpy(out_shape, info.shape, sizeof(int64_t) * size_t(info.rank));
+    if (out_nbytes) *out_nbytes = info.nbytes;
+    return nullptr;
+  }
+  uint64_t count = 1;
+  for (int32_t d = 0; d < info.rank; ++d) {
+    int64_t dim = info.shape[d] - info.per_batch[d] * (desc.max_batch - batch);
+    if (out_shape) out_shape[d] = dim;
+    count *= uint64_t(dim);
+  }
+  uint64_t elements = 1;
+  for (int32_t d = 0; d < info.rank; ++d) elements *= uint64_t(info.shape[d]);
+  if (out_nbytes) *out_nbytes = elements ? info.nbytes / elements * count : 0;
+  return nullptr;
+}
+
+flowc_status query_shape(const flowc_model* model, int32_t index, bool input, int64_t batch,
+                         int64_t* out_shape, uint64_t* out_nbytes) {
+  flowc_tensor_info info;
+  FLOWC_RETURN_IF_ERROR(query_tensor(model, index, input, &info));
+  if (info.rank && !out_shape) return invalid("out_shape is NULL");
+  return tensor_at(*model->desc, info, batch, out_shape, out_nbytes);
+}
+
+// Every buffer a request at `batch` rows reads or writes is there.
+flowc_status check_buffers(const flowc_model_desc& desc, int64_t batch, const void* const* inputs,
+                           void* const* outputs) {
+  if ((desc.num_inputs && !inputs) || (desc.num_outputs && !outputs)) {
+    return invalid("inputs or outputs is NULL");
+  }
+  for (int32_t i = 0; i < desc.num_inputs + desc.num_outputs; ++i) {
+    bool input = i < desc.num_inputs;
+    int32_t j = input ? i : i - desc.num_inputs;
+    const flowc_tensor_info& info = input ? desc.inputs[j] : desc.outputs[j];
+    uint64_t nbytes = 0;
+    FLOWC_RETURN_IF_ERROR(tensor_at(desc, info, batch, nullptr, &nbytes));
+    if (nbytes && !(input ? inputs[j] : outputs[j])) {
+      return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "%s %d (\"%s\") is NULL", input ? "input" : "output",
+                               j, info.name);
+    }
+  }
+  return nullptr;
+}
+
+flowc_status run(flowc_model* model, int64_t batch, const void* const* inputs, void* const* outputs) {
+  if (!model) return invalid("model is NULL");
+  FLOWC_RETURN_IF_ERROR(check_buffers(*model->desc, batch, inputs, outputs));
+  std::shared_lock<std::shared_mutex> lock(model->mu);
+  return flowc_engine_run(model->engine, inputs, outputs, batch);
+}
+
 }  // namespace
 
 extern "C" uint64_t flowc_weights_checksum(const void* data, uint64_t nbytes) {
@@ -151,27 +210,34 @@ extern "C" flowc_status flowc_model_query_output(const flowc_model* model, int32
   return query_tensor(model, index, false, out_info);
 }
 
+extern "C" flowc_status flowc_model_query_max_batch(const flowc_model* model, int64_t* out_max_batch) {
+  if (!model || !out_max_batch) return invalid("model or out_max_batch is NULL");
+  *out_max_batch = model->desc->max_batch;
+  return nullptr;
+}
+
+extern "C" flowc_status flowc_model_query_input_shape(const flowc_model* model, int32_t index, int64_t batch,
+                                                      int64_t* out_shape, uint64_t* out_nbytes) {
+  return query_shape(model, index, true, batch, out_shape, out_nbytes);
+}
+
+extern "C" flowc_status flowc_model_query_output_shape(const flowc_model* model, int32_t index, int64_t batch,
+                                                       int64_t* out_shape, uint64_t* out_nbytes) {
+  return query_shape(model, index, false, batch, out_shape, out_nbytes);
+}
+
 extern "C" flowc_status flowc_model_run(flowc_model* model, const void* const* inputs,
                                         void* const* outputs) {
-  if (!model) return invalid("model is NULL");
-  const flowc_model_desc& desc = *model->desc;
-  if ((desc.num_inputs && !inputs) || (desc.num_outputs && !outputs)) {
-    return invalid("inputs or outputs is NULL");
+  return run(model, model && model->desc->max_batch ? model->desc->max_batch : 1, inputs, outputs);
+}
+
+extern "C" flowc_status flowc_model_run_batch(flowc_model* model, int64_t batch, const void* const* inputs,
+                                              void* const* outputs) {
+  if (model && !model->desc->max_batch) {
+    return invalid("this model was compiled with fixed shapes; run it with flowc_model_run "
+                   "(compile with max_batch for a dynamic batch)");
   }
-  for (int32_t i = 0; i < desc.num_inputs; ++i) {
-    if (!inputs[i] && desc.inputs[i].nbytes) {
-      return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "input %d (\"%s\") is NULL", i,
-                               desc.inputs[i].name);
-    }
-  }
-  for (int32_t i = 0; i < desc.num_outputs; ++i) {
-    if (!outputs[i] && desc.outputs[i].nbytes) {
-      return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "output %d (\"%s\") is NULL", i,
-                               desc.outputs[i].name);
-    }
-  }
-  std::shared_lock<std::shared_mutex> lock(model->mu);
-  return flowc_engine_run(model->engine, inputs, outputs, 1);
+  return run(model, batch, inputs, outputs);
 }
 
 extern "C" flowc_status flowc_model_set_threads(flowc_model* model, int32_t num_threads) {

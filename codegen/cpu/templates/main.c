@@ -3,7 +3,8 @@
  *   main MODEL_DIR INPUT0.npy INPUT1.npy ... [--out DIR]
  *
  * Inputs go in the model's input order. Prints each output's name, shape and first values;
- * with --out, also writes DIR/output0.npy, DIR/output1.npy, ... */
+ * with --out, also writes DIR/output0.npy, DIR/output1.npy, ... A model compiled with a
+ * dynamic batch runs the batch the inputs hold (1 to its bound). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,8 +49,16 @@ static const char* header_field(const char* header, const char* key) {
   return at;
 }
 
-/* Reads `path` into `data`, which must hold exactly `info`'s dtype and shape. */
-static int read_npy(const char* path, const flowc_tensor_info* info, void* data) {
+#define MAX_RANK 16
+
+/* An opened .npy file: its dtype checked, its shape read, positioned at the data. */
+typedef struct npy_file {
+  FILE* f;
+  int rank;
+  int64_t shape[MAX_RANK];
+} npy_file;
+
+static int open_npy(const char* path, const char* dtype, npy_file* out) {
   FILE* f = fopen(path, "rb");
   if (!f) return fail(path, "cannot open");
   unsigned char magic[8];
@@ -78,7 +87,7 @@ static int read_npy(const char* path, const flowc_tensor_info* info, void* data)
     if (!header || fread(header, 1, header_len, f) != header_len) { fail(path, "truncated header"); break; }
     header[header_len] = 0;
     const char* descr = header_field(header, "descr");
-    const char* want = npy_descr(info->dtype);
+    const char* want = npy_descr(dtype);
     char got[16] = {0};
     if (descr && *descr == '\'') {
       size_t n = strcspn(descr + 1, "'");
@@ -86,7 +95,7 @@ static int read_npy(const char* path, const flowc_tensor_info* info, void* data)
     }
     /* byte order: '<' (little), '|' (none) or '=' (native, little on the hosts we build for) */
     if (!want || !got[0] || !strchr("<|=", got[0]) || strcmp(got + 1, want + 1) != 0) {
-      fprintf(stderr, "%s: expected dtype %s (%s), got %s\n", path, info->dtype, want ? want : "?",
+      fprintf(stderr, "%s: expected dtype %s (%s), got %s\n", path, dtype, want ? want : "?",
               got[0] ? got : "no descr");
       break;
     }
@@ -101,22 +110,53 @@ static int read_npy(const char* path, const flowc_tensor_info* info, void* data)
       if (*shape == ')') break;
       char* end;
       long long d = strtoll(shape, &end, 10);
-      if (end == shape || rank >= info->rank || d != info->shape[rank]) { shape_ok = 0; break; }
-      ++rank;
+      if (end == shape || d < 0 || rank >= MAX_RANK) { shape_ok = 0; break; }
+      out->shape[rank++] = d;
       shape = end;
     }
-    if (!shape_ok || rank != info->rank) {
-      fprintf(stderr, "%s: expected shape [", path);
-      for (int i = 0; i < info->rank; ++i) fprintf(stderr, i ? ", %lld" : "%lld", (long long)info->shape[i]);
-      fprintf(stderr, "]\n");
-      break;
-    }
-    if (info->nbytes && fread(data, 1, info->nbytes, f) != info->nbytes) { fail(path, "truncated data"); break; }
+    if (!shape_ok) { fail(path, "bad shape"); break; }
+    out->rank = rank;
     ok = 1;
   } while (0);
   free(header);
-  fclose(f);
+  if (!ok) {
+    fclose(f);
+    return 0;
+  }
+  out->f = f;
+  return 1;
+}
+
+/* Reads the data of `file` (closing it), which must have `rank` dims `shape`, `nbytes` of them. */
+static int read_npy(const char* path, npy_file* file, int rank, const int64_t* shape, uint64_t nbytes,
+                    void* data) {
+  int ok = file->rank == rank;
+  for (int i = 0; ok && i < rank; ++i) ok = file->shape[i] == shape[i];
+  if (!ok) {
+    fprintf(stderr, "%s: expected shape [", path);
+    for (int i = 0; i < rank; ++i) fprintf(stderr, i ? ", %lld" : "%lld", (long long)shape[i]);
+    fprintf(stderr, "]\n");
+  } else if (nbytes && fread(data, 1, nbytes, file->f) != nbytes) {
+    ok = fail(path, "truncated data");
+  }
+  fclose(file->f);
+  file->f = NULL;
   return ok;
+}
+
+/* The batch the .npy inputs hold: the first input whose shape grows with the batch tells. */
+static int64_t input_batch(flowc_model* model, int64_t max_batch, npy_file* files, int32_t num_inputs) {
+  for (int32_t i = 0; i < num_inputs; ++i) {
+    flowc_tensor_info info;
+    if (flowc_model_query_input(model, i, &info) || !info.per_batch || files[i].rank != info.rank) continue;
+    for (int d = 0; d < info.rank; ++d) {
+      if (!info.per_batch[d]) continue;
+      int64_t rows = info.shape[d] - files[i].shape[d];
+      if (rows % info.per_batch[d] == 0) return max_batch - rows / info.per_batch[d];
+      return 0;
+    }
+  }
+  return max_batch;
 }
 
 static int write_npy(const char* path, const flowc_tensor_info* info, const void* data) {
@@ -187,22 +227,51 @@ int main(int argc, char** argv) {
   }
   void** inputs = (void**)calloc((size_t)num_inputs + 1, sizeof(void*));
   void** outputs = (void**)calloc((size_t)num_outputs + 1, sizeof(void*));
-  int rc = 0;
+  npy_file* npys = (npy_file*)calloc((size_t)num_inputs + 1, sizeof(npy_file));
+  int64_t (*out_shapes)[MAX_RANK] = calloc((size_t)num_outputs + 1, sizeof *out_shapes);
+  uint64_t* out_bytes = (uint64_t*)calloc((size_t)num_outputs + 1, sizeof(uint64_t));
+  int64_t max_batch = 0, batch = 1;
+  int rc = !check(flowc_model_query_max_batch(model, &max_batch));
   for (int32_t i = 0; i < num_inputs && !rc; ++i) {
     flowc_tensor_info info;
     check(flowc_model_query_input(model, i, &info));
-    inputs[i] = malloc(info.nbytes ? info.nbytes : 1);
-    if (!read_npy(files[i], &info, inputs[i])) rc = 1;
+    if (!open_npy(files[i], info.dtype, &npys[i])) rc = 1;
+  }
+  if (!rc && max_batch) batch = input_batch(model, max_batch, npys, num_inputs);
+  for (int32_t i = 0; i < num_inputs && !rc; ++i) {
+    flowc_tensor_info info;
+    int64_t shape[MAX_RANK];
+    uint64_t nbytes = 0;
+    check(flowc_model_query_input(model, i, &info));
+    if (info.rank > MAX_RANK) {
+      rc = !fail(files[i], "the input's rank is over this example's limit (16)");
+      break;
+    }
+    if (!check(flowc_model_query_input_shape(model, i, batch, shape, &nbytes))) {
+      fprintf(stderr, "%s: the inputs hold no batch this model runs (1 to %lld)\n", files[i], (long long)max_batch);
+      rc = 1;
+      break;
+    }
+    inputs[i] = malloc(nbytes ? nbytes : 1);
+    if (!read_npy(files[i], &npys[i], info.rank, shape, nbytes, inputs[i])) rc = 1;
   }
   for (int32_t i = 0; i < num_outputs && !rc; ++i) {
     flowc_tensor_info info;
     check(flowc_model_query_output(model, i, &info));
-    outputs[i] = malloc(info.nbytes ? info.nbytes : 1);
+    if (info.rank > MAX_RANK) rc = !fail(info.name, "the output's rank is over this example's limit (16)");
+    else if (!check(flowc_model_query_output_shape(model, i, batch, out_shapes[i], &out_bytes[i]))) rc = 1;
+    else outputs[i] = malloc(out_bytes[i] ? out_bytes[i] : 1);
   }
-  if (!rc && !check(flowc_model_run(model, (const void* const*)inputs, outputs))) rc = 1;
+  if (!rc) {
+    flowc_status status = max_batch ? flowc_model_run_batch(model, batch, (const void* const*)inputs, outputs)
+                                    : flowc_model_run(model, (const void* const*)inputs, outputs);
+    if (!check(status)) rc = 1;
+  }
   for (int32_t i = 0; i < num_outputs && !rc; ++i) {
     flowc_tensor_info info;
     check(flowc_model_query_output(model, i, &info));
+    info.shape = out_shapes[i];   /* at this batch */
+    info.nbytes = out_bytes[i];
     print_name(info.name);
     printf(" %s[", info.dtype);
     for (int d = 0; d < info.rank; ++d) printf(d ? ",%lld" : "%lld", (long long)info.shape[d]);
@@ -215,10 +284,16 @@ int main(int argc, char** argv) {
       if (!write_npy(path, &info, outputs[i])) rc = 1;
     }
   }
-  for (int32_t i = 0; i < num_inputs; ++i) free(inputs[i]);
+  for (int32_t i = 0; i < num_inputs; ++i) {
+    if (npys[i].f) fclose(npys[i].f);
+    free(inputs[i]);
+  }
   for (int32_t i = 0; i < num_outputs; ++i) free(outputs[i]);
   free(inputs);
   free(outputs);
+  free(npys);
+  free(out_shapes);
+  free(out_bytes);
   flowc_model_free(model);
   return rc;
 }

@@ -20,8 +20,11 @@ typedef struct flowc_tensor_info {
   const char* name;      // as the model names it: any bytes but NUL
   const char* dtype;     // the IR spelling: "f32", "i64", "bool", ...
   int32_t rank;
-  const int64_t* shape;  // rank dims
-  uint64_t nbytes;       // what the caller's buffer must hold, dense row-major
+  const int64_t* shape;  // rank dims; at the batch bound for a model compiled with one
+  uint64_t nbytes;       // what the caller's buffer must hold, dense row-major (at the bound)
+  // NULL when the shape is fixed; else rank numbers: dim d at batch b is
+  // shape[d] - per_batch[d] * (max_batch - b). flowc_model_query_*_shape does that sum.
+  const int64_t* per_batch;
 } flowc_tensor_info;
 
 typedef struct flowc_model flowc_model;
@@ -39,9 +42,22 @@ flowc_status flowc_model_query_output_count(const flowc_model* model, int32_t* o
 flowc_status flowc_model_query_input(const flowc_model* model, int32_t index, flowc_tensor_info* out_info);
 flowc_status flowc_model_query_output(const flowc_model* model, int32_t index, flowc_tensor_info* out_info);
 
+// The batch bound of a model compiled with a dynamic batch (max_batch); 0 when its shapes are fixed.
+flowc_status flowc_model_query_max_batch(const flowc_model* model, int64_t* out_max_batch);
+// Input or output `index`'s dims (rank of them into out_shape) and bytes at `batch` rows, which must
+// be 1..max_batch; a model with fixed shapes takes any batch and reports its one shape.
+flowc_status flowc_model_query_input_shape(const flowc_model* model, int32_t index, int64_t batch,
+                                           int64_t* out_shape, uint64_t* out_nbytes);
+flowc_status flowc_model_query_output_shape(const flowc_model* model, int32_t index, int64_t batch,
+                                            int64_t* out_shape, uint64_t* out_nbytes);
+
 // inputs[i] holds input i (nbytes of it), outputs[i] receives output i; buffers must not overlap.
-// Thread-safe; blocks until this request is done.
+// Thread-safe; blocks until this request is done. A model with a dynamic batch runs at its bound.
 flowc_status flowc_model_run(flowc_model* model, const void* const* inputs, void* const* outputs);
+// Runs `batch` rows (1..max_batch) of a model compiled with a dynamic batch: the buffers hold the
+// shapes flowc_model_query_*_shape gives for `batch`.
+flowc_status flowc_model_run_batch(flowc_model* model, int64_t batch, const void* const* inputs,
+                                   void* const* outputs);
 
 // Intra-op threads, the caller's included (0: the core count). Waits for runs in flight.
 flowc_status flowc_model_set_threads(flowc_model* model, int32_t num_threads);
@@ -60,6 +76,7 @@ typedef struct flowc_model_desc {
   uint64_t weights_bytes;
   uint64_t weights_checksum;  // flowc_weights_checksum of weights.bin
   int32_t default_threads;    // used when the loader's options say 0; 0 here too: the core count
+  int64_t max_batch;          // the batch bound; 0: fixed shapes
 } flowc_model_desc;
 
 const flowc_model_desc* flowc_model_describe(void);

@@ -2,6 +2,7 @@
 clean refusals, and the build cache."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -86,8 +87,8 @@ def test_hostile_names_compile_and_run(tmp_path, toolchain):
 def test_unsupported_op_is_a_clean_compile_error(tmp_path):
     b = GraphBuilder("g")
     x = b.input("x", "f32", [2, 5])
-    b.output(b.op("CumSum", x, b.const(np.array(1, np.int64)), name="running"), name="y")
-    with pytest.raises(CompileError, match=r'^op CumSum \(node "running"\) is not supported by target cpu yet$'):
+    b.output(b.op("EyeLike", x, name="eye"), name="y")
+    with pytest.raises(CompileError, match=r'^op EyeLike \(node "eye"\) is not supported by target cpu yet$'):
         cpu.emit(b.build(), tmp_path / "m")
 
 
@@ -118,3 +119,17 @@ def test_build_failure_shows_compiler_errors(tmp_path, toolchain):
     (out / "model.cpp").write_text((out / "model.cpp").read_text() + "\nthis is not C++;\n")
     with pytest.raises(CompileError, match=r"cmake build failed[\s\S]*error"):
         cpu.build(out)
+
+
+def test_profile_lists_every_step_when_asked(compiled, tmp_path):
+    graph, model = compiled("tinycnn")
+    image = tmp_path / "image.npy"
+    np.save(image, model_inputs("tinycnn")["image"])
+    main = [str(model.path / "build" / "main"), str(model.path), str(image)]
+    plain = subprocess.run(main, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0 and "flowc profile" not in plain.stderr
+    run = subprocess.run(main, capture_output=True, text=True, timeout=60, env={**os.environ, "FLOWC_PROFILE": "1"})
+    assert run.returncode == 0, run.stderr
+    assert "flowc profile: 1 requests" in run.stderr
+    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)  (.+)$", run.stderr, re.M)
+    assert len(rows) >= len(graph.nodes) // 2 and abs(sum(float(r[2]) for r in rows) - 100) < 1
