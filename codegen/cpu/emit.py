@@ -22,6 +22,7 @@ from flowc.ir.ops.reduce import _reduce_axes
 from flowc.ir.ops.rules import axis_of
 from flowc.ir.ops.tensor import _slice_bounds
 from flowc.ir.passes import LOWERING, run_passes
+from flowc.ir.passes.fuse import IDENTITY_EPILOGUE
 
 from .. import memory
 from ..schedule import Schedule, schedule
@@ -317,7 +318,10 @@ class _Emitter:
         out = self._single_output(node)
         a, b = node.inputs[0], node.inputs[1]
         self._f32(node, [a, b, out])
+        trans_b = bool(node.attrs.get("trans_b"))
         sa, sb = tuple(a.type.shape), tuple(b.type.shape)
+        if trans_b:   # B is a matrix [N, K], read transposed
+            return self._matmul_trans_b(node, out, a, b, sa, sb)
         sa2 = sa if len(sa) > 1 else (1,) + sa
         sb2 = sb if len(sb) > 1 else sb + (1,)
         m, k, n = sa2[-2], sa2[-1], sb2[-1]
@@ -346,6 +350,17 @@ class _Emitter:
                           f"  flowc_gemm_f32(false, false, {m}, {n}, {k}, 1.0f, A + offs_a[i], {k}, B + offs_b[i], "
                           f"{n}, 0.0f, Y + i * {m * n}, {n}, pp);"]
         if node.op == "FusedMatMul":
+            lines += self._epilogue(node, out, list(node.inputs[2:]))
+        return lines
+
+    def _matmul_trans_b(self, node: Node, out: Value, a: Value, b: Value, sa, sb) -> list[str]:
+        """A [..., M, K] (or [K]) times the transpose of the matrix B [N, K]: one GEMM."""
+        n, k = sb
+        rows = math.prod(sa[:-1])
+        lines = ["const flowc_parallel* pp = &par;",
+                 f"flowc_gemm_f32(false, true, {rows}, {n}, {k}, 1.0f, {self.ptr(a)}, {k}, {self.ptr(b)}, {k}, "
+                 f"0.0f, {self.ptr(out, write=True)}, {n}, pp);"]
+        if node.attr("epilogue") != IDENTITY_EPILOGUE:
             lines += self._epilogue(node, out, list(node.inputs[2:]))
         return lines
 

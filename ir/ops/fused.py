@@ -219,10 +219,17 @@ defop("FusedElementwise", family="fused", onnx=False,
 
 def _epilogue_op(base: str, own: int):
     """infer and ref of `base` with an epilogue over `acc` (base's result) and the extra inputs
-    after base's `own` operands."""
+    after base's `own` operands. A `trans_b` attribute (FusedMatMul) reads operand 1, a matrix,
+    transposed."""
     def probe(node: Node, outputs=()) -> Node:
-        attrs = {k: v for k, v in node.attrs.items() if k != "epilogue"}
-        return Node(base, node.inputs[:own], list(outputs), attrs, node.name)
+        attrs = {k: v for k, v in node.attrs.items() if k not in ("epilogue", "trans_b")}
+        inputs = list(node.inputs[:own])
+        if node.attrs.get("trans_b"):
+            b = inputs[1]
+            if b.type is None or b.type.rank != 2:
+                raise node.error(f"trans_b needs a matrix B, got {b.type}")
+            inputs[1] = Value(b.name, b.type.with_shape(reversed(b.type.shape)))
+        return Node(base, inputs, list(outputs), attrs, node.name)
 
     def infer(node: Node):
         extras = node.inputs[own:]
@@ -236,7 +243,10 @@ def _epilogue_op(base: str, own: int):
         return [program_type(node, "epilogue", {"acc": acc, **_inputs(v.type for v in extras)})]
 
     def ref(node: Node, *arrays):
-        acc = get_op(base).ref(probe(node), *arrays[:own])
+        operands = list(arrays[:own])
+        if node.attrs.get("trans_b"):
+            operands[1] = np.ascontiguousarray(operands[1].T)
+        acc = get_op(base).ref(probe(node), *operands)
         return program_value(node, "epilogue", {"acc": acc, **_inputs(arrays[own:])})
 
     return infer, ref
@@ -247,8 +257,10 @@ _matmul_infer, _matmul_ref = _epilogue_op("MatMul", 2)
 _conv_infer, _conv_ref = _epilogue_op("Conv", 3)
 
 defop("FusedMatMul", family="fused", onnx=False,
-      summary="MatMul, then an epilogue program over acc (the product) and the extra inputs x0, x1, ...",
-      inputs=("A", "B", "extra*"), attrs=_EPILOGUE, infer=_matmul_infer, ref=_matmul_ref)
+      summary="MatMul (of A and B, or of A and the transpose of a matrix B with trans_b), then an epilogue "
+              "program over acc (the product) and the extra inputs x0, x1, ...",
+      inputs=("A", "B", "extra*"), attrs={**_EPILOGUE, "trans_b": ("int", 0)}, infer=_matmul_infer,
+      ref=_matmul_ref)
 
 defop("FusedConv", family="fused", onnx=False,
       summary="Conv, then an epilogue program over acc (the convolution) and the extra inputs x0, x1, ...",

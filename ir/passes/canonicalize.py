@@ -45,6 +45,43 @@ def merge_reshapes(graph: Graph, node: Node) -> bool:
     return True
 
 
+def remove_noop_reshape(graph: Graph, node: Node) -> bool:
+    """A Reshape (or Flatten, Squeeze, Unsqueeze) to its input's own shape goes."""
+    if node.op not in ("Reshape", "Flatten", "Squeeze", "Unsqueeze") or len(node.outputs) != 1:
+        return False
+    x, y = node.inputs[0], node.outputs[0]
+    if x.type is None or y.type is None or x.type.shape is None or x.type.shape != y.type.shape \
+            or any(isinstance(d, str) and not d.isidentifier() for d in x.type.shape):
+        return False   # an unknown dim ("?") may differ from another unknown dim
+    return bypass(graph, node, x)
+
+
+def reshape_before_matmul(graph: Graph, node: Node) -> bool:
+    """Reshape(MatMul(a, W), s) -> MatMul(Reshape(a, s'), W) for a 2-D W when the reshape keeps
+    the last dim N, s' being s with K last: it only regroups the rows of the product, which are
+    independent. The new Reshape then meets the one that flattened `a` (exporters write Linear
+    layers as Reshape, Gemm, Reshape) and both go, so the product reaches the bias, activation or
+    residual after it and fuses with them."""
+    if node.op != "Reshape":
+        return False
+    mm = producer(node.inputs[0], "MatMul")
+    shape = known_ints(node.inputs[1])
+    if mm is None or shape is None or use_count(graph, mm.outputs[0]) != 1:
+        return False
+    a, w = mm.inputs
+    ws, out = w.type.shape, node.outputs[0].type.shape
+    if (ws is None or len(ws) != 2 or not all(isinstance(d, int) for d in ws) or out is None or len(out) < 2
+            or out[-1] != ws[1] or a.type.rank is None or a.type.rank < 2 or not shape):
+        return False
+    # a 0 copies its input's dim: the same in `a` and in the product, but for the last one
+    if not node.attr("allowzero") and any(d == 0 for d in shape[a.type.rank - 1:-1]):
+        return False
+    rows = emit_const(graph, np.array(list(shape[:-1]) + [ws[0]], np.int64), f"{node.outputs[0].name}_rows")
+    regrouped = emit(graph, node, "Reshape", [a, rows], f"{a.name}_rows", node.attrs)
+    replace_node(graph, node, "MatMul", [regrouped, w])
+    return True
+
+
 def merge_transposes(graph: Graph, node: Node) -> bool:
     """Transpose(Transpose(x, p), q) -> Transpose(x, p[q]); an identity permutation goes."""
     if node.op != "Transpose" or node.inputs[0].type.rank is None:
@@ -141,8 +178,8 @@ def fold_batch_norm(graph: Graph, node: Node) -> bool:
     return True
 
 
-SIMPLIFY_RULES = [remove_identity, remove_dropout, remove_same_type_cast, merge_reshapes, merge_transposes,
-                  drop_neutral_window_attrs]
+SIMPLIFY_RULES = [remove_identity, remove_dropout, remove_same_type_cast, merge_reshapes, remove_noop_reshape,
+                  reshape_before_matmul, merge_transposes, drop_neutral_window_attrs]
 RULES = SIMPLIFY_RULES + [gemm_to_matmul, fold_batch_norm] + RECOMPOSE_RULES
 
 

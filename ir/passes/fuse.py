@@ -158,8 +158,29 @@ def fuse_elementwise(graph: Graph) -> Graph:
     return eliminate_dead_code(graph)
 
 
+IDENTITY_EPILOGUE = "y = Identity acc"
+
+
+@graph_pass("absorb-transposes", "A MatMul by a transposed matrix reads the matrix as it is: FusedMatMul "
+                                 "with trans_b, so no step transposes it (a tied LM head, for one).")
+def absorb_transposes(graph: Graph) -> Graph:
+    for node in list(graph.nodes):
+        if node.op not in ("MatMul", "FusedMatMul") or node.attrs.get("trans_b"):
+            continue
+        t = node.inputs[1].producer
+        if t is None or t.op != "Transpose" or t.inputs[0].type.rank != 2 or \
+                list(t.attr("perm") or (1, 0)) != [1, 0]:
+            continue
+        attrs = {**node.attrs, "trans_b": 1}
+        attrs.setdefault("epilogue", IDENTITY_EPILOGUE)
+        inputs = [node.inputs[0], t.inputs[0], *node.inputs[2:]]
+        replace_node(graph, node, "FusedMatMul", inputs, attrs)
+    return eliminate_dead_code(graph)
+
+
 LOWERING: list[Pass] = [
     decompose,           # ops a few others compute exactly become those others, which then fuse
     fuse_epilogues,      # first: a bias or activation belongs in the GEMM/conv that precedes it
     fuse_elementwise,    # then what elementwise chains remain
+    absorb_transposes,   # last: a GEMM reads B transposed in place of a transpose step
 ]

@@ -199,6 +199,10 @@ def test_matmul_conv_pool_norm_reduce(tmp_path, toolchain):
     c["matmul_vector"] = op("MatMul", c.input([13]), c.input([2, 13, 7]))
     c["matmul_weight"] = op("MatMul", c.input([2, 7, 13]), c.weight([13, 11]))
     c["matmul_unit"] = op("MatMul", c.input([1, 1]), c.input([1, 1]))
+    w = c.input([11, 13])   # read transposed by the GEMM (absorb-transposes), with and without an epilogue
+    c["matmul_trans_b"] = op("MatMul", c.input([2, 7, 13]), op("Transpose", w, perm=[1, 0]))
+    c["matmul_trans_b_bias_relu"] = op("Relu", op("Add", op("MatMul", c.input([5, 13]), op("Transpose", w)),
+                                                  c.weight([11])))
     x = c.input([2, 6, 11, 13])
     c["conv_grouped"] = op("Conv", x, c.weight([9, 2, 3, 3]), c.weight([9]), group=3, strides=[2, 1],
                            pads=[1, 2, 0, 1], dilations=[1, 2])
