@@ -258,7 +258,8 @@ class Model:
         self._compiled = None
         if target == "cpu":
             from .codegen import cpu
-            self._compiled = cpu.load(path)
+            names = ([v.name for v in graph.inputs], [v.name for v in graph.outputs])
+            self._compiled = cpu.load(path, names=names)
 
     @property
     def inputs(self) -> list[TensorInfo]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,24 @@ os.environ["FLOWC_DEBUG"] = "1"
 import models  # noqa: E402
 
 _REPORTS = pytest.StashKey[list]()
+
+
+def _missing_tools() -> str | None:
+    if not shutil.which("cmake"):
+        return "cmake is not installed"
+    if not any(shutil.which(c) for c in filter(None, [os.environ.get("CXX"), "c++", "g++", "clang++"])):
+        return "no C++ compiler (c++, g++ or clang++) on PATH"
+    if not any(shutil.which(c) for c in filter(None, [os.environ.get("CC"), "cc", "gcc", "clang"])):
+        return "no C compiler (cc, gcc or clang) on PATH"
+    return None
+
+
+@pytest.fixture(scope="session")
+def toolchain():
+    """Skips a test that builds C/C++ where CMake or a compiler is missing."""
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"needs CMake and a C/C++ toolchain: {missing}")
 
 
 @pytest.fixture(scope="session")

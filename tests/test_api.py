@@ -203,7 +203,7 @@ def test_bad_input_shapes_are_named(tmp_path, shapes, message):
 # -- targets ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({}, 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes first (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile)'),
+    ({}, 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile) or bound a symbolic batch (max_batch=N, --max-batch N)'),
     ({"target": "cuda"}, "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference, cpu"),
     ({"target": "tpu"}, "unknown target 'tpu'; targets: reference, cpu, cuda (available now: reference, cpu)"),
     ({"target": "reference", "devices": 4},

@@ -103,7 +103,7 @@ def test_compile_report_and_verbose_progress(tmp_path, mlp):
 
 
 @pytest.mark.parametrize("args,message", [
-    ([], 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes first (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile)'),
+    ([], 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile) or bound a symbolic batch (max_batch=N, --max-batch N)'),
     (["--target", "cuda"], "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference, cpu"),
     (["--target", "reference", "--devices", "2"],
      "devices=2: compiling for several devices is not available yet; use devices=1"),
@@ -144,8 +144,9 @@ def test_debug_shows_the_traceback(tmp_path, mlp):
     assert done.returncode == 2
     assert done.stderr.startswith("Traceback (most recent call last):")
     assert done.stderr.endswith("flowc: error: tensor \"x\" has type f32[B,16]: target cpu needs static shapes; "
-                                "pin the input shapes first (input_shapes= in flowc.compile, "
-                                "--input-shape NAME=D0,D1,... for flowc compile)\n")
+                                "pin the input shapes (input_shapes= in flowc.compile, "
+                                "--input-shape NAME=D0,D1,... for flowc compile) or bound a symbolic batch "
+                                "(max_batch=N, --max-batch N)\n")
 
 
 def test_debug_turns_on_the_verifier_after_each_pass(tmp_path, mlp, monkeypatch, capsys):

@@ -13,10 +13,11 @@ from .emit import EmitResult, check_static, emit
 from .loader import CpuModel, RunError
 
 
-def load(out_dir, *, threads: int | None = None) -> CpuModel:
-    """The model in `out_dir`, built first if its sources changed."""
+def load(out_dir, *, threads: int | None = None, names=None) -> CpuModel:
+    """The model in `out_dir`, built first if its sources changed. `names`, (input names, output
+    names) as the graph has them, replaces the C API's, which end at a NUL byte."""
     library = build(out_dir)
-    return CpuModel(library, Path(out_dir), threads)
+    return CpuModel(library, Path(out_dir), threads, names)
 
 
 __all__ = ["CpuModel", "EmitResult", "RunError", "build", "check_static", "emit", "load"]

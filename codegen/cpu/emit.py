@@ -132,8 +132,9 @@ def check_static(graph: Graph) -> None:
     for v in list(graph.inputs) + [o for n in graph.nodes for o in n.outputs]:
         if v.type is None or v.type.shape is None or not all(isinstance(d, int) for d in v.type.shape):
             raise CompileError(f"tensor {quote_name(v.name)} has type {v.type}: target cpu needs static "
-                               "shapes; pin the input shapes first (input_shapes= in flowc.compile, "
-                               "--input-shape NAME=D0,D1,... for flowc compile)")
+                               "shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape "
+                               "NAME=D0,D1,... for flowc compile) or bound a symbolic batch (max_batch=N, "
+                               "--max-batch N)")
 
 
 def c_string(text: str) -> str:

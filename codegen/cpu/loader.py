@@ -58,7 +58,7 @@ def _bind(lib: ctypes.CDLL) -> None:
 class CpuModel:
     """A built CPU model, loaded: `run({name: array}) -> {name: array}`."""
 
-    def __init__(self, library: Path, out_dir: Path, threads: int | None = None):
+    def __init__(self, library: Path, out_dir: Path, threads: int | None = None, names=None):
         self.path = Path(out_dir)
         self._lib = ctypes.CDLL(str(library))
         _bind(self._lib)
@@ -73,6 +73,8 @@ class CpuModel:
         self._growth: dict[tuple[str, int], tuple[int, ...]] = {}   # ("input", i) -> dims' growth per row
         self.inputs = self._infos("input")
         self.outputs = self._infos("output")
+        if names is not None:
+            self.inputs, self.outputs = self._renamed(self.inputs, names[0]), self._renamed(self.outputs, names[1])
         name = ctypes.c_char_p()
         self._check(self._lib.flowc_model_query_name(self._handle, ctypes.byref(name)))
         self.name = name.value.decode("utf-8", "surrogateescape")
@@ -98,6 +100,16 @@ class CpuModel:
             if info.per_batch:
                 self._growth[kind, i] = tuple(info.per_batch[d] for d in range(info.rank))
         return out
+
+    def _renamed(self, infos, names):
+        """`infos` under the graph's own names, each of which the C name must begin (C strings
+        end at a NUL byte, which a model's names may hold)."""
+        names = list(names)
+        if len(names) != len(infos) or any(not n.encode("utf-8", "surrogatepass").startswith(
+                c.encode("utf-8", "surrogatepass")) for n, (c, _, _) in zip(names, infos)):
+            raise CompileError(f"{self.path}: the compiled model's inputs and outputs are not the artifact's; "
+                               "compile the model again")
+        return [(n, dt, shape) for n, (_, dt, shape) in zip(names, infos)]
 
     def _shape(self, kind: str, index: int, shape: tuple[int, ...], batch: int | None) -> tuple[int, ...]:
         """`shape` (at the bound) at `batch` rows."""

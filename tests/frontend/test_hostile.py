@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import flowc
 from flowc.frontend.onnx import load
+from hostile_names import HOSTILE_NAMES
 
 TIME_LIMIT_S = 20
 
@@ -472,15 +473,6 @@ def test_external_data_without_a_folder():
 
 
 # -- hostile names: they import, run and round-trip through the IR text ------------------------
-
-HOSTILE_NAMES = [
-    'quote"d', "it's", "new\nline", "cr\rlf", "tab\there", "back\\slash", "\\", '"', "../../etc/passwd",
-    "/abs/path", "nul\0byte", "\x01\x1f\x7f", "caf\u00e9", "\u4e2d\u6587", "emoji\U0001F600",
-    "\u202eright-to-left", "\ufeffbom", "line\u2028separator", "%x", "x: f32[2]", "}", "return", "_", "const",
-    'loc("n")', "dense_resource<0>", "inf", "nan", "true", "f32", "0", "-1", " ", "#comment", "[k=v]", "a,b",
-    "\\u0041", "\\n",
-]
-
 
 def hostile_model(h: str) -> onnx.ModelProto:
     """`h` as graph, input, dim, node, initializer and output names, with big and small constants."""

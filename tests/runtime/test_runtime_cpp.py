@@ -20,16 +20,6 @@ BUILDS = {
 }
 
 
-def _missing_tools() -> str | None:
-    if not shutil.which("cmake"):
-        return "cmake is not installed"
-    if not any(shutil.which(c) for c in filter(None, [os.environ.get("CXX"), "c++", "g++", "clang++"])):
-        return "no C++ compiler (c++, g++ or clang++) on PATH"
-    if not any(shutil.which(c) for c in filter(None, [os.environ.get("CC"), "cc", "gcc", "clang"])):
-        return "no C compiler (cc, gcc or clang) on PATH"
-    return None
-
-
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, **kwargs)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
@@ -37,10 +27,7 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("build", list(BUILDS))
-def test_runtime_builds_and_passes_ctest(build, report_section):
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"C++ runtime tests need CMake and a C/C++ toolchain: {missing}")
+def test_runtime_builds_and_passes_ctest(build, report_section, toolchain):
     folder, options = BUILDS[build]
     build_dir = REPO / ".cache" / folder
     start = time.monotonic()

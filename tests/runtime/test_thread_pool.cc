@@ -55,6 +55,15 @@ int main() {
   ThreadPool pool(4);
   // Reused many times: a lost wakeup would hang here.
   for (int i = 0; i < 20000; ++i) check_cover(pool, 16, 1);
+  // The same with workers that never spin (every job wakes a sleeper) and with long spins,
+  // with pauses so that workers go to sleep between some of the jobs.
+  for (int spin_us : {0, 2000}) {
+    ThreadPool spinning(3, spin_us);
+    for (int i = 0; i < 5000; ++i) {
+      check_cover(spinning, 9, 1);
+      if (i % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    }
+  }
 
   // Several callers at once, as stream workers do, with nested loops inside.
   std::vector<std::thread> callers;
@@ -77,7 +86,8 @@ int main() {
   }
   for (auto& t : callers) t.join();
 
-  // Idle workers sleep: half a second idle costs (almost) no CPU time.
+  // Idle workers sleep once their spin (100 us by default) is over: half a second idle costs
+  // (almost) no CPU time.
   double before = cpu_seconds();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   double idle = cpu_seconds() - before;

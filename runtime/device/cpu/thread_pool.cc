@@ -2,8 +2,32 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 
 namespace flowc {
+
+namespace {
+
+constexpr int kDefaultSpinUs = 100;
+
+int spin_from_environment() {
+  const char* value = std::getenv("FLOWC_SPIN_US");
+  if (!value || !*value) return kDefaultSpinUs;
+  char* end = nullptr;
+  long us = std::strtol(value, &end, 10);
+  return *end || us < 0 ? kDefaultSpinUs : int(std::min(us, 1000000L));
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
 
 struct ThreadPool::Job {
   int64_t n;
@@ -21,9 +45,10 @@ struct ThreadPool::Job {
   }
 };
 
-ThreadPool::ThreadPool(int num_threads) {
+ThreadPool::ThreadPool(int num_threads, int spin_us) {
   if (num_threads <= 0) num_threads = int(std::max(1u, std::thread::hardware_concurrency()));
   num_threads_ = num_threads;
+  spin_ns_ = int64_t(spin_us < 0 ? spin_from_environment() : spin_us) * 1000;
   workers_.reserve(num_threads - 1);
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { work(); });
 }
@@ -46,11 +71,14 @@ void ThreadPool::run(int64_t n, int64_t grain, RangeFn fn, void* arg) {
     return;
   }
   Job job{n, chunks, fn, arg};
+  int64_t wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     jobs_.push_back(&job);
+    queued_.store(int(jobs_.size()), std::memory_order_release);
+    wake = std::min<int64_t>(chunks - 1, sleeping_);  // spinning workers need no call
   }
-  for (int64_t i = 1; i < chunks; ++i) work_cv_.notify_one();
+  for (int64_t i = 0; i < wake; ++i) work_cv_.notify_one();
 
   for (int64_t i; (i = job.next.fetch_add(1)) < chunks;) {
     job.run_chunk(i);
@@ -60,19 +88,33 @@ void ThreadPool::run(int64_t n, int64_t grain, RangeFn fn, void* arg) {
   std::unique_lock<std::mutex> lock(mu_);
   auto it = std::find(jobs_.begin(), jobs_.end(), &job);
   if (it != jobs_.end()) jobs_.erase(it);
+  queued_.store(int(jobs_.size()), std::memory_order_release);
   done_cv_.wait(lock, [&] { return job.done.load() == chunks; });
 }
 
 void ThreadPool::work() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    work_cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+    if (jobs_.empty() && !stop_) {
+      lock.unlock();
+      auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns_);
+      while (queued_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < until) {
+        for (int k = 0; k < 64; ++k) cpu_relax();
+      }
+      lock.lock();
+      ++sleeping_;
+      work_cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+      --sleeping_;
+    }
     if (stop_) return;
     // Claim under the lock: a job on the queue is still alive, one off it may not be.
     Job* job = jobs_.front();
     int64_t i = job->next.fetch_add(1);
     int64_t chunks = job->chunks;
-    if (i + 1 >= chunks) jobs_.pop_front();
+    if (i + 1 >= chunks) {
+      jobs_.pop_front();
+      queued_.store(int(jobs_.size()), std::memory_order_release);
+    }
     if (i >= chunks) continue;
     lock.unlock();
     job->run_chunk(i);

@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 typedef struct flowc_tensor_info {
-  const char* name;      // as the model names it: any bytes but NUL
+  const char* name;      // as the model names it, up to a NUL byte if the name holds one
   const char* dtype;     // the IR spelling: "f32", "i64", "bool", ...
   int32_t rank;
   const int64_t* shape;  // rank dims; at the batch bound for a model compiled with one

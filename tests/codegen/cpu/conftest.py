@@ -1,7 +1,6 @@
 """Session fixtures for the CPU target: each test model compiled (batch 2) and built once."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +13,6 @@ from flowc.ir.passes import optimize
 
 REPO = Path(__file__).resolve().parents[3]
 BATCH = 2
-
-
-def _missing_tools() -> str | None:
-    if not shutil.which("cmake"):
-        return "cmake is not installed"
-    if not (shutil.which("c++") or shutil.which("g++")):
-        return "no C++ compiler on PATH"
-    return None
-
-
-@pytest.fixture(scope="session")
-def toolchain():
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(missing)
 
 
 def model_inputs(name: str, seed: int = 0) -> dict[str, np.ndarray]:
