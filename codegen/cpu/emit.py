@@ -380,10 +380,9 @@ class _Emitter:
         outs, begin, end = _window(node, xs[2:], kernel)
         strides = _per_axis(node, "strides", len(kernel))
         dilations = _per_axis(node, "dilations", len(kernel))
-        if len(xs) == 3:   # 1-D as 2-D with a unit height
-            xs, kernel, outs = xs[:2] + (1,) + xs[2:], (1,) + tuple(kernel), (1,) + tuple(outs)
-            begin, end, strides, dilations = (0,) + tuple(begin), (0,) + tuple(end), (1,) + tuple(strides), \
-                (1,) + tuple(dilations)
+        if len(xs) == 3:
+            xs, kernel, outs, begin, end, strides, dilations = _as_2d(xs, kernel, outs, begin, end, strides,
+                                                                      dilations)
         p = [xs[0], xs[1], xs[2], xs[3], ws[0], kernel[0], kernel[1], node.attr("group"), strides[0], strides[1],
              begin[0], begin[1], end[0], end[1], dilations[0], dilations[1], outs[0], outs[1]]
         lines = [f"static const flowc_conv2d_params p = {{{', '.join(map(str, p))}}};",
@@ -408,9 +407,9 @@ class _Emitter:
         outs, begin, _ = _transpose_window(node, xs[2:], kernel)
         strides = _per_axis(node, "strides", len(kernel))
         dilations = _per_axis(node, "dilations", len(kernel))
-        if len(xs) == 3:   # 1-D as 2-D with a unit height
-            xs, kernel, outs = xs[:2] + (1,) + xs[2:], (1,) + tuple(kernel), (1,) + tuple(outs)
-            begin, strides, dilations = (0,) + tuple(begin), (1,) + tuple(strides), (1,) + tuple(dilations)
+        if len(xs) == 3:
+            xs, kernel, outs, begin, _, strides, dilations = _as_2d(xs, kernel, outs, begin, begin, strides,
+                                                                    dilations)
         p = [*xs, out.type.shape[1], *kernel, node.attr("group"), *strides, *begin, *dilations, *outs]
         return [f"static const flowc_conv_transpose2d_params p = {{{', '.join(map(str, p))}}};",
                 "float* ws = flowc::steps::scratch<float>(0, flowc_conv_transpose2d_workspace_f32(&p, &par));",
@@ -424,10 +423,9 @@ class _Emitter:
         kernel = tuple(node.attr("kernel_shape"))
         outs, begin, end = _window(node, xs[2:], kernel, bool(node.attr("ceil_mode")))
         strides, dilations = _per_axis(node, "strides", len(kernel)), _per_axis(node, "dilations", len(kernel))
-        if len(xs) == 3:   # 1-D as 2-D with a unit height
-            xs, kernel, outs = xs[:2] + (1,) + xs[2:], (1,) + kernel, (1,) + tuple(outs)
-            begin, end, strides, dilations = (0,) + tuple(begin), (0,) + tuple(end), (1,) + tuple(strides), \
-                (1,) + tuple(dilations)
+        if len(xs) == 3:
+            xs, kernel, outs, begin, end, strides, dilations = _as_2d(xs, kernel, outs, begin, end, strides,
+                                                                      dilations)
         p = [*xs, *kernel, *strides, begin[0], begin[1], end[0], end[1], *dilations, *outs]
         return f"static const flowc_pool2d_params p = {{{', '.join(map(str, p))}}};"
 
@@ -515,8 +513,8 @@ class _Emitter:
                 raise self._refuse(node, f"axes {list(axes)} of rank {len(xs)} (target cpu moves axes of rank up to "
                                          f"{MAX_RANK})")
             perm = [a for a in range(len(xs)) if a not in axes] + list(axes)
-            lines = [f"static const int64_t shape[{len(xs)}] = {{{', '.join(map(str, xs))}}};",
-                     f"static const int64_t perm[{len(xs)}] = {{{', '.join(map(str, perm))}}};",
+            lines = [_int64s("shape", xs),
+                     _int64s("perm", perm),
                      f"float* moved = flowc::steps::scratch<float>(0, {x.type.numel()});",
                      f"flowc_transpose(4, {len(xs)}, shape, perm, {src}, moved, &par);"]
             src, xs, axes = "moved", tuple(xs[a] for a in perm), tuple(range(len(xs) - len(axes), len(xs)))
@@ -538,8 +536,8 @@ class _Emitter:
             raise _unsupported(node)
         if len(xs) <= 1:
             return self._copy(node)
-        return [f"static const int64_t shape[{len(xs)}] = {{{', '.join(map(str, xs))}}};",
-                f"static const int64_t perm[{len(xs)}] = {{{', '.join(map(str, perm))}}};",
+        return [_int64s("shape", xs),
+                _int64s("perm", perm),
                 f"flowc_transpose({x.type.dtype.np.itemsize}, {len(xs)}, shape, perm, {self.ptr(x)}, "
                 f"{self.ptr(out, write=True)}, &par);"]
 
@@ -624,11 +622,10 @@ class _Emitter:
             first[a], step[a] = (r.start if len(r) else 0), k
         if len(xs) == 0:
             return self._copy(node)
-        join = lambda v: ", ".join(map(str, v))  # noqa: E731
-        return [f"static const int64_t x_shape[{len(xs)}] = {{{join(xs)}}};",
-                f"static const int64_t starts[{len(xs)}] = {{{join(first)}}};",
-                f"static const int64_t steps[{len(xs)}] = {{{join(step)}}};",
-                f"static const int64_t y_shape[{len(xs)}] = {{{join(out.type.shape)}}};",
+        return [_int64s("x_shape", xs),
+                _int64s("starts", first),
+                _int64s("steps", step),
+                _int64s("y_shape", out.type.shape),
                 f"flowc_slice({x.type.dtype.np.itemsize}, {len(xs)}, x_shape, starts, steps, y_shape, "
                 f"{self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
 
@@ -655,11 +652,10 @@ class _Emitter:
         else:
             t = ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
             lines = [f"static const {t} zero = {ew.literal(0, x.type.dtype)};", "const void* fill = &zero;"]
-        join = lambda v: ", ".join(map(str, v))  # noqa: E731
         return lines + [
-            f"static const int64_t x_shape[{len(xs)}] = {{{join(xs)}}};",
-            f"static const int64_t begin[{len(xs)}] = {{{join(b for b, _ in widths)}}};",
-            f"static const int64_t end[{len(xs)}] = {{{join(e for _, e in widths)}}};",
+            _int64s("x_shape", xs),
+            _int64s("begin", [b for b, _ in widths]),
+            _int64s("end", [e for _, e in widths]),
             f"flowc_pad(FLOWC_PAD_{mode.upper()}, {x.type.dtype.np.itemsize}, {len(xs)}, x_shape, begin, end, fill, "
             f"{self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
 
@@ -774,8 +770,8 @@ class _Emitter:
             raise self._refuse(node, f"rank {len(xs)} (target cpu gathers elements of tensors of rank 1 to 8)")
         lines, name = self._indices(idx, 1)
         return lines + [
-            f"static const int64_t x_shape[{len(xs)}] = {{{', '.join(map(str, xs))}}};",
-            f"static const int64_t index_shape[{len(xs)}] = {{{', '.join(map(str, ix))}}};",
+            _int64s("x_shape", xs),
+            _int64s("index_shape", ix),
             f"if (!flowc_gather_elements({x.type.dtype.np.itemsize}, {len(xs)}, x_shape, index_shape, "
             f"{axis_of(node, len(xs))}, {self.ptr(x)}, {name}, {self.ptr(out, write=True)}, &par)) {{",
             '  ctx->error = "an index is out of range";', "  return FLOWC_STATUS_OUT_OF_RANGE;", "}"]
@@ -806,6 +802,18 @@ class _Emitter:
             lines.append(f"std::memcpy(ctx->outputs[{j}], {src}, {v.type.nbytes()});")
         if lines or not self.steps:
             self.add_step("graph outputs", lines)
+
+
+def _as_2d(xs, kernel, outs, begin, end, strides, dilations):
+    """A 1-D window op's shape and window numbers as 2-D ones with a unit height."""
+    return (tuple(xs[:2]) + (1,) + tuple(xs[2:]), (1,) + tuple(kernel), (1,) + tuple(outs), (0,) + tuple(begin),
+            (0,) + tuple(end), (1,) + tuple(strides), (1,) + tuple(dilations))
+
+
+def _int64s(name: str, values) -> str:
+    """A step's table of int64 numbers (shapes, strides, starts), as one C line."""
+    values = list(values)
+    return f"static const int64_t {name}[{max(len(values), 1)}] = {{{', '.join(map(str, values)) or '0'}}};"
 
 
 def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...], matrix: int) -> list[int]:

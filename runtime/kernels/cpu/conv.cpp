@@ -112,6 +112,25 @@ PlaneFn depthwise_kernel(const flowc_conv2d_params& p) {
   return nullptr;
 }
 
+// one(i, buffer, inner) for each image-group i < n. With `in_parallel`, each thread takes one
+// contiguous run of them with its own column buffer (workspace + t * col) and runs them
+// single-threaded; otherwise they run one after another, each over the whole pool.
+template <class One>
+void each_image_group(int64_t n, bool in_parallel, float* workspace, int64_t col, const flowc_parallel* par,
+                      One&& one) {
+  if (in_parallel) {
+    int threads = parallel_threads(par);
+    int64_t per = (n + threads - 1) / threads;
+    parallel_for(par, threads, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t)
+        for (int64_t i = t * per; i < std::min(n, (t + 1) * per); ++i)
+          one(i, workspace ? workspace + t * col : nullptr, nullptr);
+    });
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) one(i, workspace, par);
+}
+
 }  // namespace
 
 bool flowc_conv2d_is_depthwise_direct(const flowc_conv2d_params* p) {
@@ -149,18 +168,7 @@ void flowc_conv2d_im2col_f32(const flowc_conv2d_params* p, const float* x, const
     conv_group(*p, x + i * in_group, w + g * w_group, bias ? bias + g * Kg : nullptr,
                y + i * out_group, ws, inner);
   };
-  if (groups_in_parallel(*p, par)) {
-    int threads = parallel_threads(par);
-    int64_t n = p->batch * G, per = (n + threads - 1) / threads;
-    // One contiguous run of image-groups per thread, each thread with its own column buffer.
-    parallel_for(par, threads, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t)
-        for (int64_t i = t * per; i < std::min(n, (t + 1) * per); ++i)
-          one(i, workspace + t * col, nullptr);
-    });
-    return;
-  }
-  for (int64_t i = 0; i < p->batch * G; ++i) one(i, workspace, par);
+  each_image_group(p->batch * G, groups_in_parallel(*p, par), workspace, col, par, one);
 }
 
 void flowc_conv2d_f32(const flowc_conv2d_params* p, const float* x, const float* w,
@@ -253,16 +261,5 @@ void flowc_conv_transpose2d_f32(const flowc_conv_transpose2d_params* p, const fl
     conv_transpose_group(*p, x + i * in_group, w + g * w_group, bias ? bias + g * Mg : nullptr,
                          y + i * out_group, ws, inner);
   };
-  if (transpose_groups_in_parallel(*p, par)) {
-    int threads = parallel_threads(par);
-    int64_t n = p->batch * G, per = (n + threads - 1) / threads;
-    // One contiguous run of image-groups per thread, each thread with its own column buffer.
-    parallel_for(par, threads, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t)
-        for (int64_t i = t * per; i < std::min(n, (t + 1) * per); ++i)
-          one(i, workspace ? workspace + t * col : nullptr, nullptr);
-    });
-    return;
-  }
-  for (int64_t i = 0; i < p->batch * G; ++i) one(i, workspace, par);
+  each_image_group(p->batch * G, transpose_groups_in_parallel(*p, par), workspace, col, par, one);
 }

@@ -6,60 +6,8 @@ case its own node and output (named for the case, which failures print)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-import flowc
-from flowc.codegen import cpu
-from flowc.errors import CompileError
-from flowc.frontend.builder import GraphBuilder
-
-RTOL = ATOL = 1e-5
-NUMPY = {"i64": np.int64, "i32": np.int32, "u8": np.uint8}
-
-
-class Cases:
-    """One graph of many single-op cases over random inputs, compiled once for target cpu."""
-
-    def __init__(self, name: str, seed: int = 0):
-        self.b = GraphBuilder(name)
-        self.feeds: dict[str, np.ndarray] = {}
-        self.rng = np.random.default_rng(seed)
-
-    def input(self, shape, dtype="f32", scale=1.0, low=-100, high=100):
-        name = f"x{len(self.feeds)}"
-        if dtype == "f32":
-            data = (self.rng.standard_normal(shape) * scale).astype(np.float32)
-        else:
-            data = self.rng.integers(low, high, size=shape).astype(NUMPY[dtype])
-        self.feeds[name] = data
-        return self.b.input(name, dtype, list(shape))
-
-    def weight(self, shape, scale=0.5):
-        return self.b.const((self.rng.standard_normal(shape) * scale).astype(np.float32))
-
-    def __setitem__(self, case: str, t):
-        self.b.output(t, name=case)
-
-    def check(self, out_dir):
-        graph = self.b.build()
-        model = flowc.load(flowc.compile(graph, target="cpu", out_dir=out_dir).path)
-        got, want = model.run(self.feeds), flowc.ir.run(graph, self.feeds)
-        assert sorted(got) == sorted(want)
-        for case, w in want.items():
-            g = got[case]
-            assert (g.dtype, g.shape) == (w.dtype, w.shape), case
-            if w.dtype.kind == "f":
-                np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=case)
-            else:
-                np.testing.assert_array_equal(g, w, err_msg=case)
-
-
-def ints(*values):
-    return np.array(values, np.int64)
-
-
-def floats(*values):
-    return np.array(values, np.float32)
+from cases import Cases, floats, ints, refusal
 
 
 # -- ops new to target cpu -------------------------------------------------------------
@@ -257,13 +205,6 @@ def test_data_movement(tmp_path, toolchain):
 
 
 # -- what target cpu refuses ------------------------------------------------------------
-
-def refusal(build, tmp_path) -> str:
-    b = GraphBuilder("g")
-    b.output(build(b), name="y")
-    with pytest.raises(CompileError) as e:
-        cpu.emit(b.build(), tmp_path / "m")
-    return str(e.value)
 
 
 def test_refusals_name_the_case(tmp_path):
