@@ -290,9 +290,9 @@ class Model:
         for v in self.graph.inputs:
             shape = v.type.shape
             got = np.shape(feeds[v.name]) if v.name in feeds else ()
-            if shape and isinstance(shape[0], str) and len(got) == len(shape) and got[0] > self.max_batch:
-                raise InputError(f"input {quote_name(v.name)} has shape {list(got)}: batch {got[0]} is over the "
-                                 f"bound {self.max_batch} the model was compiled for (max_batch)")
+            if shape and isinstance(shape[0], str) and len(got) == len(shape) and not 1 <= got[0] <= self.max_batch:
+                raise InputError(f"input {quote_name(v.name)} has shape {list(got)}: batch {got[0]} is outside "
+                                 f"1..{self.max_batch}, the bound the model was compiled for (max_batch)")
 
     def __repr__(self) -> str:
         sig = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)

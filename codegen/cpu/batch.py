@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from flowc.errors import CompileError, quote_name
-from flowc.ir.graph import Graph
+from flowc.errors import CompileError, describe_node, quote_name
+from flowc.ir.graph import Graph, Node
 from flowc.ir.infer import infer_graph
 from flowc.ir.passes import PIPELINE, fold_constants, fold_constants_no_growth, run_passes
-from flowc.ir.types import is_symbol_name, substitute_dim
+from flowc.ir.types import _monomial, is_symbol_name, substitute_dim
 
 # C tokens: string literals and comments whole, numbers (hex floats included), identifiers
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|//.*|0[xX][0-9a-fA-F.]+(?:[pP][-+]?\d+)?[fFlLuU]*'
@@ -52,6 +52,96 @@ def batch_symbol(graph: Graph, max_batch: int) -> str:
                 raise CompileError(f"input {quote_name(v.name)} has type {v.type}: dim {axis} ({d}) is symbolic "
                                    f"and is not the batch {symbol}; target cpu needs it pinned (input_shapes=)")
     return symbol
+
+
+# Ops whose result is not linear in their operands: fed the batch size, they can make a
+# graph behave differently at some batches (Equal(N, 1)) in ways three sample points miss.
+_NONLINEAR = frozenset({"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor",
+                        "Where", "Mod", "Div", "Min", "Max", "Clip", "Abs", "Sign", "If", "Loop"})
+# Operands whose values pass on to the results: a batch size there is a batch size after.
+_CARRY = {"Gather": (0,), "Slice": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Reshape": (0,), "Flatten": (0,),
+          "Cast": (0,), "Identity": (0,), "Expand": (0,), "Tile": (0,), "Neg": (0,), "Concat": None, "Add": None,
+          "Sub": None, "Mul": None, "Range": None}
+# Operands that only say a shape (checked affine on its own), whatever values led to them.
+_SHAPE_OPERANDS = {"Shape": (0,), "Size": (0,), "Expand": (1,), "Reshape": (1,), "ConstantOfShape": (0,),
+                   "Tile": (1,)}
+
+
+def check_batch_uses(graph: Graph, symbol: str) -> None:
+    """What three sample points can vouch for: every tensor of the optimised symbolic graph has a
+    known rank and dims that are constants or multiples of the batch, and the batch size, read
+    by Shape, reaches no comparison or other non-linear op whose result is used for more than a
+    shape."""
+    for v in list(graph.inputs) + [o for n in graph.nodes for o in n.outputs]:
+        shape = v.type.shape if v.type is not None else None
+        if shape is None:
+            raise _symbolic_error(v, "its rank is not known")
+        for d in shape:
+            m = _monomial(d)
+            if m is None or m[1] not in ((), (symbol,)):
+                raise _symbolic_error(v, f"dim {d} is not a constant or a multiple of the batch {symbol}")
+    users = graph.users()
+    sized: set[int] = set()   # values that hold the batch size, or numbers made from it
+    for node in graph.nodes:
+        if node.op in ("Shape", "Size"):
+            if any(symbol in (_monomial(d) or (0, ()))[1] for d in node.inputs[0].type.shape):
+                sized.update(id(o) for o in node.outputs)
+            continue
+        fed = [i for i, v in enumerate(node.inputs) if v is not None and id(v) in sized]
+        if not fed:
+            continue
+        if node.op in _NONLINEAR:
+            if not _only_shapes_read(graph, users, node):
+                raise CompileError(f"dynamic batch: {describe_node(node)} computes on the batch size, which "
+                                   "code compiled for a range of batches cannot follow; compile it for one batch "
+                                   "(input_shapes=) instead of max_batch")
+            sized.update(id(o) for o in node.outputs)
+        elif node.op in _CARRY and (_CARRY[node.op] is None or any(i in _CARRY[node.op] for i in fed)):
+            sized.update(id(o) for o in node.outputs)
+
+
+def _only_shapes_read(graph: Graph, users, node: Node) -> bool:
+    """`node`'s results, and what is computed from their values, end as shapes only (a broadcast
+    computed with Max, a -1 replaced with Where), never as data or a graph output."""
+    frontier, seen = list(node.outputs), set()
+    while frontier:
+        v = frontier.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if v in graph.outputs:
+            return False
+        for u in users.get(v, []):
+            positions = [i for i, x in enumerate(u.inputs) if x is v]
+            if all(i in _SHAPE_OPERANDS.get(u.op, ()) for i in positions):
+                continue
+            carried = _CARRY.get(u.op, ()) if u.op not in _NONLINEAR else None
+            if u.op in _NONLINEAR or carried is None or any(i in carried for i in positions):
+                frontier.extend(u.outputs)
+            else:
+                return False
+    return True
+
+
+def _symbolic_error(v, what: str) -> CompileError:
+    return CompileError(f"dynamic batch: tensor {quote_name(v.name)} has type {v.type}: {what}, so its size "
+                        "at every batch cannot be known from the bound; compile it for one batch "
+                        "(input_shapes=) instead of max_batch")
+
+
+def check_small_batches(graph: Graph, symbol: str, max_batch: int) -> None:
+    """Shape inference at the small batches the sample points do not cover, where a graph may
+    be invalid (a TopK of more rows than the batch has)."""
+    for b in range(1, min(max_batch, 3)):
+        g = graph.copy()
+        for v in g.inputs:
+            if v.type is not None and v.type.shape is not None:
+                v.type = v.type.with_shape(substitute_dim(d, {symbol: b}) for d in v.type.shape)
+        try:
+            infer_graph(g)
+        except CompileError as e:
+            raise CompileError(f"dynamic batch: at batch {b}, {e}; bound the batch from below by compiling "
+                               "for one batch (input_shapes=) instead of max_batch") from None
 
 
 def sample_points(max_batch: int) -> tuple[int, int, int]:
@@ -162,7 +252,7 @@ def _merge_line(lines: Sequence[str], batches: Sequence[int], step: str) -> str:
             raise _step_error(step, f"{values} at batch {list(batches)} in {lines[0].strip()!r} is not a "
                                     "multiple of the batch plus a constant")
         expr = _expression(*fit)
-        out.append(f"static_cast<uint64_t>{expr}" if "u" in matches[0].group(2).lower() else expr)
+        out.append(f"static_cast<uint64_t>({expr})" if "u" in matches[0].group(2).lower() else expr)
     line = "".join(out)
     stripped = line.lstrip()
     if stripped.startswith("static const "):   # initialised per call now, not once

@@ -96,6 +96,8 @@ def _emit_batched(graph: Graph, max_batch: int) -> _Emitter:
     """Steps that run any batch up to `max_batch`: emitted at the sample points of batch.py on
     one order and the bound's memory plan, then merged into expressions of ctx->batch."""
     symbol = batch.batch_symbol(graph, max_batch)
+    batch.check_batch_uses(graph, symbol)
+    batch.check_small_batches(graph, symbol, max_batch)
     if max_batch == 1:
         emitter = _emit_graph(_lower(batch.specialize(graph, symbol, 1)))
         emitter.max_batch = 1

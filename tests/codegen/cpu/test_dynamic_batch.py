@@ -166,8 +166,9 @@ def test_reference_target_keeps_the_bound(tmp_path):
     model = flowc.load(flowc.compile(b.build(), target="reference", out_dir=tmp_path / "r", max_batch=3).path)
     assert model.max_batch == 3
     assert model.run({"x": np.ones((3, 4), np.float32)})["y"].shape == (3, 4)
-    with pytest.raises(InputError, match="batch 4 is over the bound 3"):
-        model.run({"x": np.ones((4, 4), np.float32)})
+    for rows in (0, 4):
+        with pytest.raises(InputError, match=rf"batch {rows} is outside 1\.\.3, the bound"):
+            model.run({"x": np.ones((rows, 4), np.float32)})
 
 
 def test_affine_numbers():
@@ -191,3 +192,31 @@ def test_bound_of_one(tmp_path, toolchain):
     np.testing.assert_array_equal(model.run({"x": -np.ones((1, 4), np.float32)})["y"], np.zeros((1, 4)))
     with pytest.raises(InputError, match=r"expected shape \[1, 4\], got \[2, 4\]"):
         model.run({"x": np.ones((2, 4), np.float32)})
+
+
+def _refused(tmp_path, build) -> str:
+    b, x = _batch_graph("g")
+    b.output(build(b, x), "y")
+    with pytest.raises(CompileError) as e:
+        flowc.compile(b.build(), target="cpu", out_dir=tmp_path / "g", max_batch=5)
+    return str(e.value)
+
+
+def test_what_three_sample_points_cannot_vouch_for_is_refused(tmp_path):
+    """Sizes that stop following the batch, batch 1's special meanings, a graph invalid at small
+    batches: each would run wrong below the bound, so each is a CompileError (found in review)."""
+    first3 = _refused(tmp_path, lambda b, x: b.op("Slice", x, np.array([0]), np.array([3]), np.array([0])))
+    assert 'has type f32[?,4]: dim ? is not a constant or a multiple of the batch N' in first3
+    squeezed = _refused(tmp_path, lambda b, x: b.op("Squeeze", b.op("Unsqueeze", x, np.array([1]))))
+    assert 'its rank is not known' in squeezed or 'is not a constant or a multiple' in squeezed
+    is_one = _refused(tmp_path, lambda b, x: b.op(
+        "Where", b.op("Equal", b.op("Shape", x, start=0, end=1), np.array([1])), np.array(100.0, np.float32), x))
+    assert "Equal node" in is_one and "computes on the batch size" in is_one
+    topk = _refused(tmp_path, lambda b, x: b.op("TopK", x, np.array([3]), outputs=2, axis=0)[0])
+    assert topk.startswith("dynamic batch: at batch 1, TopK node")
+
+
+def test_unsigned_literals_merge_into_valid_cpp():
+    points = batch.sample_points(4)
+    assert batch._merge_line(["f(4ULL);", "f(5ULL);", "f(11ULL);"], points, "s") == \
+        "f(static_cast<uint64_t>(ctx->batch));"
