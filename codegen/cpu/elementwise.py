@@ -257,7 +257,7 @@ class Source:
     is_output: bool = False
 
 
-def _strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
     """Element strides of `shape` broadcast to `out` (0 along broadcast axes)."""
     shape = (1,) * (len(out) - len(shape)) + tuple(shape)
     strides, step = [0] * len(out), 1
@@ -286,7 +286,8 @@ def loop(out_ptr: str, out_ctype: str, out_shape: tuple[int, ...], sources: list
     numel = math.prod(out_shape)
     if numel == 0:
         return []
-    all_strides = [_strides(s.shape, out_shape) for s in sources] + [_strides(out_shape, out_shape)]
+    all_strides = [broadcast_strides(s.shape, out_shape) for s in sources]
+    all_strides.append(broadcast_strides(out_shape, out_shape))
     dims, strides = _collapse(tuple(out_shape), all_strides)
     own = [s.is_output and s.ctype == out_ctype and st == all_strides[-1]
            for s, st in zip(sources, all_strides)]

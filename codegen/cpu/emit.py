@@ -42,6 +42,7 @@ RUNTIME_PARTS = ("CMakeLists.txt", "include", "base", "device", "core", "api", "
 RUNTIME_SUFFIXES = {".h", ".cc", ".cpp", ".txt"}
 ARENA_SLOTS = 2          # requests in flight at once, each with its own arena
 MAX_RANK = 6             # the layout kernels' limit
+ATTENTION_ROWS = 32      # query rows per FusedAttention job: scores of 32 x keys floats per thread
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,54 @@ class _Emitter:
         return lines
 
     _op_FusedMatMul = _op_MatMul
+
+    def _op_FusedAttention(self, node):
+        """Per job (one batch index, a block of query rows): scores = q_blk @ kt into a per-thread
+        buffer, the epilogue (scale, mask) on them, softmax in place, then @ v into the output;
+        the scores stay in cache and no step writes them out."""
+        out = self._single_output(node)
+        q, kt, v = node.inputs[:3]
+        extras = list(node.inputs[3:])
+        self._f32(node, [q, kt, v, out])
+        qs = tuple(q.type.shape)
+        batch, (m, k), n, d = qs[:-2], qs[-2:], kt.type.shape[-1], v.type.shape[-1]
+        nb, block = math.prod(batch), ATTENTION_ROWS
+        blocks = -(-m // block)
+        scores = batch + (m, n)
+        sources = {"acc": out.type.dtype, **{f"x{i}": x.type.dtype for i, x in enumerate(extras)}}
+        body = ew.program_body(node, "epilogue", sources, out.type.dtype)
+        strides = [ew.broadcast_strides(tuple(x.type.shape), scores) for x in extras]
+        lines = [f"const float* Q = {self.ptr(q)};", f"const float* KT = {self.ptr(kt)};",
+                 f"const float* V = {self.ptr(v)};", f"float* Y = {self.ptr(out, write=True)};"]
+        lines += [f"const {ctype(x.type.dtype, f'tensor {quote_name(x.name)}')}* p{j + 1} = {self.ptr(x)};"
+                  for j, x in enumerate(extras)]
+        lines += [f"flowc::parallel_for(&par, {nb * blocks}, 1, [&](int64_t lo, int64_t hi) {{",
+                  f"  float* s = flowc::steps::scratch<float>(0, {block * n});",
+                  "  for (int64_t job = lo; job < hi; ++job) {",
+                  f"    const int64_t b = job / {blocks}, m0 = job % {blocks} * {block};",
+                  f"    const int64_t rows = std::min<int64_t>({block}, {m} - m0);",
+                  f"    flowc_gemm_f32(false, false, rows, {n}, {k}, 1.0f, Q + (b * {m} + m0) * {k}, {k}, "
+                  f"KT + b * {k * n}, {n}, 0.0f, s, {n}, nullptr);"]
+        if node.attr("epilogue") != IDENTITY_EPILOGUE:
+            lines += ["    int64_t q = b, c = 0;"] + [f"    int64_t o{j + 1} = 0;" for j in range(len(extras))]
+            for axis in reversed(range(len(batch))):
+                lines.append(f"    c = q % {batch[axis]}; q /= {batch[axis]};")
+                lines += [f"    o{j + 1} += c * {st[axis]};" for j, st in enumerate(strides) if st[axis]]
+            lines += ["    for (int64_t i = 0; i < rows; ++i) {", f"      float* sr = s + i * {n};",
+                      f"      for (int64_t j = 0; j < {n}; ++j) {{",
+                      "        const float src0 = sr[j];"]
+            for j, st in enumerate(strides):
+                index = f"o{j + 1} + (m0 + i) * {st[-2]}" + ("" if not st[-1] else " + j" if st[-1] == 1
+                                                            else f" + j * {st[-1]}")
+                t = ctype(extras[j].type.dtype, f"tensor {quote_name(extras[j].name)}")
+                lines.append(f"        const {t} src{j + 1} = p{j + 1}[{index}];")
+            lines += ["        " + line for line in body.lines]
+            lines += [f"        sr[j] = {body.result};", "      }", "    }"]
+        lines += [f"    flowc_softmax_f32(rows, {n}, s, s, nullptr);",
+                  f"    flowc_gemm_f32(false, false, rows, {d}, {n}, 1.0f, s, {n}, V + b * {n * d}, {d}, 0.0f, "
+                  f"Y + (b * {m} + m0) * {d}, {d}, nullptr);",
+                  "  }", "});"]
+        return lines
 
     # -- convolution and pooling ---------------------------------------------------------
     def _op_Conv(self, node):

@@ -267,3 +267,43 @@ defop("FusedConv", family="fused", onnx=False,
       inputs=("X", "W", "B?", "extra*"),
       attrs={**{k: Attr(a.kind, a.default) for k, a in get_op("Conv").attrs.items()}, **_EPILOGUE},
       infer=_conv_infer, ref=_conv_ref)
+
+
+# -- FusedAttention: softmax(epilogue(A @ B)) @ C in one pass over row blocks --------------------
+
+def _attention_probes(node: Node):
+    """The MatMul of scores, and the epilogue's sources, as the unfused graph computes them."""
+    q, kt, v = node.inputs[:3]
+    return Node("MatMul", [q, kt], [Value("acc", None)], {}, node.name), v, node.inputs[3:]
+
+
+def _attention_infer(node: Node):
+    if any(v is None for v in node.inputs):
+        raise node.error("takes A, B, C and the epilogue's extra inputs, none omitted")
+    scores_op, v, extras = _attention_probes(node)
+    try:
+        acc = get_op("MatMul").infer(scores_op)[0]
+    except CompileError as e:
+        raise node.error(f"A @ B: {_unprefixed(e, describe_node(scores_op))}") from None
+    scores = program_type(node, "epilogue", {"acc": acc, **_inputs(x.type for x in extras)})
+    if scores.shape != acc.shape:
+        raise node.error(f"the epilogue broadcasts the scores {acc} to {scores}")
+    product = Node("MatMul", [Value("scores", scores), v], [Value("y", None)], {}, node.name)
+    try:
+        return get_op("MatMul").infer(product)
+    except CompileError as e:
+        raise node.error(f"softmax(scores) @ C: {_unprefixed(e, describe_node(product))}") from None
+
+
+def _attention_ref(node: Node, q, kt, v, *extras):
+    scores_op, _, _ = _attention_probes(node)
+    acc = get_op("MatMul").ref(scores_op, q, kt)
+    scores = program_value(node, "epilogue", {"acc": acc, **_inputs(extras)})
+    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return np.matmul(shifted / shifted.sum(axis=-1, keepdims=True), v).astype(v.dtype)
+
+
+defop("FusedAttention", family="fused", onnx=False,
+      summary="softmax(epilogue(A @ B)) @ C, the softmax over the last axis: attention's QK^T, scale and mask, "
+              "softmax and xV as one op, computed a block of rows at a time",
+      inputs=("A", "B", "C", "extra*"), attrs=_EPILOGUE, infer=_attention_infer, ref=_attention_ref)

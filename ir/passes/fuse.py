@@ -161,6 +161,43 @@ def fuse_elementwise(graph: Graph) -> Graph:
 IDENTITY_EPILOGUE = "y = Identity acc"
 
 
+def _static_batch(*values: Value) -> bool:
+    """All of rank r >= 3 with the same static dims before the last two (no broadcast between them)."""
+    shapes = [v.type.shape for v in values]
+    if any(s is None or len(s) < 3 or not all(isinstance(d, int) for d in s) for s in shapes):
+        return False
+    return len({len(s) for s in shapes}) == 1 and len({tuple(s[:-2]) for s in shapes}) == 1
+
+
+@graph_pass("fuse-attention", "MatMul (scores, with their epilogue), Softmax over the last axis, MatMul by the "
+                              "values: one FusedAttention, whose scores never leave the cache.")
+def fuse_attention(graph: Graph) -> Graph:
+    users = graph.users()
+    outputs = {id(v) for v in graph.outputs}
+    for node in list(graph.nodes):
+        if node.op != "MatMul":
+            continue
+        soft = node.inputs[0].producer
+        if soft is None or soft.op != "Softmax" or len(users.get(soft.outputs[0], [])) != 1 \
+                or id(soft.outputs[0]) in outputs:
+            continue
+        scores = soft.inputs[0]
+        rank = scores.type.rank
+        if rank is None or soft.attr("axis") not in (-1, rank - 1):
+            continue
+        mm = scores.producer
+        if mm is None or mm.op not in ("MatMul", "FusedMatMul") or mm.attrs.get("trans_b") \
+                or len(users.get(scores, [])) != 1 or id(scores) in outputs:
+            continue
+        q, kt, v = mm.inputs[0], mm.inputs[1], node.inputs[1]
+        if not _static_batch(q, kt, v) or scores.type.dtype.name != "f32":
+            continue
+        attrs = {"epilogue": mm.attrs.get("epilogue", IDENTITY_EPILOGUE)}
+        if _replace(graph, [mm, soft, node], "FusedAttention", [q, kt, v, *mm.inputs[2:]], attrs, node.name):
+            users = graph.users()
+    return eliminate_dead_code(graph)
+
+
 @graph_pass("absorb-transposes", "A MatMul by a transposed matrix reads the matrix as it is: FusedMatMul "
                                  "with trans_b, so no step transposes it (a tied LM head, for one).")
 def absorb_transposes(graph: Graph) -> Graph:
@@ -181,6 +218,7 @@ def absorb_transposes(graph: Graph) -> Graph:
 LOWERING: list[Pass] = [
     decompose,           # ops a few others compute exactly become those others, which then fuse
     fuse_epilogues,      # first: a bias or activation belongs in the GEMM/conv that precedes it
+    fuse_attention,      # attention's scores, softmax and values product, the scores' epilogue included
     fuse_elementwise,    # then what elementwise chains remain
     absorb_transposes,   # last: a GEMM reads B transposed in place of a transpose step
 ]

@@ -135,6 +135,23 @@ def test_maxpool_indices(tmp_path, toolchain):
     c.check(tmp_path)
 
 
+def test_attention(tmp_path, toolchain):
+    """QK^T, scale and mask, softmax, xV: one FusedAttention step (fuse-attention), over row
+    blocks of 32 queries (37 rows: a partial block), masks broadcast along heads and rows."""
+    c = Cases("attention")
+    op = c.op
+    for rows in (7, 37):
+        q, kt, v = c.input([2, 3, rows, 5]), c.input([2, 3, 5, 11]), c.input([2, 3, 11, 4])
+        mask = c.input([2, 1, 1, 11], scale=3.0)
+        scores = op("Add", op("Mul", op("MatMul", q, kt), np.array(0.5, np.float32)), mask)
+        c[f"attention_{rows}"] = op("MatMul", op("Softmax", scores, axis=-1), v)
+        q, kt, v = c.input([1, rows, 13]), c.input([1, 13, 6]), c.input([1, 6, 9])
+        c[f"attention_plain_{rows}"] = op("MatMul", op("Softmax", op("MatMul", q, kt)), v)
+    c.check(tmp_path)
+    source = (tmp_path / "model.cpp").read_text()
+    assert source.count("// FusedAttention") == 4 and "// Softmax" not in source
+
+
 # -- kernels target cpu had before, at odd and prime shapes ----------------------------
 
 def test_matmul_conv_pool_norm_reduce(tmp_path, toolchain):

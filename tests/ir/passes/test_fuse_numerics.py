@@ -21,7 +21,8 @@ FUSED_AT_LEAST = {"mlp": {"FusedMatMul": 3}, "resnet": {"FusedConv": 7, "FusedMa
 
 
 def test_lowering_passes_are_registered_and_not_in_the_pipeline():
-    assert [p.name for p in LOWERING] == ["decompose", "fuse-epilogues", "fuse-elementwise", "absorb-transposes"]
+    assert [p.name for p in LOWERING] == ["decompose", "fuse-epilogues", "fuse-attention", "fuse-elementwise",
+                                            "absorb-transposes"]
     assert all(get_pass(p.name) is p for p in LOWERING)
     assert not set(LOWERING) & set(PIPELINE)
 
