@@ -124,6 +124,26 @@ def build(out_dir, *, native: bool = False, jobs: int = 2, progress: BuildProgre
 
 # -- the runtime cache ------------------------------------------------------------------
 
+
+def prebuild_runtime() -> float:
+    """Build the runtime and kernel objects into the runtime cache now (install.sh does, once),
+    so that the first model compiled on this machine builds only its own model.cpp; seconds taken."""
+    import tempfile
+
+    import numpy as np
+
+    from flowc.frontend.builder import GraphBuilder
+
+    from .emit import emit
+    start = time.perf_counter()
+    b = GraphBuilder("prebuild")
+    b.output(b.op("Relu", b.input("x", "f32", [1, 4])) * np.float32(2), name="y")
+    with tempfile.TemporaryDirectory(prefix="flowc-prebuild-") as folder:
+        emit(b.build(), folder)
+        build(folder)
+    return time.perf_counter() - start
+
+
 def runtime_cache_dir() -> Path | None:
     """The folder of the runtime cache, created private to this user; None (and a warning) when
     it cannot be made or is not safe to use (not a folder of ours, or writable by others)."""
