@@ -8,7 +8,7 @@ runtime sources. Nothing the model names reaches C but as an escaped string lite
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,6 @@ class EmitResult:
     memory: memory.MemoryPlan
     weight_bytes: int
     lowered: Graph                       # the graph the steps were emitted from, after LOWERING
-    unsupported: tuple[str, ...] = field(default=())
     max_batch: int | None = None         # the batch bound of a dynamic-batch project (plan and lowered at it)
 
 

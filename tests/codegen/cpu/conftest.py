@@ -1,6 +1,7 @@
 """Session fixtures for the CPU target: each test model compiled (batch 2) and built once."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +39,12 @@ def compiled(exported_model, tmp_path_factory, toolchain):
         return cache[name]
 
     return get
+
+
+def run_in_threads(caller, threads: int = 4) -> None:
+    """caller(t) on `threads` threads at once, t = 0, 1, ...; returns when all are done."""
+    workers = [threading.Thread(target=caller, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
-import threading
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from flowc.codegen.cpu import batch
 from flowc.errors import CompileError, InputError
 from flowc.frontend.builder import GraphBuilder
 
-from conftest import REPO
+from conftest import REPO, run_in_threads
 
 MAX_BATCH = 4
 
@@ -74,11 +73,7 @@ def test_concurrent_callers_with_different_batches(dynamic):
             if got.shape != expected[k].shape or not np.array_equal(got, expected[k]):
                 failures.append((t, i, k))
 
-    threads = [threading.Thread(target=caller, args=(t,)) for t in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    run_in_threads(caller)
     assert not failures
 
 

@@ -2,7 +2,6 @@
 requests through one loaded model, every answer checked."""
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import pytest
 import flowc
 from flowc.errors import InputError
 
-from conftest import model_inputs
+from conftest import model_inputs, run_in_threads
 
 MODELS = ["mlp", "resnet", "vit", "bert", "gpt2", "tinycnn"]
 RTOL, ATOL = 1e-4, 1e-5   # f32
@@ -44,11 +43,7 @@ def test_concurrent_requests_each_get_their_answer(compiled):
             if not np.allclose(got, answers[k], rtol=RTOL, atol=ATOL):
                 failures.append((t, i, k))
 
-    threads = [threading.Thread(target=caller, args=(t,)) for t in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    run_in_threads(caller)
     assert not failures
 
 
