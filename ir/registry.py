@@ -3,8 +3,9 @@
 An `OpDef` holds the op's inputs and outputs, its typed attributes with their
 defaults, its shape and dtype rule (`infer`), its numpy reference (`ref`) and,
 for ops that compute shapes, its rule on statically known integer contents
-(`sym`). SBP signatures, cost and lowering hooks of the later backends join the
-same record. Ops are defined in `ir/ops/<family>.py` with `defop`.
+(`sym`), the SBP signatures it computes in over a device mesh (`sbp`, see
+ir/sbp.py) and its arithmetic at given shapes (`flops`, for the cost model).
+Ops are defined in `ir/ops/<family>.py` with `defop`.
 """
 from __future__ import annotations
 
@@ -82,6 +83,8 @@ class OpDef:
     commutative: bool = False
     storage: bool = False            # takes and gives storage-only dtypes (f8e4m3fn, i4, ...): moves or casts them
     onnx: bool = True                # an ONNX op; False for flowc's own (fused) ops, which models may not name
+    sbp: Callable | None = None      # sbp(node) -> list[ir.sbp.Signature]; None: only replicated (all B)
+    flops: Callable | None = None    # flops(node, in_types, out_types) -> float at those (local) types
     extra: dict[str, Any] = field(default_factory=dict)   # hooks of later stages
 
     # -- arity ---------------------------------------------------------------
@@ -145,12 +148,13 @@ def _parse_attrs(attrs: dict[str, Any]) -> dict[str, Attr]:
 
 def defop(name: str, *, family: str, summary: str, inputs, outputs=("Y",), attrs=None,
           infer: Callable, ref: Callable, sym: Callable | None = None,
-          commutative: bool = False, storage: bool = False, onnx: bool = True, **extra) -> OpDef:
+          commutative: bool = False, storage: bool = False, onnx: bool = True,
+          sbp: Callable | None = None, flops: Callable | None = None, **extra) -> OpDef:
     """Define an op. `attrs` maps name -> (kind, default) or Attr."""
     if name in _REGISTRY:
         raise AssertionError(f"op {name} is defined twice")
     op = OpDef(name, family, summary, tuple(inputs), tuple(outputs), _parse_attrs(attrs or {}),
-               infer, ref, sym, commutative, storage, onnx, extra)
+               infer, ref, sym, commutative, storage, onnx, sbp, flops, extra)
     _REGISTRY[name] = op
     return op
 

@@ -16,6 +16,7 @@ from flowc.errors import quote_name
 
 from ..infer import known_ints
 from ..registry import REQUIRED, defop
+from ..sbp import B, P, broadcast_signatures, elementwise_signatures, linear_signatures, scaling_signatures
 from ..types import dim_add, dim_div, dim_mul, dim_sub
 from .rules import (broadcast_infer, broadcast_shapes, compare_infer, in_type, require_dtype, same_as_input,
                     same_dtypes, widen)
@@ -29,9 +30,9 @@ def _typed(cls, rule=same_as_input):
     return infer
 
 
-def _unary(name, summary, cls, attrs, fn):
+def _unary(name, summary, cls, attrs, fn, sbp=elementwise_signatures):
     defop(name, family="elementwise", summary=summary, inputs=("X",), attrs=attrs, infer=_typed(cls),
-          ref=lambda n, x: np.asarray(fn(n, widen(x))).astype(x.dtype))
+          ref=lambda n, x: np.asarray(fn(n, widen(x))).astype(x.dtype), sbp=sbp)
 
 
 # name -> (summary, attrs, f(node, x) on a widened float array)
@@ -96,7 +97,7 @@ UNARY = {
 }
 
 for _name, (_summary, _cls, _attrs, _fn) in UNARY.items():
-    _unary(_name, _summary, _cls, _attrs, _fn)
+    _unary(_name, _summary, _cls, _attrs, _fn, linear_signatures if _name == "Neg" else elementwise_signatures)
 
 
 def _gelu(n, x):
@@ -113,9 +114,9 @@ def _gelu_infer(node):
 
 defop("Gelu", family="elementwise", summary="Gaussian error linear unit, exact or tanh-approximated.",
       inputs=("X",), attrs={"approximate": ("str", "none")}, infer=_gelu_infer,
-      ref=lambda n, x: _gelu(n, widen(x)).astype(x.dtype))
+      ref=lambda n, x: _gelu(n, widen(x)).astype(x.dtype), sbp=elementwise_signatures)
 defop("Identity", family="elementwise", summary="x, unchanged.", inputs=("X",), infer=same_as_input,
-      ref=lambda n, x: x, sym=lambda n: [n.inputs[0].sym], storage=True)
+      ref=lambda n, x: x, sym=lambda n: [n.inputs[0].sym], storage=True, sbp=linear_signatures)
 
 
 def _bool_out(node):
@@ -124,10 +125,10 @@ def _bool_out(node):
 
 
 defop("IsNaN", family="elementwise", summary="True where x is NaN.", inputs=("X",), infer=_bool_out,
-      ref=lambda n, x: np.isnan(widen(x)))
+      ref=lambda n, x: np.isnan(widen(x)), sbp=elementwise_signatures)
 defop("IsInf", family="elementwise", summary="True where x is infinite (of the signs asked for).",
       inputs=("X",), attrs={"detect_negative": ("int", 1), "detect_positive": ("int", 1)},
-      infer=_bool_out,
+      infer=_bool_out, sbp=elementwise_signatures,
       ref=lambda n, x: (np.isposinf(widen(x)) & bool(n.attr("detect_positive")))
       | (np.isneginf(widen(x)) & bool(n.attr("detect_negative"))))
 
@@ -151,7 +152,7 @@ def _clip(n, x, lo=None, hi=None):
 
 
 defop("Clip", family="elementwise", summary="Clamp x to [min, max]; either bound may be omitted.",
-      inputs=("X", "min?", "max?"), infer=_clip_infer, ref=_clip)
+      inputs=("X", "min?", "max?"), infer=_clip_infer, ref=_clip, sbp=elementwise_signatures)
 
 
 # -- binary -------------------------------------------------------------------
@@ -205,10 +206,15 @@ BINARY = {
     "BitwiseXor": ("a ^ b, broadcast.", "int", np.bitwise_xor, None, True),
 }
 
+# how partial sums pass through: Add and Sub in both operands at once, Mul in either, Div in the numerator
+_BINARY_SBP = {"Add": linear_signatures, "Sub": linear_signatures,
+               "Mul": lambda n: scaling_signatures(n, (0, 1)), "Div": lambda n: scaling_signatures(n, (0,))}
+
 for _name, (_summary, _cls, _fn, _dim_fn, _comm) in BINARY.items():
     defop(_name, family="elementwise", summary=_summary, inputs=("A", "B"), outputs=("C",),
           infer=_typed(_cls, broadcast_infer), ref=_binary_ref(_fn),
-          sym=_elementwise_sym(_dim_fn) if _dim_fn else None, commutative=_comm)
+          sym=_elementwise_sym(_dim_fn) if _dim_fn else None, commutative=_comm,
+          sbp=_BINARY_SBP.get(_name, elementwise_signatures))
 
 
 def _pow_infer(node):
@@ -224,17 +230,17 @@ def _pow(n, a, b):
 
 
 defop("Pow", family="elementwise", summary="a ** b, broadcast; the result has a's dtype, b any numeric one.",
-      inputs=("X", "Y"), outputs=("Z",), infer=_pow_infer, ref=_pow)
+      inputs=("X", "Y"), outputs=("Z",), infer=_pow_infer, ref=_pow, sbp=elementwise_signatures)
 
 
 defop("Mod", family="elementwise", summary="Remainder: sign of the divisor, or of the dividend with fmod=1.",
       inputs=("A", "B"), outputs=("C",), attrs={"fmod": ("int", 0)}, infer=_typed("numeric", broadcast_infer),
-      ref=lambda n, a, b: _binary_ref(np.fmod if n.attr("fmod") else np.mod)(n, a, b))
+      ref=lambda n, a, b: _binary_ref(np.fmod if n.attr("fmod") else np.mod)(n, a, b), sbp=elementwise_signatures)
 
 
 defop("PRelu", family="elementwise", summary="x if x >= 0 else slope * x, slope broadcast.",
       inputs=("X", "slope"), infer=_typed("numeric", broadcast_infer),
-      ref=_binary_ref(lambda x, slope: np.where(x >= 0, x, x * slope)))
+      ref=_binary_ref(lambda x, slope: np.where(x >= 0, x, x * slope)), sbp=elementwise_signatures)
 
 
 def _bitshift_infer(node):
@@ -256,7 +262,7 @@ def _bitshift(n, a, b):
 
 defop("BitShift", family="elementwise", summary="a << b or a >> b (arithmetic for signed a), broadcast.",
       inputs=("X", "Y"), outputs=("Z",), attrs={"direction": ("str", REQUIRED)}, infer=_bitshift_infer,
-      ref=_bitshift)
+      ref=_bitshift, sbp=elementwise_signatures)
 
 
 # name -> (summary, dtype class, f(list of widened arrays))
@@ -273,6 +279,7 @@ VARIADIC = {
 for _name, (_summary, _cls, _fn) in VARIADIC.items():
     defop(_name, family="elementwise", summary=_summary, inputs=("data+",), outputs=("Y",),
           infer=_typed(_cls, broadcast_infer), commutative=True,
+          sbp=linear_signatures if _name == "Sum" else elementwise_signatures,
           ref=(lambda fn: lambda n, *xs: np.asarray(fn([widen(x) for x in xs])).astype(xs[0].dtype))(_fn))
 
 
@@ -308,7 +315,7 @@ def _equal_sym(n):
 for _name, (_summary, _cls, _fn) in COMPARE.items():
     defop(_name, family="elementwise", summary=_summary, inputs=("A", "B"), outputs=("C",),
           infer=_typed(_cls, compare_infer), ref=(lambda fn: lambda n, a, b: fn(widen(a), widen(b)))(_fn),
-          sym=_equal_sym if _name == "Equal" else None,
+          sym=_equal_sym if _name == "Equal" else None, sbp=elementwise_signatures,
           commutative=_name in ("Equal", "And", "Or", "Xor"))
 
 
@@ -334,4 +341,5 @@ def _where_sym(n):
 
 defop("Where", family="elementwise", summary="x where the condition holds, else y, broadcast.",
       inputs=("condition", "X", "Y"), infer=_where_infer,
-      ref=lambda n, c, x, y: np.where(c, x, y), sym=_where_sym)
+      ref=lambda n, c, x, y: np.where(c, x, y), sym=_where_sym,
+      sbp=lambda n: broadcast_signatures(n, [(B, P, P)]))

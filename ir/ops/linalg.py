@@ -7,6 +7,7 @@ from flowc.errors import quote_name
 
 from ..graph import Node
 from ..registry import REQUIRED, defop
+from ..sbp import matmul_signatures
 from ..types import Dim, TensorType, broadcast_dim, dtype
 from .rules import broadcast_shapes, broadcasts_to, in_type, require_dtype, same_dtypes, widen
 
@@ -37,8 +38,13 @@ def _matmul(node: Node, a, b):
     return np.matmul(widen(a), widen(b)).astype(a.dtype)
 
 
+def matmul_flops(node: Node, ins, outs) -> float:
+    """2 M N K: a multiply and an add per output element and contracted index."""
+    return 2.0 * float(outs[0].numel()) * float(ins[0].shape[-1])
+
+
 defop("MatMul", family="linalg", summary="Matrix product with numpy semantics (1-D operands, broadcast batches).",
-      inputs=("A", "B"), infer=_matmul_infer, ref=_matmul)
+      inputs=("A", "B"), infer=_matmul_infer, ref=_matmul, sbp=matmul_signatures, flops=matmul_flops)
 
 
 def _gemm_infer(node: Node):

@@ -17,6 +17,7 @@ from flowc.errors import quote_name
 from ..graph import Node
 from ..infer import known_array, known_ints
 from ..registry import REQUIRED, defop
+from ..sbp import keep_axes_signatures
 from ..types import UNKNOWN, Dim, TensorType, dim_add, dim_mul, dtype_from_onnx, normalize_axis, same_dim
 from .rules import (axis_of, broadcasts_to, compute_dtype, in_type, require_dtype, require_float, same_as_input,
                     same_dtypes, widen)
@@ -535,7 +536,8 @@ defop("LayerNormalization", family="nn",
       summary="Normalize over the axes from `axis` on, then scale and shift; Mean and InvStdDev optional.",
       inputs=("X", "Scale", "B?"), outputs=("Y", "Mean?", "InvStdDev?"),
       attrs={"axis": ("int", -1), "epsilon": ("float", _f32(1e-5)), "stash_type": ("int", 1)},
-      infer=_layer_norm_infer, ref=_layer_norm)
+      infer=_layer_norm_infer, ref=_layer_norm,
+      sbp=lambda n: keep_axes_signatures(n, range(axis_of(n, in_type(n, 0).rank or 0))))
 
 
 def _group_norm_infer(node: Node):

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..infer import known_ints
 from ..registry import defop
+from ..sbp import B, P, S, Signature, keep_axes_signatures, replicated
 from ..types import UNKNOWN, dim_add, dim_mul
 from .rules import in_type, require_dtype, widen
 
@@ -146,10 +147,31 @@ def _fold_sym(combine):
     return sym
 
 
+def _reduce_signatures(summable: bool):
+    """Kept axes split alike; a ReduceSum over a split axis, or of a partial sum, is a partial sum."""
+    def sbp(node):
+        sigs = replicated(node)
+        rank = in_type(node, 0).rank
+        axes = None if rank is None else _reduce_axes(node, rank)
+        if axes is None:
+            return sigs
+        rest = tuple(None if v is None else B for v in node.inputs[1:])
+        keep = node.attr("keepdims")
+        kept = [a for a in range(rank) if a not in axes]
+        for a in kept:
+            sigs.append(Signature((S(a),) + rest, (S(a if keep else kept.index(a)),)))
+        if summable:
+            sigs += [Signature((S(a),) + rest, (P,)) for a in axes]
+            sigs.append(Signature((P,) + rest, (P,)))
+        return sigs
+    return sbp
+
+
 for _name, (_summary, _cls, _fn) in REDUCE.items():
     defop(_name, family="reduce", summary=_summary, inputs=("data", "axes?"), outputs=("reduced",),
           attrs={"keepdims": ("int", 1), "noop_with_empty_axes": ("int", 0)}, infer=_reduce_infer(_cls),
-          ref=_reduce_ref(_fn), sym={"ReduceSum": _fold_sym(dim_add), "ReduceProd": _fold_sym(dim_mul)}.get(_name))
+          ref=_reduce_ref(_fn), sym={"ReduceSum": _fold_sym(dim_add), "ReduceProd": _fold_sym(dim_mul)}.get(_name),
+          sbp=_reduce_signatures(_name == "ReduceSum"))
 
 
 # -- ArgMax / ArgMin ----------------------------------------------------------
@@ -230,6 +252,8 @@ ALONG_AXIS = {
 for _name, (_summary, _fn) in ALONG_AXIS.items():
     defop(_name, family="reduce", summary=_summary, inputs=("input",), outputs=("output",),
           attrs={"axis": ("int", -1)}, infer=_along_axis_infer,
+          sbp=lambda n: keep_axes_signatures(n, [a for a in range(in_type(n, 0).rank or 0)
+                                                 if a != n.attr("axis") % in_type(n, 0).rank]),
           ref=(lambda fn: lambda n, x: x.copy() if x.size == 0
                else np.asarray(fn(widen(x), n.attr("axis") % x.ndim)).astype(x.dtype))(_fn))
 

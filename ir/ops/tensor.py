@@ -17,6 +17,7 @@ from flowc.errors import quote_name
 
 from ..infer import known_array, known_ints
 from ..registry import REQUIRED, defop
+from ..sbp import B, P, S, Signature, elementwise_signatures, replicated, reshape_signatures
 from ..types import UNKNOWN, TensorType, dim_div, dim_mul, dims_product, dtype, i64
 from .rules import axis_of, broadcast_shapes, format_shape, in_type, same_dtypes
 
@@ -178,7 +179,8 @@ def _reshape_ref(n, x, shape):
 defop("Reshape", family="tensor",
       summary="The data with a new shape; -1 is inferred, 0 copies the input's dim unless allowzero=1.",
       inputs=("data", "shape"), outputs=("reshaped",), attrs={"allowzero": ("int", 0)},
-      infer=_reshape_infer, ref=_reshape_ref, sym=_pass_sym, storage=True)
+      infer=_reshape_infer, ref=_reshape_ref, sym=_pass_sym, storage=True,
+      sbp=reshape_signatures, shape_input=1)
 
 
 def _flatten_axis(node, rank: int) -> int:
@@ -203,7 +205,7 @@ def _flatten_ref(n, x):
 
 defop("Flatten", family="tensor", summary="A 2-D view: dims before axis multiply into rows, the rest into columns.",
       inputs=("input",), outputs=("output",), attrs={"axis": ("int", 1)}, infer=_flatten_infer,
-      ref=_flatten_ref, storage=True)
+      ref=_flatten_ref, storage=True, sbp=reshape_signatures)
 
 
 def _squeeze_infer(node):
@@ -230,6 +232,7 @@ def _squeeze_ref(n, x, axes=None):
 
 defop("Squeeze", family="tensor", summary="Removes the given size-1 axes (all of them without axes).",
       inputs=("data", "axes?"), outputs=("squeezed",), infer=_squeeze_infer, ref=_squeeze_ref,
+      sbp=reshape_signatures,
       sym=_pass_sym, storage=True)
 
 
@@ -252,6 +255,7 @@ def _unsqueeze_ref(n, x, axes):
 
 defop("Unsqueeze", family="tensor", summary="Inserts size-1 axes at the given positions of the output.",
       inputs=("data", "axes"), outputs=("expanded",), infer=_unsqueeze_infer, ref=_unsqueeze_ref,
+      sbp=reshape_signatures,
       sym=_pass_sym, storage=True)
 
 
@@ -282,9 +286,21 @@ def _concat_sym(n):
     return [sum(parts, ())]
 
 
+def _concat_signatures(node):
+    """Every input split alike on an axis other than the joined one; partial sums join."""
+    rank = in_type(node, 0).rank or 0
+    axis = node.attr("axis") % rank if rank else 0
+    sigs = replicated(node)
+    for a in range(rank):
+        if a != axis:
+            sigs.append(Signature(tuple(S(a) for _ in node.inputs), (S(a),)))
+    sigs.append(Signature(tuple(P for _ in node.inputs), (P,)))
+    return sigs
+
+
 defop("Concat", family="tensor", summary="Joins the inputs along axis.", inputs=("inputs+",),
       outputs=("concat_result",), attrs={"axis": ("int", REQUIRED)}, infer=_concat_infer,
-      ref=lambda n, *xs: np.concatenate(xs, axis=n.attr("axis")), sym=_concat_sym)
+      ref=lambda n, *xs: np.concatenate(xs, axis=n.attr("axis")), sym=_concat_sym, sbp=_concat_signatures)
 
 
 def _split_sizes(node, dim, split):
@@ -613,7 +629,7 @@ CAST_ATTRS = {"saturate": ("int", 1), "round_mode": ("str", "up")}   # for f8* t
 defop("Cast", family="tensor", summary="The input converted to dtype `to`.", inputs=("input",),
       outputs=("output",), attrs={"to": ("dtype", REQUIRED), **CAST_ATTRS},
       infer=lambda n: _cast_infer(n, n.attr("to")), ref=lambda n, x: _cast_ref(n, x, n.attr("to")),
-      sym=lambda n: _cast_sym(n, n.attr("to")), storage=True)
+      sym=lambda n: _cast_sym(n, n.attr("to")), storage=True, sbp=elementwise_signatures)
 defop("CastLike", family="tensor", summary="The input converted to the dtype of target_type.",
       inputs=("input", "target_type"), outputs=("output",), attrs=CAST_ATTRS,
       infer=lambda n: _cast_infer(n, in_type(n, 1).dtype), ref=lambda n, x, like: _cast_ref(n, x, like.dtype),
@@ -639,9 +655,21 @@ def _transpose_infer(node):
     return [t.with_shape(t.shape[p] for p in _perm(node, t.rank))]
 
 
+def _transpose_signatures(node):
+    """Output axis a is input axis perm[a]: a split moves with it; partial sums stay partial."""
+    rank = in_type(node, 0).rank
+    sigs = replicated(node)
+    if rank is None:
+        return sigs
+    perm = _perm(node, rank)
+    sigs += [Signature((S(perm[a]),), (S(a),)) for a in range(rank)]
+    sigs.append(Signature((P,), (P,)))
+    return sigs
+
+
 defop("Transpose", family="tensor", summary="The axes permuted by perm (reversed by default).",
       inputs=("data",), outputs=("transposed",), attrs={"perm": ("ints", None)}, infer=_transpose_infer,
-      ref=lambda n, x: np.transpose(x, _perm(n, x.ndim)), storage=True)
+      ref=lambda n, x: np.transpose(x, _perm(n, x.ndim)), storage=True, sbp=_transpose_signatures)
 
 
 def _trilu_infer(node):
@@ -760,9 +788,24 @@ def _gather_sym(n):
     return [tuple(data[i] for i in indices)]   # Python's negative indexing is ONNX's
 
 
+def _gather_signatures(node):
+    """Data split off the gathered axis with whole indices, or whole data with split indices:
+    the output's axes are data[:axis] + indices + data[axis + 1:]."""
+    rank, irank = in_type(node, 0).rank, in_type(node, 1).rank
+    sigs = replicated(node)
+    if rank is None or irank is None:
+        return sigs
+    axis = axis_of(node, rank)
+    for d in range(rank):
+        if d != axis:
+            sigs.append(Signature((S(d), B), (S(d if d < axis else d - 1 + irank),)))
+    sigs += [Signature((B, S(k)), (S(axis + k),)) for k in range(irank)]
+    return sigs
+
+
 defop("Gather", family="tensor", summary="Slices of data along axis picked by indices (negative ones count back).",
       inputs=("data", "indices"), outputs=("output",), attrs={"axis": ("int", 0)}, infer=_gather_infer,
-      ref=lambda n, x, i: np.take(x, i, axis=axis_of(n, x.ndim)), sym=_gather_sym)
+      ref=lambda n, x, i: np.take(x, i, axis=axis_of(n, x.ndim)), sym=_gather_sym, sbp=_gather_signatures)
 
 
 def _same_rank(node, names: tuple[str, ...]) -> int | None:

@@ -1,0 +1,371 @@
+"""The SBP search: one signature per op, chosen to minimise compute plus communication.
+
+Every op offers the signatures its registry entry declares (combined over the mesh's axes,
+keeping those whose splits divide evenly); an op that declares none runs replicated. The cost
+of a plan is the compute time of every op on its local shapes plus the time of every boxing
+(counted once per value and target SBP, however many consumers share it). Constants cost no
+communication: the compiler cuts them for each device. Graph inputs arrive whole (B) on every
+device and outputs leave whole.
+
+The search is iterated conditional modes from several starting plans (greedy, replicated,
+data parallel): each op in turn takes the signature that is cheapest given its neighbours'
+choices, until a sweep changes nothing; the cheapest result wins. A per-device memory limit
+puts a price on the bytes of weights each device keeps, raised until the plan fits. User hints
+fix the SBP in which consumers see a tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from flowc.errors import CompileError, quote_name
+
+from ...graph import Graph, Node, Value
+from ...sbp import B, NdSbp, format_sbp, local_shape, parse_sbp, replicated, valid_nd_signatures
+from ...types import TensorType
+from .cost import boxing_bytes, boxing_time, compute_time, nbytes
+from .mesh import Mesh
+
+
+@dataclass
+class Candidate:
+    ins: tuple[NdSbp | None, ...]
+    outs: tuple[NdSbp, ...]
+    compute: float
+
+    def signature(self) -> str:
+        ins = ", ".join("-" if s is None else format_sbp(s) for s in self.ins)
+        return f"{ins} -> {', '.join(format_sbp(s) for s in self.outs)}"
+
+
+@dataclass
+class Explained:
+    node: Node
+    chosen: Candidate
+    cost: float                     # compute plus the boxing of its inputs, at the chosen plan
+    runner_up: Candidate | None
+    runner_up_cost: float | None
+
+
+@dataclass
+class Plan:
+    """A graph's parallel plan: a signature per node, the SBP consumers see each value in."""
+    graph: Graph
+    mesh: Mesh
+    candidates: dict[Node, list[Candidate]]
+    choice: dict[Node, int]
+    hints: dict[Value, NdSbp]
+    memory_price: float = 0.0
+    explained: list[Explained] = field(default_factory=list)
+
+    def chosen(self, node: Node) -> Candidate:
+        return self.candidates[node][self.choice[node]]
+
+    def held(self, v: Value) -> NdSbp:
+        """The SBP `v` is produced in (graph inputs: whole)."""
+        if v.producer is None:
+            return (B,) * len(self.mesh.shape)
+        return self.chosen(v.producer).outs[v.producer.outputs.index(v)]
+
+    def seen(self, v: Value) -> NdSbp:
+        """The SBP consumers read `v` from: its hint, else as produced."""
+        return self.hints.get(v, self.held(v))
+
+    def required(self, v: Value) -> list[NdSbp]:
+        """The distinct SBPs `v`'s consumers (and the graph's outputs: B) need, in first-use order."""
+        wants: list[NdSbp] = []
+        for node, i in _consumers(self.graph).get(v, ()):
+            nd = self.chosen(node).ins[i]
+            if nd not in wants:
+                wants.append(nd)
+        if v in self.graph.outputs and (B,) * len(self.mesh.shape) not in wants:
+            wants.append((B,) * len(self.mesh.shape))
+        return wants
+
+    # -- what the plan costs ------------------------------------------------------------
+    def compute_seconds(self) -> float:
+        return sum(self.chosen(n).compute for n in self.graph.nodes)
+
+    def comm_seconds(self) -> float:
+        total = 0.0
+        for v in _activations(self.graph):
+            if v in self.hints:
+                total += boxing_time(self.held(v), self.hints[v], v.type, self.mesh)
+            total += sum(boxing_time(self.seen(v), y, v.type, self.mesh) for y in self.required(v))
+        return total
+
+    def comm_bytes(self) -> int:
+        """Bytes each device sends per request."""
+        total = 0
+        for v in _activations(self.graph):
+            if v in self.hints:
+                total += boxing_bytes(self.held(v), self.hints[v], v.type, self.mesh)
+            total += sum(boxing_bytes(self.seen(v), y, v.type, self.mesh) for y in self.required(v))
+        return total
+
+    def latency(self) -> float:
+        """Predicted seconds per request: the ops and boxings of one device, one after another."""
+        return self.compute_seconds() + self.comm_seconds()
+
+    def weight_bytes(self) -> int:
+        """Bytes of constants each device keeps (one copy per SBP its consumers read them in)."""
+        total = 0
+        for c in self.graph.constants:
+            for y in self.required(c):
+                total += nbytes(c.type, local_shape(c.type.shape, y, self.mesh.shape))
+        return total
+
+    def activation_bytes(self) -> int:
+        """The most bytes of intermediate tensors live at once on a device, in graph order."""
+        last = {}
+        for i, node in enumerate(self.graph.nodes):
+            for v in node.inputs:
+                if v is not None and not v.is_const:
+                    last[v] = i
+        live, peak = 0, 0
+        for v in self.graph.inputs:
+            live += nbytes(v.type)
+        for i, node in enumerate(self.graph.nodes):
+            for v in node.outputs:
+                live += nbytes(v.type, local_shape(v.type.shape, self.held(v), self.mesh.shape))
+            peak = max(peak, live)
+            for v in {u for u in node.inputs if u is not None and not u.is_const and last.get(u) == i}:
+                if v not in self.graph.outputs:
+                    live -= nbytes(v.type, local_shape(v.type.shape, self.held(v), self.mesh.shape))
+        return max(peak, live)
+
+    def memory_bytes(self) -> int:
+        return self.weight_bytes() + self.activation_bytes()
+
+
+def _activations(graph: Graph) -> list[Value]:
+    return list(graph.inputs) + [v for n in graph.nodes for v in n.outputs]
+
+
+_CONSUMERS: dict[int, tuple[Graph, dict]] = {}
+
+
+def _consumers(graph: Graph) -> dict[Value, list[tuple[Node, int]]]:
+    """(node, input index) per value; cached while the graph's node list is the same object."""
+    key = id(graph)
+    cached = _CONSUMERS.get(key)
+    if cached is not None and cached[0] is graph and cached[2] == len(graph.nodes):
+        return cached[1]
+    out: dict[Value, list[tuple[Node, int]]] = {}
+    for node in graph.nodes:
+        for i, v in enumerate(node.inputs):
+            if v is not None:
+                out.setdefault(v, []).append((node, i))
+    _CONSUMERS[key] = (graph, out, len(graph.nodes))
+    return out
+
+
+# -- the search ------------------------------------------------------------------------
+
+def candidates_for(node: Node, mesh: Mesh) -> list[Candidate]:
+    """The node's valid signatures on `mesh` with their compute time; replicated first."""
+    rule = node.opdef.sbp
+    sigs = rule(node) if rule is not None else replicated(node)
+    out, seen = [], set()
+    for ins, outs in valid_nd_signatures(node, sigs, mesh.shape):
+        if (ins, outs) in seen:
+            continue
+        seen.add((ins, outs))
+        in_types = [None if v is None else _local(v.type, nd, mesh) for v, nd in zip(node.inputs, ins)]
+        out_types = [_local(v.type, nd, mesh) for v, nd in zip(node.outputs, outs)]
+        out.append(Candidate(ins, outs, compute_time(node, in_types, out_types, mesh)))
+    if not out:
+        raise CompileError(f"{node!r}: no valid SBP signature on mesh {mesh} (flowc bug: replicated always is)")
+    return out
+
+
+def _local(t: TensorType, nd: NdSbp, mesh: Mesh) -> TensorType:
+    return t.with_shape(local_shape(t.shape, nd, mesh.shape))
+
+
+def parse_hints(graph: Graph, hints: Mapping[str, str | NdSbp] | None, mesh: Mesh) -> dict[Value, NdSbp]:
+    out: dict[Value, NdSbp] = {}
+    values = {v.name: v for v in _activations(graph)}
+    for name, text in (hints or {}).items():
+        v = values.get(name)
+        if v is None:
+            what = "a constant (the compiler cuts weights itself)" if any(c.name == name for c in graph.constants) \
+                else "not a tensor of the optimised graph"
+            raise CompileError(f"SBP hint for {quote_name(name)}: it is {what}; hint a graph input or an op's output")
+        nd = parse_sbp(text, len(mesh.shape)) if isinstance(text, str) else tuple(text)
+        if len(nd) != len(mesh.shape):
+            raise CompileError(f"SBP hint {quote_name(name)}={format_sbp(nd)}: {len(nd)} parts for mesh {mesh}")
+        if any(s.kind == "P" for s in nd) and not v.type.dtype.is_float:
+            raise CompileError(f"SBP hint {quote_name(name)}={format_sbp(nd)}: {v.type} is not a float tensor, "
+                               "so it cannot be held as partial sums")
+        if local_shape(v.type.shape, nd, mesh.shape) is None:
+            raise CompileError(f"SBP hint {quote_name(name)}={format_sbp(nd)}: {v.type} does not split evenly "
+                               f"on mesh {mesh}")
+        out[v] = nd
+    return out
+
+
+class _Search:
+    def __init__(self, graph: Graph, mesh: Mesh, hints: dict[Value, NdSbp], price: float):
+        self.graph, self.mesh, self.hints, self.price = graph, mesh, hints, price
+        self.cands = {n: candidates_for(n, mesh) for n in graph.nodes}
+        self.consumers = _consumers(graph)
+        self.outputs = set(graph.outputs)
+        self.whole = (B,) * len(mesh.shape)
+        self.choice: dict[Node, int] = {}
+        self._box: dict = {}
+
+    def box(self, src: NdSbp, dst: NdSbp, t: TensorType) -> float:
+        key = (src, dst, t)
+        cost = self._box.get(key)
+        if cost is None:
+            cost = self._box[key] = boxing_time(src, dst, t, self.mesh)
+        return cost
+
+    def held(self, v: Value) -> NdSbp | None:
+        if v.producer is None:
+            return self.whole
+        j = self.choice.get(v.producer)
+        return None if j is None else self.cands[v.producer][j].outs[v.producer.outputs.index(v)]
+
+    def value_cost(self, v: Value, held: NdSbp | None = None, node: Node | None = None,
+                   cand: Candidate | None = None) -> float:
+        """Boxing (for a constant: memory) cost of `v` under the current choices, with `node`
+        taking `cand` and `v` produced in `held` where given."""
+        wants = []
+        for other, i in self.consumers.get(v, ()):
+            if other is node:
+                nd = cand.ins[i]
+            else:
+                j = self.choice.get(other)
+                if j is None:
+                    continue
+                nd = self.cands[other][j].ins[i]
+            if nd not in wants:
+                wants.append(nd)
+        if v in self.outputs and self.whole not in wants:
+            wants.append(self.whole)
+        if v.is_const:
+            if not self.price:
+                return 0.0
+            return self.price * sum(nbytes(v.type, local_shape(v.type.shape, y, self.mesh.shape)) for y in wants)
+        held = held if held is not None else self.held(v)
+        if held is None:
+            return 0.0
+        cost = 0.0
+        if v in self.hints:
+            cost += self.box(held, self.hints[v], v.type)
+            held = self.hints[v]
+        return cost + sum(self.box(held, y, v.type) for y in wants)
+
+    def local_cost(self, node: Node, j: int) -> float:
+        cand = self.cands[node][j]
+        cost = cand.compute
+        for i, v in enumerate(node.inputs):
+            if v is None or v in node.inputs[:i]:
+                continue
+            cost += self.value_cost(v, node=node, cand=cand)   # every use here takes cand's SBP
+        for o, v in enumerate(node.outputs):
+            cost += self.value_cost(v, held=cand.outs[o])
+        return cost
+
+    def best(self, node: Node) -> int:
+        costs = [self.local_cost(node, j) for j in range(len(self.cands[node]))]
+        current = self.choice.get(node)
+        best = min(range(len(costs)), key=lambda j: (costs[j], j))
+        if current is not None and costs[current] <= costs[best] * (1 + 1e-9):
+            return current
+        return best
+
+    def greedy(self) -> None:
+        self.choice = {}
+        for node in self.graph.nodes:
+            self.choice[node] = self.best(node)
+
+    def seed(self, pick: Callable[[Node, list[Candidate]], int]) -> None:
+        self.choice = {n: pick(n, self.cands[n]) for n in self.graph.nodes}
+
+    def refine(self, max_sweeps: int = 20) -> None:
+        order = list(self.graph.nodes)
+        for sweep in range(max_sweeps):
+            changed = False
+            for node in (order if sweep % 2 == 0 else reversed(order)):
+                j = self.best(node)
+                if j != self.choice[node]:
+                    self.choice[node] = j
+                    changed = True
+            if not changed:
+                return
+
+    def total(self) -> float:
+        cost = sum(self.cands[n][self.choice[n]].compute for n in self.graph.nodes)
+        for v in _activations(self.graph):
+            cost += self.value_cost(v)
+        for c in self.graph.constants:
+            cost += self.value_cost(c)
+        return cost
+
+
+def _data_parallel(node: Node, cands: list[Candidate]) -> int:
+    """The signature splitting the first axis of the first output on every mesh axis, if any."""
+    for j, c in enumerate(cands):
+        if c.outs and all(s.is_split and s.axis == 0 for s in c.outs[0]):
+            return j
+    return 0
+
+
+def search(graph: Graph, mesh: Mesh, hints: Mapping[str, str | NdSbp] | None = None,
+           memory_limit: float | None = None) -> Plan:
+    """The cheapest plan found for `graph` (static shapes, optimised) on `mesh`."""
+    for v in _activations(graph) + list(graph.constants):
+        if v.type is None or not v.type.is_static:
+            raise CompileError(f"tensor {quote_name(v.name)}: {v.type} has no static shape; a parallel plan needs "
+                               "static shapes (pin them with input_shapes / --input-shape)")
+    parsed = parse_hints(graph, hints, mesh)
+    limit = memory_limit
+    price = 0.0
+    base_price = 1.0 / mesh.device.bandwidth
+    for attempt in range(12):
+        plan = _search_once(graph, mesh, parsed, price)
+        if limit is None or plan.memory_bytes() <= limit:
+            plan.explained = _explain(graph, mesh, parsed, plan)
+            return plan
+        price = base_price * (10.0 ** attempt)
+    biggest = sorted(graph.constants, key=lambda c: -nbytes(c.type))[:3]
+    raise CompileError(
+        f"no plan on mesh {mesh} fits the memory limit of {limit / 2**20:.1f} MiB per device: the best needs "
+        f"{plan.memory_bytes() / 2**20:.1f} MiB ({plan.weight_bytes() / 2**20:.1f} MiB of weights); largest weights: "
+        + ", ".join(f"{quote_name(c.name)} {c.type}" for c in biggest) + "; use more devices or raise the limit")
+
+
+def _search_once(graph: Graph, mesh: Mesh, hints: dict[Value, NdSbp], price: float) -> Plan:
+    s = _Search(graph, mesh, hints, price)
+    results = []
+    for start in ("greedy", "replicated", "data-parallel"):
+        if start == "greedy":
+            s.greedy()
+        elif start == "replicated":
+            s.seed(lambda n, c: 0)
+        else:
+            s.seed(_data_parallel)
+        s.refine()
+        results.append((s.total(), len(results), dict(s.choice)))
+    _, _, choice = min(results, key=lambda r: (r[0], r[1]))
+    return Plan(graph, mesh, s.cands, choice, hints, price)
+
+
+def _explain(graph: Graph, mesh: Mesh, hints: dict[Value, NdSbp], plan: Plan) -> list[Explained]:
+    s = _Search(graph, mesh, hints, plan.memory_price)
+    s.cands, s.choice = plan.candidates, dict(plan.choice)
+    rows = []
+    for node in graph.nodes:
+        costs = [s.local_cost(node, j) for j in range(len(s.cands[node]))]
+        j = plan.choice[node]
+        others = [k for k in range(len(costs)) if k != j]
+        r = min(others, key=lambda k: (costs[k], k)) if others else None
+        rows.append(Explained(node, s.cands[node][j], costs[j], None if r is None else s.cands[node][r],
+                              None if r is None else costs[r]))
+    return rows
+
+
+__all__ = ["Candidate", "Explained", "Plan", "candidates_for", "parse_hints", "search"]
