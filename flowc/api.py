@@ -8,6 +8,10 @@ Every artifact folder holds, whatever the model calls its tensors:
 For target "reference", `weights.npz` holds the constants the text refers to. For
 target "cpu", the folder is also a CMake project (codegen/cpu): model.cpp, model.h,
 weights.bin, main.c and the runtime sources, built by flowc into build/.
+
+Compiled for several devices (`devices=4`, `mesh="2x4"`), model.fir holds the physical
+graph every rank runs (ir/passes/parallel), `plan.txt` the plan as `--explain` prints it,
+and each rank has its own weights: weights.r<rank>.npz (reference) or .bin (cpu).
 """
 from __future__ import annotations
 
@@ -30,9 +34,14 @@ from .ir.types import INT64_MAX, Dim, TensorType, is_symbol_name, substitute_dim
 
 if TYPE_CHECKING:
     from .codegen.cpu import EmitResult
+    from .ir.passes.parallel import Plan
 
 FORMAT_VERSION = 1
-GRAPH_FILE, WEIGHTS_FILE, MANIFEST_FILE = "model.fir", "weights.npz", "artifact.json"
+GRAPH_FILE, WEIGHTS_FILE, MANIFEST_FILE, PLAN_FILE = "model.fir", "weights.npz", "artifact.json", "plan.txt"
+
+
+def rank_weights_file(rank: int) -> str:
+    return f"weights.r{rank}.npz"
 
 # target -> whether this version can build it; the others are on the way
 TARGETS = {"reference": True, "cpu": True, "cuda": False}
@@ -54,16 +63,21 @@ class Artifact:
     """A compiled model on disk, and the optimised graph it was written from.
 
     `emit` is what the emitter reports for target cpu (a codegen.cpu.EmitResult: ops before and
-    after lowering, the memory plan, weight bytes); None for target reference."""
+    after lowering, the memory plan, weight bytes); None for target reference. `plan` is the
+    parallel plan (ir.passes.parallel.Plan) of a model compiled for several devices; `graph` is
+    then the physical graph each rank runs."""
     path: Path
     graph: ir.Graph
     target: str
     emit: EmitResult | None = None
+    plan: Plan | None = None
 
 
 def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.PathLike | None = None,
             input_shapes: Mapping[str, Sequence[int]] | None = None, max_batch: int | None = None,
-            progress: Progress | None = None) -> Artifact:
+            progress: Progress | None = None, mesh: str | Sequence[int] | None = None,
+            sbp: Mapping[str, str] | None = None, memory_limit: int | str | None = None,
+            links: str | Sequence[str] | None = None, topology: str | os.PathLike | None = None) -> Artifact:
     """Import `model` (a path to an .onnx file, an onnx.ModelProto or an ir.Graph, which is
     copied, never changed), pin `input_shapes`, optimise it and write an artifact to `out_dir`
     (a fresh temporary folder when None). `progress(stage, seconds, graph)` sees each stage.
@@ -71,8 +85,14 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     `target="cpu"` writes and builds a C++ project for static shapes: a model whose inputs lead
     with a symbolic batch takes either `input_shapes` (one batch) or `max_batch` (any batch from
     1 to it; memory is planned for the bound). `target="reference"` runs the graph on numpy, any
-    shape; `max_batch` bounds the batch it accepts there too."""
-    _check_target(target, devices)
+    shape; `max_batch` bounds the batch it accepts there too.
+
+    Several devices: `devices=N` (a 1-D mesh) or `mesh="2x4"`. flowc chooses how every op is
+    spread (ir/passes/parallel): `sbp` pins how consumers see named tensors ({"x": "S(0)"}),
+    `memory_limit` caps the bytes per device (an int or "8GiB"), `links` names built-in link
+    profiles per mesh axis ("nvlink", "pcie", "infiniband", "shm") and `topology` a JSON file
+    describing the devices and links instead. Shapes must be static (`input_shapes`)."""
+    shape = _check_target(target, devices, mesh)
     if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
         raise CompileError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}")
     if input_shapes is not None and not isinstance(input_shapes, Mapping):
@@ -94,6 +114,14 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     graph = optimize(graph, after=lambda p, g, seconds: report(p.name, seconds, g))
     start = time.perf_counter()
     path = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="flowc-"))
+    plan = physical = None
+    if shape is not None:
+        graph, plan, physical = _parallelize(graph, target, shape, sbp, memory_limit, links, topology, max_batch,
+                                             report)
+        start = time.perf_counter()
+    elif sbp or memory_limit is not None or links is not None or topology is not None:
+        raise CompileError("sbp, memory_limit, links and topology describe a plan over several devices; "
+                           "give devices=N or mesh=\"AxB\" too")
     if max_batch is not None:
         from .codegen.cpu.batch import batch_symbol
         batch_symbol(graph, max_batch)   # before anything is written
@@ -101,20 +129,60 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
         from .codegen import cpu
         if max_batch is None:
             cpu.check_static(graph)
-    _write_artifact(path, graph, target, devices, max_batch)
+    _write_artifact(path, graph, target, max_batch, physical, plan)
     report("write", time.perf_counter() - start, graph)
     if target == "cpu":
         start = time.perf_counter()
-        emitted = cpu.emit(graph, path, max_batch=max_batch)
+        emitted = cpu.emit(graph, path, max_batch=max_batch) if physical is None else \
+            cpu.emit(graph, path, physical=physical)
         report("emit", time.perf_counter() - start, graph)
         start = time.perf_counter()
         cpu.build(path)
         report("build", time.perf_counter() - start, graph)
-        return Artifact(path, graph, target, emitted)
-    return Artifact(path, graph, target)
+        return Artifact(path, graph, target, emitted, plan)
+    return Artifact(path, graph, target, None, plan)
 
 
-def _check_target(target: str, devices: int) -> None:
+def _parallelize(graph: ir.Graph, target: str, shape: tuple[int, ...], sbp, memory_limit, links, topology,
+                 max_batch, report):
+    """The optimised graph's plan on the mesh and the physical graph every rank runs."""
+    from .ir.passes import parallel
+    if max_batch is not None:
+        raise CompileError("max_batch with several devices is not supported: the plan splits fixed shapes; "
+                           "pin the batch with input_shapes")
+    if sbp is not None and not isinstance(sbp, Mapping):
+        raise CompileError(f"sbp must map tensor names to SBPs, e.g. {{\"x\": \"S(0)\"}}, got {type(sbp).__name__}")
+    start = time.perf_counter()
+    mesh = parallel.make_mesh(shape, target=target, links=links, profile_file=topology)
+    plan = parallel.search(graph, mesh, hints=sbp, memory_limit=parse_bytes(memory_limit))
+    physical = parallel.build_physical(plan)
+    log.info("parallel plan: %s", parallel.summary(plan))
+    report("parallelize", time.perf_counter() - start, physical.graph)
+    return physical.graph, plan, physical
+
+
+def parse_bytes(value: int | str | None) -> int | None:
+    """Bytes from an int or a string like "512MiB", "8GiB", "2GB"."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        number = text.rstrip("kmgib")
+        unit = text[len(number):]
+        try:
+            amount = float(number)
+        except ValueError:
+            amount = -1
+        if unit in units and amount > 0:
+            return int(amount * units[unit])
+    raise CompileError(f"memory limit {value!r}: give a positive number of bytes or a size like \"8GiB\"")
+
+
+def _check_target(target: str, devices: int, mesh) -> tuple[int, ...] | None:
+    """The mesh shape for several devices; None for one."""
     available = ", ".join(t for t, ready in TARGETS.items() if ready)
     if not isinstance(target, str) or target not in TARGETS:
         raise CompileError(f"unknown target {target!r}; targets: {', '.join(TARGETS)} (available now: {available})")
@@ -123,8 +191,13 @@ def _check_target(target: str, devices: int) -> None:
                            f"available targets: {available}")
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise CompileError(f"devices must be a positive int, got {devices!r}")
-    if devices != 1:
-        raise CompileError(f"devices={devices}: compiling for several devices is not available yet; use devices=1")
+    if mesh is None:
+        return None if devices == 1 else (devices,)
+    from .ir.passes.parallel import parse_mesh
+    shape = parse_mesh(mesh)
+    if devices != 1 and devices != int(np.prod(shape)):
+        raise CompileError(f"devices={devices} but mesh {'x'.join(map(str, shape))} has {int(np.prod(shape))} devices")
+    return None if shape == (1,) else shape
 
 
 def _version() -> str:
@@ -211,20 +284,34 @@ def _tensor_infos(values) -> list[dict]:
              "shape": None if v.type.shape is None else list(v.type.shape)} for v in values]
 
 
-def _write_artifact(path: Path, graph: ir.Graph, target: str, devices: int, max_batch: int | None) -> None:
+def _write_artifact(path: Path, graph: ir.Graph, target: str, max_batch: int | None, physical, plan) -> None:
+    mesh = None if physical is None else list(physical.mesh)
     manifest = {
         "format": "flowc-artifact", "format_version": FORMAT_VERSION, "flowc_version": _version(),
-        "target": target, "devices": devices, "max_batch": max_batch, "graph": GRAPH_FILE, "weights": WEIGHTS_FILE,
+        "target": target, "devices": 1 if mesh is None else int(np.prod(mesh)),
+        "max_batch": max_batch, "graph": GRAPH_FILE, "weights": WEIGHTS_FILE,
         "inputs": _tensor_infos(graph.inputs), "outputs": _tensor_infos(graph.outputs),
     }
+    if plan is not None:
+        manifest["mesh"] = mesh
+        manifest["plan"] = {"latency_s": plan.latency(), "compute_s": plan.compute_seconds(),
+                            "comm_s": plan.comm_seconds(), "comm_bytes": plan.comm_bytes(),
+                            "weight_bytes": plan.weight_bytes(), "activation_bytes": plan.activation_bytes()}
     where = f"output folder {quote_name(str(path))}"
     try:
         if path.exists() and not path.is_dir():
             raise CompileError(f"{where} exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
         (path / GRAPH_FILE).write_text(ir.print_graph(graph), encoding="utf-8")
-        if target == "reference":   # the cpu target keeps its weights in weights.bin
+        if plan is not None:
+            from .ir.passes.parallel import explain
+            (path / PLAN_FILE).write_text(explain(plan), encoding="utf-8")
+        if target == "reference" and physical is None:   # the cpu target keeps its weights in weights.bin
             save_npz(path / WEIGHTS_FILE, ir.graph_resources(graph))
+        elif target == "reference":
+            for rank in range(physical.ranks):
+                data = physical.rank_constants(rank)
+                save_npz(path / rank_weights_file(rank), {str(i): data[c.name] for i, c in enumerate(graph.constants)})
         (path / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     except (OSError, ValueError) as e:   # ValueError: a NUL in the path
         raise CompileError(f"{where} cannot be written: {_reason(e)}") from None
@@ -250,12 +337,15 @@ def _reason(e: Exception) -> str:
 class Model:
     """A compiled model loaded back from its artifact folder, ready to run on numpy arrays."""
 
-    def __init__(self, path: Path, graph: ir.Graph, target: str, max_batch: int | None = None):
+    def __init__(self, path: Path, graph: ir.Graph, target: str, max_batch: int | None = None,
+                 mesh: tuple[int, ...] | None = None):
         self.path = path
         self.graph = graph
         self.target = target
         self.max_batch = max_batch   # the batch bound it was compiled with; None: none
+        self.mesh = mesh             # the device mesh it was compiled for; None: one device
         self._compiled = None
+        self._physical = None        # target reference on a mesh: the graph every rank runs
         if target == "cpu":
             from .codegen import cpu
             names = ([v.name for v in graph.inputs], [v.name for v in graph.outputs])
@@ -282,6 +372,9 @@ class Model:
         feeds = dict(inputs) if isinstance(inputs, Mapping) else inputs
         if self._compiled is not None:
             return self._compiled.run(feeds)
+        if self._physical is not None:
+            from .ir.passes.parallel import simulate
+            return simulate(self._physical, feeds)[0]
         if self.max_batch is not None and isinstance(feeds, Mapping):
             self._check_batch(feeds)
         return ir.run(self.graph, feeds)
@@ -330,12 +423,21 @@ def load(path: str | os.PathLike) -> Model:
     target = manifest.get("target")
     if not isinstance(target, str) or not TARGETS.get(target):
         raise CompileError(f"{where}: target {target!r} cannot be run by flowc {_version()}")
+    mesh = manifest.get("mesh")
+    if mesh is not None and (not isinstance(mesh, list) or not mesh or
+                             any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in mesh)):
+        raise CompileError(f"{where}: artifact.json has mesh {mesh!r}; compile the model again")
+    ranks = 1 if mesh is None else int(np.prod(mesh))
+    rank_weights: list[dict[str, np.ndarray]] = []
     try:
         text = (path / GRAPH_FILE).read_text(encoding="utf-8")
         weights = None   # the cpu target's weights live in weights.bin, read by its runtime
         if target == "reference":
-            with np.load(path / WEIGHTS_FILE, allow_pickle=False) as npz:
-                weights = {key: npz[key] for key in npz.files}
+            files = [WEIGHTS_FILE] if mesh is None else [rank_weights_file(r) for r in range(ranks)]
+            for name in files:
+                with np.load(path / name, allow_pickle=False) as npz:
+                    rank_weights.append({key: npz[key] for key in npz.files})
+            weights = rank_weights[0]
     except (OSError, ValueError, UnicodeDecodeError, EOFError, zipfile.BadZipFile) as e:
         raise CompileError(f"{where}: cannot read its graph and weights: {e}") from None
     try:
@@ -349,7 +451,17 @@ def load(path: str | os.PathLike) -> Model:
     max_batch = manifest.get("max_batch")
     if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
         raise CompileError(f"{where}: artifact.json has max_batch {max_batch!r}; compile the model again")
-    return Model(path, graph, target, max_batch)
+    model = Model(path, graph, target, max_batch, None if mesh is None else tuple(mesh))
+    if mesh is not None and target == "reference":
+        from .ir.passes.parallel import PhysicalGraph
+        stored = []
+        for data in rank_weights:
+            try:
+                stored.append({c.name: data[str(i)].view(c.type.dtype.np) for i, c in enumerate(graph.constants)})
+            except KeyError as e:
+                raise CompileError(f"{where}: a rank's weights lack constant {e}; compile the model again") from None
+        model._physical = PhysicalGraph(graph, tuple(mesh), stored=stored)
+    return model
 
 
 __all__ = ["Artifact", "Model", "TensorInfo", "TARGETS", "compile", "import_model", "load", "pin_input_shapes",

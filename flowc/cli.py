@@ -30,6 +30,28 @@ SLOW_STAGE_SECONDS = 2.0   # stages slower than this are reported even without -
 
 # -- argument parsing ---------------------------------------------------------------------
 
+def _parallel_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--devices", type=int, default=1, help="number of devices, a 1-D mesh (default: 1)")
+    p.add_argument("--mesh", metavar="AxB", help="a device mesh of 1 or 2 axes, e.g. 2x4 (instead of --devices)")
+    p.add_argument("--sbp", action="append", default=[], metavar="NAME=SBP",
+                   help="how consumers see tensor NAME: S(axis), B or P, one per mesh axis as (S(0), B) (repeatable)")
+    p.add_argument("--memory-limit", metavar="BYTES", help="bytes per device the plan must fit, e.g. 8GiB")
+    p.add_argument("--links", metavar="LINK[,LINK]",
+                   help="link profile per mesh axis: nvlink, pcie, infiniband, shm (default: by target)")
+    p.add_argument("--topology", metavar="FILE.json", help="devices and links described in a file instead")
+
+
+def _parallel_kwargs(args) -> dict:
+    hints = {}
+    for item in args.sbp:
+        name, sep, sbp = item.rpartition("=")
+        if not sep or not name:
+            raise CompileError(f"--sbp {item!r}: expected NAME=SBP, e.g. x=S(0)")
+        hints[name] = sbp
+    return {"devices": args.devices, "mesh": args.mesh, "sbp": hints or None, "memory_limit": args.memory_limit,
+            "links": args.links, "topology": args.topology}
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -48,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("compile", parents=[common, shapes], help="compile a model into an artifact folder")
     p.add_argument("model", help="an .onnx file")
     p.add_argument("--target", default="cpu", help=f"one of {', '.join(api.TARGETS)} (default: cpu)")
-    p.add_argument("--devices", type=int, default=1, help="number of devices (default: 1)")
+    _parallel_options(p)
+    p.add_argument("--explain", action="store_true",
+                   help="print the parallel plan: each op's SBP signature, its cost and the runner-up, the boxing")
     p.add_argument("--max-batch", type=int, metavar="N",
                    help="a model with a symbolic batch runs any batch from 1 to N (memory planned for N)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the artifact folder to write")
@@ -127,11 +151,18 @@ def _print_build_step(percent: int | None, what: str) -> None:
 def _compile(args) -> None:
     progress = _Progress(args.verbose, Path(args.dump_ir) if args.dump_ir else None)
     with _showing_builds():
-        artifact = api.compile(args.model, target=args.target, devices=args.devices, out_dir=args.output,
+        artifact = api.compile(args.model, target=args.target, out_dir=args.output,
                                input_shapes=_input_shapes(args.input_shape), max_batch=args.max_batch,
-                               progress=progress)
+                               progress=progress, **_parallel_kwargs(args))
     graph = artifact.graph
-    print(f"flowc: wrote {artifact.path} (target {artifact.target}, {len(graph.nodes)} ops)")
+    where = "" if artifact.plan is None else f", mesh {artifact.plan.mesh}"
+    print(f"flowc: wrote {artifact.path} (target {artifact.target}{where}, {len(graph.nodes)} ops)")
+    if args.explain:
+        if artifact.plan is None:
+            print("flowc: --explain: one device, so there is no parallel plan to explain (give --devices or --mesh)")
+        else:
+            from .ir.passes.parallel import explain
+            print(explain(artifact.plan), end="")
     if args.report:
         _print_report(artifact, progress.stages)
 

@@ -112,7 +112,7 @@ def local_piece(array: np.ndarray, nd: NdSbp, mesh: Sequence[int], coords: Seque
             piece = np.take(piece, range(c * size, (c + 1) * size), axis=sbp.axis)
         elif sbp.kind == "P" and c != 0:
             piece = np.zeros_like(piece)
-    return np.ascontiguousarray(piece)
+    return np.array(piece, copy=False, order="C") if piece.ndim else piece   # ascontiguousarray makes 0-d 1-d
 
 
 def assemble(pieces: dict[tuple[int, ...], np.ndarray], nd: NdSbp, mesh: Sequence[int]) -> np.ndarray:

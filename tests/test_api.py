@@ -206,8 +206,6 @@ def test_bad_input_shapes_are_named(tmp_path, shapes, message):
     ({}, 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile) or bound a symbolic batch (max_batch=N, --max-batch N)'),
     ({"target": "cuda"}, "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference, cpu"),
     ({"target": "tpu"}, "unknown target 'tpu'; targets: reference, cpu, cuda (available now: reference, cpu)"),
-    ({"target": "reference", "devices": 4},
-     "devices=4: compiling for several devices is not available yet; use devices=1"),
     ({"target": "reference", "devices": 0}, "devices must be a positive int, got 0"),
 ])
 def test_targets_not_available_are_refused(tmp_path, mlp_path, kwargs, message):
@@ -215,6 +213,63 @@ def test_targets_not_available_are_refused(tmp_path, mlp_path, kwargs, message):
         flowc.compile(mlp_path, out_dir=tmp_path / "out", **kwargs)
     assert str(e.value) == message
     assert not (tmp_path / "out").exists()
+
+
+# -- several devices ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [
+    {"devices": 2}, {"devices": 4}, {"mesh": "2x2"}, {"mesh": (2, 4)}, {"devices": 4, "mesh": "4"},
+    {"devices": 2, "sbp": {"x": "S(1)"}}, {"mesh": "2x2", "sbp": {"x": "(S(0), B)"}},
+    {"devices": 4, "memory_limit": "8KiB"}, {"devices": 2, "links": "pcie"},
+])
+def test_a_plan_on_several_devices_computes_what_one_device_does(tmp_path, mlp_path, kwargs):
+    x = np.random.default_rng(2).standard_normal((8, 16)).astype(np.float32)
+    want = flowc.load(flowc.compile(mlp_path, target="reference", out_dir=tmp_path / "one",
+                                    input_shapes={"x": [8, 16]}).path).run({"x": x})["y"]
+    artifact = flowc.compile(mlp_path, target="reference", out_dir=tmp_path / "many", input_shapes={"x": [8, 16]},
+                             **kwargs)
+    model = flowc.load(artifact.path)
+    np.testing.assert_allclose(model.run({"x": x})["y"], want, rtol=1e-5, atol=1e-5)
+    manifest = json.loads((artifact.path / "artifact.json").read_text())
+    assert manifest["mesh"] == list(artifact.plan.mesh.shape) and model.mesh == artifact.plan.mesh.shape
+    assert manifest["devices"] == artifact.plan.mesh.size
+    assert "predicted" in (artifact.path / "plan.txt").read_text()
+    ranks = artifact.plan.mesh.size
+    assert sorted(p.name for p in artifact.path.glob("weights.r*.npz")) == sorted(f"weights.r{r}.npz" for r in range(ranks))
+    if "memory_limit" in kwargs:
+        assert artifact.plan.weight_bytes() <= 8 * 1024
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"devices": 3, "mesh": "2x2"}, "devices=3 but mesh 2x2 has 4 devices"),
+    ({"mesh": "2by2"}, "mesh '2by2': write devices per axis joined by x, e.g. 4 or 2x4"),
+    ({"mesh": "0x2"}, "mesh '0x2': every axis needs a positive number of devices"),
+    ({"sbp": {"x": "S(0)"}}, "sbp, memory_limit, links and topology describe a plan over several devices; "
+                             'give devices=N or mesh="AxB" too'),
+    ({"devices": 2, "sbp": {"q": "S(0)"}}, 'SBP hint for "q": it is not a tensor of the optimised graph; '
+                                           "hint a graph input or an op's output"),
+    ({"devices": 2, "sbp": {"x": "S(7)"}}, 'SBP hint "x"=S(7): f32[8,16] does not split evenly on mesh 2'),
+    ({"devices": 2, "sbp": {"x": "Q"}}, "SBP 'Q': 'Q' is not S(axis), B or P"),
+    ({"devices": 2, "memory_limit": "lots"}, "memory limit 'lots': give a positive number of bytes or a size like \"8GiB\""),
+    ({"devices": 2, "links": "carrier-pigeon"},
+     "unknown link profile 'carrier-pigeon'; built in: nvlink, pcie, infiniband, shm"),
+    ({"devices": 2, "max_batch": 8}, "max_batch with several devices is not supported: the plan splits fixed "
+                                     "shapes; pin the batch with input_shapes"),
+])
+def test_bad_parallel_options_are_named(tmp_path, mlp_path, kwargs, message):
+    shapes = None if "max_batch" in kwargs else {"x": [8, 16]}
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.compile(mlp_path, target="reference", out_dir=tmp_path / "out", input_shapes=shapes, **kwargs)
+    assert str(e.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_memory_limit_no_plan_fits_names_the_weights(tmp_path, mlp_path):
+    with pytest.raises(flowc.CompileError) as e:
+        flowc.compile(mlp_path, target="reference", out_dir=tmp_path / "out", input_shapes={"x": [8, 16]},
+                      devices=2, memory_limit=64)
+    assert str(e.value).startswith("no plan on mesh 2 fits the memory limit of 0.0 MiB per device")
+    assert "largest weights:" in str(e.value) and "f32[16,32]" in str(e.value)
 
 
 # -- running: input errors -------------------------------------------------------------------------

@@ -106,7 +106,12 @@ def test_compile_report_and_verbose_progress(tmp_path, mlp):
     ([], 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile) or bound a symbolic batch (max_batch=N, --max-batch N)'),
     (["--target", "cuda"], "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference, cpu"),
     (["--target", "reference", "--devices", "2"],
-     "devices=2: compiling for several devices is not available yet; use devices=1"),
+     'tensor "x" has type f32[B,16]: a plan over several devices needs static shapes; pin the input shapes '
+     '(input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile)'),
+    (["--target", "reference", "--devices", "2", "--input-shape", "x=8,16", "--sbp", "x"],
+     "--sbp 'x': expected NAME=SBP, e.g. x=S(0)"),
+    (["--target", "reference", "--mesh", "2x2x2", "--input-shape", "x=8,16"],
+     "mesh '2x2x2': flowc plans 1-D and 2-D meshes"),
     (["--target", "reference", "--input-shape", "x=8,a"],
      "--input-shape 'x=8,a': expected NAME=D0,D1,... with integer dims, e.g. x=1,3,224,224"),
     (["--target", "reference", "--input-shape", "q=8,16"],

@@ -19,7 +19,7 @@ import numpy as np
 
 from flowc.errors import CompileError, describe_node, quote_name
 
-from ...graph import Graph, Node, Value
+from ...graph import Graph, Value
 from ...sbp import B, NdSbp, format_sbp, local_piece, local_shape, mesh_coords
 from ...types import TensorType
 from .cost import boxing_steps
@@ -31,6 +31,7 @@ class PhysicalGraph:
     graph: Graph                          # rank 0's constants; the same ops on every rank
     mesh: tuple[int, ...]
     pieces: dict[str, tuple[np.ndarray, NdSbp]] = field(default_factory=dict)   # const name -> (logical, SBP)
+    stored: list[dict[str, np.ndarray]] | None = None   # read back from an artifact: each rank's constants
 
     @property
     def ranks(self) -> int:
@@ -38,6 +39,8 @@ class PhysicalGraph:
 
     def rank_constants(self, rank: int) -> dict[str, np.ndarray]:
         """Every constant's data on `rank` (row-major coordinates of the mesh)."""
+        if self.stored is not None:
+            return self.stored[rank]
         coords = mesh_coords(self.mesh)[rank]
         out = {}
         for c in self.graph.constants:

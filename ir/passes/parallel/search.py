@@ -319,8 +319,9 @@ def search(graph: Graph, mesh: Mesh, hints: Mapping[str, str | NdSbp] | None = N
     """The cheapest plan found for `graph` (static shapes, optimised) on `mesh`."""
     for v in _activations(graph) + list(graph.constants):
         if v.type is None or not v.type.is_static:
-            raise CompileError(f"tensor {quote_name(v.name)}: {v.type} has no static shape; a parallel plan needs "
-                               "static shapes (pin them with input_shapes / --input-shape)")
+            raise CompileError(f"tensor {quote_name(v.name)} has type {v.type}: a plan over several devices needs "
+                               "static shapes; pin the input shapes (input_shapes= in flowc.compile, "
+                               "--input-shape NAME=D0,D1,... for flowc compile)")
     parsed = parse_hints(graph, hints, mesh)
     limit = memory_limit
     price = 0.0
