@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ...sbp import B, P, NdSbp, Sbp, local_shape
+from ...sbp import B, NdSbp, local_shape
 from ...types import TensorType
 from .mesh import Mesh
 
@@ -104,18 +104,27 @@ def _direct(src: NdSbp, dst: NdSbp, k: int) -> list[Step] | None:
 
 
 def step_time(step: Step, t: TensorType, mesh: Mesh) -> float:
-    """Seconds for one step on a tensor of logical type `t`."""
+    """Seconds for one step on a tensor of logical type `t`: the link's share, and a copy on the
+    device where the pieces are not contiguous blocks (a split off the leading axis is packed)."""
     n = mesh.shape[step.mesh_axis]
     link = mesh.links[step.mesh_axis]
-    local = nbytes(t, local_shape(t.shape, step.before, mesh.shape))
+    shape = local_shape(t.shape, step.before, mesh.shape)
+    local = nbytes(t, shape)
+    attrs = dict(step.attrs)
+    axis = attrs.get("axis", attrs.get("split_axis"))
+    strided = axis is not None and any(d > 1 for d in shape[:axis])
     copy = local / mesh.device.bandwidth
     if step.op == "AllReduce":
         return 2 * (n - 1) / n * local / link.bandwidth + 2 * (n - 1) * link.latency
     if step.op == "AllGather":
-        return (n - 1) * local / link.bandwidth + (n - 1) * link.latency + copy
-    if step.op in ("ReduceScatter", "AllToAll"):
-        return (n - 1) / n * local / link.bandwidth + (n - 1) * link.latency + copy
-    return copy + mesh.device.overhead   # LocalSlice, KeepFirst: a copy on the device
+        return (n - 1) * local / link.bandwidth + (n - 1) * link.latency + (n * copy if strided else 0)
+    if step.op == "ReduceScatter":
+        return (n - 1) / n * local / link.bandwidth + (n - 1) * link.latency + (copy if strided else 0)
+    if step.op == "AllToAll":
+        return (n - 1) / n * local / link.bandwidth + (n - 1) * link.latency + 2 * copy
+    if step.op == "LocalSlice":
+        return copy / n + mesh.device.overhead
+    return copy + mesh.device.overhead   # KeepFirst: a copy, or zeros
 
 
 def boxing_time(src: NdSbp, dst: NdSbp, t: TensorType, mesh: Mesh) -> float:
@@ -133,5 +142,4 @@ def boxing_bytes(src: NdSbp, dst: NdSbp, t: TensorType, mesh: Mesh) -> int:
     return int(total)
 
 
-__all__ = ["Step", "boxing_bytes", "boxing_steps", "boxing_time", "compute_time", "nbytes", "step_time", "B", "P",
-           "Sbp"]
+__all__ = ["Step", "boxing_bytes", "boxing_steps", "boxing_time", "compute_time", "nbytes", "step_time"]
