@@ -14,10 +14,12 @@ class Value:
     """A typed tensor: a graph input, a constant, or a node's output.
 
     `sym` holds the statically known contents of small integer tensors (shape
-    arithmetic), dims possibly symbolic; it is derived by shape inference.
+    arithmetic), dims possibly symbolic; it is derived by shape inference. `sbp`, in a
+    graph annotated with a parallel plan, is how the tensor lies over the device mesh
+    (an NdSbp, see ir/sbp.py); None elsewhere.
     """
 
-    __slots__ = ("name", "type", "producer", "const", "sym")
+    __slots__ = ("name", "type", "producer", "const", "sym", "sbp")
 
     def __init__(self, name: str, type: TensorType | None, producer: "Node | None" = None,
                  const: np.ndarray | None = None):
@@ -26,13 +28,17 @@ class Value:
         self.producer = producer
         self.const = const
         self.sym: tuple[Dim, ...] | None = None
+        self.sbp: tuple | None = None
 
     @property
     def is_const(self) -> bool:
         return self.producer is None and self.const is not None
 
     def __repr__(self) -> str:
-        return f"%{self.name}: {self.type}"
+        if self.sbp is None:
+            return f"%{self.name}: {self.type}"
+        from .sbp import format_sbp
+        return f"%{self.name}: {self.type} @ {format_sbp(self.sbp)}"
 
 
 class Node:
@@ -264,6 +270,7 @@ class Graph:
         def clone(v: Value) -> Value:
             nv = Value(v.name, v.type, const=v.const)
             nv.sym = v.sym
+            nv.sbp = v.sbp
             g._names.add(v.name)
             vmap[id(v)] = nv
             return nv

@@ -14,6 +14,9 @@ operand written `_`, the source node's name in `loc(...)`. Constants of at
 most `inline_limit` elements are printed inline; larger ones refer by index to
 `graph_resources(g)`, which `parse(text, resources)` takes back (ml_dtypes types such as bf16
 also as their unsigned-int bits, as an .npz holds them). `parse` verifies what it reads.
+
+In a graph annotated with a parallel plan (ir/passes/parallel/annotate.py) each type is
+followed by the value's SBP: `%h: f32[B,128] @ S(0)` on a 1-D mesh, `@ (S(0), B)` on a 2-D one.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from flowc.errors import CompileError
 
 from .graph import Graph, Node, Value
 from .registry import get_op
+from .sbp import B, P, NdSbp, S, Sbp, format_sbp
 from .types import DTYPES, INT64_MAX, TensorType, dtype, dtype_names, exact_array, is_symbol_name
 from .verify import check_node_types, verify
 
@@ -43,6 +47,12 @@ def _string(text: str) -> str:
 
 def format_value_name(name: str) -> str:
     return "%" + (name if _BARE_VALUE.match(name) else _string(name))
+
+
+def format_typed_value(v: Value) -> str:
+    """`%name: type`, and ` @ sbp` when the value has one."""
+    text = f"{format_value_name(v.name)}: {v.type}"
+    return text if v.sbp is None else f"{text} @ {format_sbp(v.sbp)}"
 
 
 def _format_name(name: str) -> str:
@@ -93,14 +103,14 @@ def graph_resources(graph: Graph, inline_limit: int = INLINE_LIMIT) -> dict[str,
 
 
 def print_graph(graph: Graph, inline_limit: int = INLINE_LIMIT) -> str:
-    args = ", ".join(f"{format_value_name(v.name)}: {v.type}" for v in graph.inputs)
+    args = ", ".join(format_typed_value(v) for v in graph.inputs)
     lines = [f"graph {_format_name(graph.name)}({args}) {{"]
     for i, v in enumerate(graph.constants):
         if v.const is not None and v.const.size <= inline_limit:
             body = f"dense<{_format_elements(v.const)}>"
         else:
             body = f"dense_resource<{i}>"
-        lines.append(f"  {format_value_name(v.name)}: {v.type} = const {body}")
+        lines.append(f"  {format_typed_value(v)} = const {body}")
     for n in graph.nodes:
         lines.append("  " + print_node(n))
     lines.append("  return " + ", ".join(format_value_name(v.name) for v in graph.outputs))
@@ -109,7 +119,7 @@ def print_graph(graph: Graph, inline_limit: int = INLINE_LIMIT) -> str:
 
 
 def print_node(n: Node) -> str:
-    results = ", ".join(f"{format_value_name(v.name)}: {v.type}" for v in n.outputs)
+    results = ", ".join(format_typed_value(v) for v in n.outputs)
     attrs = ""
     if n.attrs:
         attrs = "[" + ", ".join(f"{k}={format_attr(v)}" for k, v in n.attrs.items()) + "]"
@@ -126,7 +136,7 @@ _TOKEN = re.compile(r"""
   |(?P<string>"(?:[^"\\\n]|\\.)*")
   |(?P<number>-?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+|inf|nan)(?![A-Za-z0-9_.]))
   |(?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
-  |(?P<punct>->|[()\[\]{},:=<>*?])
+  |(?P<punct>->|[()\[\]{},:=<>*?@])
 """, re.VERBOSE)
 
 
@@ -145,6 +155,7 @@ class _Parser:
             pos = m.end()
         self.tokens.append(("eof", "", len(text)))
         self.i = 0
+        self.mesh_rank: tuple[int, str] | None = None   # mesh axes of the first SBP read, and its value
 
     # token helpers
     def _fail_at(self, pos: int, message: str):
@@ -244,10 +255,57 @@ class _Parser:
             dims.append(self.dim())
         return TensorType(DTYPES[name], tuple(dims))
 
-    def typed_value(self) -> tuple[str, TensorType]:
+    def typed_value(self) -> tuple[str, TensorType, NdSbp | None]:
         name = self.value_name()
         self.expect(":")
-        return name, self.type()
+        t = self.type()
+        if not self.accept("@"):
+            return name, t, None
+        start = self.i
+        nd = self.sbp()
+        self.check_sbp(start, name, t, nd)
+        return name, t, nd
+
+    def sbp(self) -> NdSbp:
+        """`S(k)`, `B` or `P`, or one per mesh axis in parentheses: `(S(0), B)`."""
+        if not self.accept("("):
+            return (self.sbp_one(),)
+        parts = [self.sbp_one()]
+        while self.accept(","):
+            parts.append(self.sbp_one())
+        self.expect(")")
+        return tuple(parts)
+
+    def sbp_one(self) -> Sbp:
+        k, t = self.next()
+        if k == "ident" and t in ("B", "P"):
+            return B if t == "B" else P
+        if k == "ident" and t == "S":
+            self.expect("(")
+            k, t = self.next()
+            if k != "number" or not t.isdigit():
+                self.i -= 1
+                self.fail("expected the split axis (0 or more)")
+            self.expect(")")
+            return S(int(t))
+        self.i -= 1
+        self.fail("expected an SBP: S(axis), B or P")
+
+    def check_sbp(self, start: int, name: str, t: TensorType, nd: NdSbp) -> None:
+        """The SBP fits its type, and has as many parts as every other SBP of the graph."""
+        what = f"{format_value_name(name)}: {t} @ {format_sbp(nd)}"
+        if t.shape is not None:
+            for s in nd:
+                if s.is_split and s.axis >= len(t.shape):
+                    self.fail_at(start, f"{what} splits axis {s.axis}, but the tensor has rank {len(t.shape)}")
+        if P in nd and not t.dtype.is_float:
+            self.fail_at(start, f"{what}: only float tensors can be partial sums (P)")
+        if self.mesh_rank is None:
+            self.mesh_rank = (len(nd), name)
+        elif self.mesh_rank[0] != len(nd):
+            rank, first = self.mesh_rank
+            self.fail_at(start, f"{what} names {len(nd)} mesh axes, but {format_value_name(first)} names {rank}; "
+                                "every SBP of a graph is on the same mesh")
 
     def scalar(self):
         k, t = self.next()
@@ -320,8 +378,9 @@ class _Parser:
             if g.inputs:
                 self.expect(",")
             start = self.i
-            name, t = self.typed_value()
+            name, t, nd = self.typed_value()
             env[name] = self.define(start, lambda: g.add_input(name, t))
+            env[name].sbp = nd
         self.expect("{")
         while not self.peek("return"):
             self.statement(g, env)
@@ -360,9 +419,10 @@ class _Parser:
         if self.accept("const"):
             if len(results) != 1:
                 self.fail("a constant defines one value")
-            name, t = results[0]
+            name, t, nd = results[0]
             data = self.constant_body(t)
             env[name] = self.define(start, lambda: g.add_const(data, name, t))
+            env[name].sbp = nd
             return
         op_at = self.i
         op = self.expect_kind("ident", "an op name")
@@ -387,9 +447,9 @@ class _Parser:
             self.expect(")")
         node = self.define(start if len(results) == 1 else op_at,
                            lambda: g.add_node(op, operands, attrs=attrs, name=loc,
-                                              output_names=[n for n, _ in results], infer=False))
-        for v, (name, t) in zip(node.outputs, results):
-            v.type = t
+                                              output_names=[n for n, _, _ in results], infer=False))
+        for v, (name, t, nd) in zip(node.outputs, results):
+            v.type, v.sbp = t, nd
             env[name] = v
         self.define(start if len(results) == 1 else op_at, lambda: check_node_types(node))
         from .infer import _infer_sym

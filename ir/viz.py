@@ -5,6 +5,13 @@ attributes. Weights are small grey boxes beside each user; tiny constants (shape
 are folded into their consumer's label. Edges carry the tensor type (up to EDGE_LABEL_LIMIT
 nodes); hovering over a node in an SVG shows its line of IR text. Labels stay short so that
 a BERT-sized graph is still readable, and drawn in seconds.
+
+A graph annotated with a parallel plan (values with an `sbp`, ir/passes/parallel/annotate.py)
+is drawn by placement instead: each op coloured by how its outputs lie over the mesh (whole on
+every device, split on axis 0, split on another axis, partial sums), its signature under its
+name, edges labelled with type and SBP and coloured alike, Boxing nodes as yellow hexagons
+listing their collectives, and a legend under the title. In a physical graph the collectives
+are orange hexagons.
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ import numpy as np
 from flowc.errors import CompileError, FlowcError, quote_name
 
 from .graph import Graph, Node, Value
+from .sbp import format_sbp
 from .text import format_scalar, print_node
 from .types import TensorType, dtype
 
@@ -36,6 +44,17 @@ FAMILY_COLOURS = {
 }
 _SPARE_COLOURS = ("#d9d2f0", "#c9ece8", "#f6e0c6", "#e2edc5", "#f0d0d0")
 INPUT_COLOUR, OUTPUT_COLOUR, CONST_COLOUR = "#b9e4b9", "#ffd97a", "#f7f7f7"
+
+# placements of an op in a parallel plan: (fill of its node, colour of the edges it sends)
+PLACEMENTS = {
+    "replicated": ("#e6e6e6", "#777777"),
+    "split on axis 0": ("#cfe3f7", "#3a78c2"),
+    "split on another axis": ("#d5efd0", "#3c9a3c"),
+    "partial sums": ("#f9d3a9", "#d9822b"),
+}
+BOXING_FILL, BOXING_LINE = "#fff2a8", "#b58900"
+BOXING_STYLE = f'shape=hexagon, style=filled, fillcolor="{BOXING_FILL}", color="{BOXING_LINE}", penwidth=1.6'
+COLLECTIVE_STYLE = 'shape=hexagon, style=filled, fillcolor="#ffc266", color="#b35900", penwidth=1.6'
 
 # format of each file extension; None: the dot source itself
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None, ".gv": None}
@@ -106,6 +125,33 @@ def _type(v: Value) -> str:
     return str(v.type) if v.type is not None else "untyped"
 
 
+def _typed(v: Value) -> str:
+    """The type, and its SBP where the value has one, as the IR text writes them."""
+    return _type(v) if v.sbp is None else f"{_type(v)} @ {format_sbp(v.sbp)}"
+
+
+def placement(sbps) -> str:
+    """How tensors in these SBPs lie, as PLACEMENTS names it: partial sums over any split, a split
+    on another axis over one on axis 0."""
+    parts = [s for nd in sbps for s in nd]
+    if any(s.kind == "P" for s in parts):
+        return "partial sums"
+    if any(s.is_split and s.axis != 0 for s in parts):
+        return "split on another axis"
+    if any(s.is_split for s in parts):
+        return "split on axis 0"
+    return "replicated"
+
+
+def _placed(node: Node) -> bool:
+    return all(v.sbp is not None for v in node.outputs) and bool(node.outputs)
+
+
+def _signature(node: Node) -> str:
+    ins = ", ".join("-" if v is None or v.sbp is None else format_sbp(v.sbp) for v in node.inputs)
+    return f"{ins} → {', '.join(format_sbp(v.sbp) for v in node.outputs)}"
+
+
 # -- dot source ----------------------------------------------------------------------------
 
 def _is_folded(v: Value) -> bool:
@@ -117,6 +163,8 @@ def _node_label(node: Node) -> str:
     types = [_type(v) for v in node.outputs]
     shown = ", ".join(types[:3]) + (f", +{len(types) - 3}" if len(types) > 3 else "")
     rows.append(f'<font point-size="9">{_html(shown)}</font>')
+    if _placed(node):
+        rows.append(f'<font point-size="9" color="#203060">{_html(_cut(_signature(node), 3 * MAX_TEXT))}</font>')
     details = [f"{k}={_cut(_short_value(v))}" for k, v in node.attrs.items()]
     if len(details) > MAX_ATTRS:
         details = details[:MAX_ATTRS] + [f"+{len(details) - MAX_ATTRS} more"]
@@ -128,31 +176,52 @@ def _node_label(node: Node) -> str:
     return "<" + "<br/>".join(rows) + ">"
 
 
+def _boxing_label(node: Node) -> str:
+    rows = [f"<b>{_html(node.op)}</b>",
+            f'<font point-size="10">{_html(node.attr("from"))} → {_html(node.attr("to"))}</font>']
+    rows += [f'<font point-size="8" color="#444444">{_html(step)}</font>' for step in node.attr("steps")]
+    return "<" + "<br/>".join(rows) + ">"
+
+
+def _legend(title: str) -> str:
+    """The title above one cell per placement, each in its colour, and one for boxing."""
+    cells = "".join(f'<td bgcolor="{fill}" border="1" color="{edge}"><font point-size="9">{_html(name)}</font></td>'
+                    for name, (fill, edge) in PLACEMENTS.items())
+    cells += f'<td bgcolor="{BOXING_FILL}" border="1" color="{BOXING_LINE}"><font point-size="9">boxing</font></td>'
+    return (f'<<table border="0" cellspacing="4" cellpadding="3"><tr><td colspan="{len(PLACEMENTS) + 1}">'
+            f"<b>{_html(title)}</b></td></tr><tr>{cells}</tr></table>>")
+
+
 def _value_label(v: Value) -> str:
-    return f'<<b>{_html(_cut(v.name, keep_end=True))}</b><br/><font point-size="9">{_html(_type(v))}</font>>'
+    return f'<<b>{_html(_cut(v.name, keep_end=True))}</b><br/><font point-size="9">{_html(_typed(v))}</font>>'
 
 
 def _const_box(node_id: str, v: Value) -> str:
-    label = f'<<font point-size="8">{_html(_cut(v.name, keep_end=True))}<br/>{_html(_type(v))}</font>>'
-    tooltip = _quoted(f"constant {quote_name(v.name)}: {_type(v)}")
+    label = f'<<font point-size="8">{_html(_cut(v.name, keep_end=True))}<br/>{_html(_typed(v))}</font>>'
+    tooltip = _quoted(f"constant {quote_name(v.name)}: {_typed(v)}")
     return (f'  {node_id} [shape=box, style=filled, fillcolor="{CONST_COLOUR}", color="#aaaaaa", height=0.2, '
             f'margin="0.06,0.02", label={label}, tooltip={tooltip}];')
 
 
 def to_dot(graph: Graph, title: str | None = None, *, edge_labels: bool | None = None) -> str:
-    """The graph as Graphviz dot source, top to bottom. Edges carry their tensor's type when
-    `edge_labels` (by default, in graphs of at most EDGE_LABEL_LIMIT nodes)."""
+    """The graph as Graphviz dot source, top to bottom. Edges carry their tensor's type (and SBP)
+    when `edge_labels` (by default, in graphs of at most EDGE_LABEL_LIMIT nodes)."""
     title = graph.name if title is None else title
     if edge_labels is None:
         edge_labels = len(graph.nodes) <= EDGE_LABEL_LIMIT
+    planned = any(v.sbp is not None for v in graph.values())
 
     def edge_label(v: Value) -> str:
-        return f", label={_quoted(' ' + _type(v))}" if edge_labels else ""
+        label = f", label={_quoted(' ' + _typed(v))}" if edge_labels else ""
+        if v.sbp is not None:
+            label += f', color="{PLACEMENTS[placement([v.sbp])][1]}"'
+        return label
 
     lines = [
         "digraph flowc {",
         "  rankdir=TB; nodesep=0.25; ranksep=0.3; newrank=true;",
-        f'  label=<<b>{_html(title)}</b>>; labelloc=t; fontname="Helvetica"; fontsize=14;',
+        f"  label={_legend(title) if planned else f'<<b>{_html(title)}</b>>'}; "
+        'labelloc=t; fontname="Helvetica"; fontsize=14;',
         '  node [fontname="Helvetica", fontsize=11, shape=box, style="rounded,filled", '
         'margin="0.12,0.04", height=0.3, penwidth=0.8];',
         '  edge [fontname="Helvetica", fontsize=8, fontcolor="#555555", color="#777777", arrowsize=0.6];',
@@ -166,9 +235,16 @@ def to_dot(graph: Graph, title: str | None = None, *, edge_labels: bool | None =
     for i, node in enumerate(graph.nodes):
         for v in node.outputs:
             ids[id(v)] = f"n{i}"
-        colour = family_colour(node.opdef.family)
-        lines.append(f'  n{i} [fillcolor="{colour}", label={_node_label(node)}, '
-                     f"tooltip={_quoted(print_node(node))}];")
+        family = node.opdef.family
+        if family == "boxing":
+            style = f"{BOXING_STYLE}, label={_boxing_label(node)}"
+        elif family == "collective":
+            style = f"{COLLECTIVE_STYLE}, label={_node_label(node)}"
+        else:
+            colour = PLACEMENTS[placement(v.sbp for v in node.outputs)][0] if _placed(node) \
+                else family_colour(family)
+            style = f'fillcolor="{colour}", label={_node_label(node)}'
+        lines.append(f"  n{i} [{style}, tooltip={_quoted(print_node(node))}];")
         for k, v in enumerate(node.inputs):
             if v is None or (v.producer is None and _is_folded(v)):
                 continue
@@ -226,4 +302,4 @@ def render(graph: Graph, path, title: str | None = None, *, edge_labels: bool | 
     return path
 
 
-__all__ = ["FAMILY_COLOURS", "GraphvizNotFound", "family_colour", "render", "to_dot"]
+__all__ = ["FAMILY_COLOURS", "PLACEMENTS", "GraphvizNotFound", "family_colour", "placement", "render", "to_dot"]

@@ -4,11 +4,15 @@ A parallel plan's physical graph is the same on every rank (SPMD); these ops cha
 tensor lies over one mesh axis (`mesh_axis`, whose group has `size` members). Their shape
 rules work on local shapes. They have no single-device meaning: the numpy reference runs
 them across every rank's graph at once (ir/passes/parallel/simulate.py), the runtime
-through its communicator (runtime/include/flowc/comm.h).
+through its communicator (runtime/include/flowc/comm.h). `Boxing`, at the end, is the logical
+graph's view of a whole boxing: one node per value and target SBP, identity on one device.
 """
 from __future__ import annotations
 
+from flowc.errors import CompileError, quote_name
+
 from ..registry import REQUIRED, defop
+from ..sbp import format_sbp, parse_sbp
 from .rules import axis_of, in_type
 
 GROUP = {"mesh_axis": ("int", REQUIRED), "size": ("int", REQUIRED)}
@@ -59,3 +63,30 @@ _collective("LocalSlice", "Whole to split, with no communication: member i keeps
             shrink="axis")
 _collective("KeepFirst", "Whole to partial sums, with no communication: the first member keeps the "
             "tensor, the others hold zeros.")
+
+
+# -- the logical view ------------------------------------------------------------------------
+# In a graph annotated with a plan (ir/passes/parallel/annotate.py) the whole boxing of one
+# value to one SBP is a single Boxing node: the same tensor, laid out anew over the mesh.
+
+def _boxing_infer(node):
+    layouts = {}
+    for key in ("from", "to"):
+        try:
+            layouts[key] = parse_sbp(node.attr(key))
+        except CompileError as e:
+            raise node.error(f"attribute {key!r}: {e}") from None
+    if len(layouts["from"]) != len(layouts["to"]):
+        raise node.error(f"from={node.attr('from')!r} and to={node.attr('to')!r} name different meshes")
+    x = node.inputs[0]
+    if x.sbp is not None and tuple(x.sbp) != layouts["from"]:
+        raise node.error(f"boxes from {node.attr('from')}, but its input {quote_name(x.name)} lies as "
+                         f"{format_sbp(x.sbp)}")
+    return [in_type(node, 0)]
+
+
+defop("Boxing", family="boxing", inputs=("X",),
+      summary="A tensor moved from one SBP to another: the collectives in `steps`, one after another. "
+              "The same tensor on one device.",
+      attrs={"from": ("str", REQUIRED), "to": ("str", REQUIRED), "steps": ("strs", ())},
+      infer=_boxing_infer, ref=lambda node, x: x, sym=lambda node: [node.inputs[0].sym], storage=True, onnx=False)

@@ -60,13 +60,15 @@ def annotate(plan: Plan) -> Graph:
     def read(v: Value, nd: NdSbp) -> Value:
         if v.is_const:
             return constant(v, nd)
+        if nd == plan.seen(v):
+            return seen(v)
         if (v, nd) not in boxed:
             boxed[(v, nd)] = box(seen(v), v, plan.seen(v), nd)
         return boxed[(v, nd)]
 
     def produced(v: Value, nd: NdSbp) -> None:
         copy_of[v].sbp = nd
-        if v not in plan.hints:   # a hinted value is read from its hint, whatever a consumer wants
+        if plan.seen(v) == nd:   # a hinted value is read from its hint, whatever a consumer wants
             boxed[(v, nd)] = copy_of[v]
 
     for v in src.inputs:

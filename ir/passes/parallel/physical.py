@@ -4,12 +4,12 @@ Each value gets its local shape; boxing becomes collective ops (ir/ops/collectiv
 edges where a producer's SBP differs from what a consumer reads; constants are cut for each
 rank at compile time, so the graph holds rank 0's pieces and `rank_constants(r)` gives any
 rank's. Graph inputs arrive whole on every rank and the outputs leave whole. An op whose
-shape operand names its output shape (`shape_input` in its registry entry: Reshape) reads
-the local shape instead.
+shape operand names its output shape (`shape_input` in its registry entry: Reshape, Expand)
+reads the local shape instead; one whose attributes change with the pieces it gets
+(`local_attrs`: a grouped Conv split by groups) runs with the attributes that hook gives.
 
-The annotated logical graph (`annotated`) is the same computation on one device with every
-value's SBP recorded and a Boxing node where a value changes SBP: what `--explain` and
-`flowc viz` show.
+`annotate.py` draws the same plan on the logical graph instead: every value's SBP recorded
+and a Boxing node where a value changes SBP, which is what `flowc viz` shows.
 """
 from __future__ import annotations
 
@@ -107,6 +107,8 @@ def build_physical(plan: Plan) -> PhysicalGraph:
     for node in graph.nodes:
         cand = plan.chosen(node)
         shape_input = node.opdef.extra.get("shape_input")
+        local_attrs = node.opdef.extra.get("local_attrs")
+        attrs = node.attrs if local_attrs is None else local_attrs(node, cand.ins, cand.outs, mesh)
         inputs = []
         for i, (v, nd) in enumerate(zip(node.inputs, cand.ins)):
             if v is None:
@@ -116,7 +118,7 @@ def build_physical(plan: Plan) -> PhysicalGraph:
                 inputs.append(phys.add_const(np.array(local, np.int64), phys.fresh_name(f"{v.name}.local")))
             else:
                 inputs.append(read(v, nd))
-        new = phys.add_node(node.op, inputs, num_outputs=len(node.outputs), attrs=node.attrs, name=node.name,
+        new = phys.add_node(node.op, inputs, num_outputs=len(node.outputs), attrs=attrs, name=node.name,
                             output_names=[v.name for v in node.outputs])
         for v, pv, nd in zip(node.outputs, new.outputs, cand.outs):
             want = local_shape(v.type.shape, nd, mesh)
@@ -131,7 +133,8 @@ def build_physical(plan: Plan) -> PhysicalGraph:
     whole = (B,) * len(mesh)
     phys.outputs = []
     for v in graph.outputs:
-        pv = read(v, whole)
+        # a graph input given back arrives whole on every rank, whatever its consumers read it as
+        pv = held[v] if v in held and v.producer is None else read(v, whole)
         if pv.name != v.name and not v.is_const and v.producer is not None:
             phys.rename(held[v], phys.fresh_name(f"{v.name}.local"))   # the output keeps the model's name
             phys.rename(pv, v.name)
