@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="the picture: .svg, .png, .pdf or .dot")
     p.add_argument("--after", metavar="PASS", help="draw the graph after this pass (its first run), or after "
                    "each one with 'all' (FILE.00-import.svg, FILE.01-<pass>.svg, ...); default: as imported")
+    p.add_argument("--target", default="cpu", help="whose device profiles plan for --devices/--mesh (default: cpu)")
+    _parallel_options(p)
+    p.add_argument("--physical", action="store_true",
+                   help="with --devices/--mesh: draw what each rank runs (local shapes, collectives) instead")
     p.set_defaults(handler=_viz)
 
     p = commands.add_parser("inspect", parents=[common], help="describe an ONNX model and what flowc supports of it")
@@ -336,6 +340,12 @@ def _viz(args) -> None:
     out = Path(args.output)
     graph = _load_for_viz(args.model, _input_shapes(args.input_shape))
     after = args.after
+    parallel = _parallel_kwargs(args)
+    if args.mesh is not None or args.devices != 1:
+        if after is not None:
+            raise CompileError("--after draws single-device passes; a plan for --devices/--mesh is drawn after all of them")
+        _viz_plan(graph, out, args.target, parallel, args.physical)
+        return
     if after is None:
         _say(f"wrote {viz.render(graph, out)}")
         return
@@ -355,6 +365,24 @@ def _viz(args) -> None:
         return
     graph = run_passes(graph, PIPELINE[:names.index(after) + 1])
     _say(f"wrote {viz.render(graph, out, title=f'{graph.name}: after {after}')}")
+
+
+def _viz_plan(graph: ir.Graph, out: Path, target: str, options: dict, physical: bool) -> None:
+    """The optimised graph's plan on the mesh: the logical graph with SBP and boxing, or the physical one."""
+    from .ir import viz
+    from .ir.passes import optimize, parallel
+
+    shape = api._check_target(target, options["devices"], options["mesh"])
+    mesh = parallel.make_mesh(shape, target=target, links=options["links"], profile_file=options["topology"])
+    plan = parallel.search(optimize(graph), mesh, hints=options["sbp"],
+                           memory_limit=api.parse_bytes(options["memory_limit"]))
+    if physical:
+        drawn = parallel.build_physical(plan).graph
+        title = f"{graph.name}: what each rank of mesh {mesh} runs"
+    else:
+        drawn = parallel.annotate(plan)
+        title = f"{graph.name} on mesh {mesh}: {parallel.summary(plan)}"
+    _say(f"wrote {viz.render(drawn, out, title=title)}")
 
 
 def _say(text: str) -> None:

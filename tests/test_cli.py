@@ -233,6 +233,38 @@ def test_viz_after_one_pass(tmp_path, mlp):
     assert out.read_bytes().startswith(b"\x89PNG")
 
 
+def test_viz_of_a_parallel_plan(tmp_path, mlp):
+    out = tmp_path / "plan.dot"
+    done = flowc_cli("viz", mlp, "-o", out, "--input-shape", "x=8,16", "--devices", "2", "--sbp", "x=S(1)")
+    assert done.returncode == 0, done.stderr
+    dot = out.read_text()
+    assert "on mesh 2" in dot and "Boxing" in dot and "@ S(1)" in dot and "hexagon" in dot
+    physical = tmp_path / "physical.dot"
+    done = flowc_cli("viz", mlp, "-o", physical, "--input-shape", "x=8,16", "--mesh", "2x2", "--sbp", "x=(S(0), S(1))",
+                     "--physical")
+    assert done.returncode == 0, done.stderr
+    assert "what each rank of mesh 2x2 runs" in physical.read_text() and "AllGather" in physical.read_text()
+    assert_one_line_error(flowc_cli("viz", mlp, "-o", out, "--devices", "2", "--after", "all"),
+                          "--after draws single-device passes; a plan for --devices/--mesh is drawn after all of them")
+
+
+def test_compile_explain_prints_the_plan(tmp_path, mlp, x_npy):
+    done = flowc_cli("compile", mlp, "--target", "reference", "-o", tmp_path / "b", "--input-shape", "x=2,16",
+                     "--devices", "2", "--sbp", "x=S(1)", "--explain")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"flowc: wrote {tmp_path / 'b'} (target reference, mesh 2, {len(lines) and lines[0].split(', ')[-1]}"
+    assert lines[1].startswith("mesh 2 (cpu; links shm): predicted ")
+    header = lines[3].split()
+    assert header == ["op", "node", "signature", "cost", "runner-up", "its", "cost"]
+    assert any(line.split()[0] == "MatMul" and "->" in line for line in lines[4:])
+    assert any(line.strip().startswith('"x": B -> S(1): LocalSlice[mesh_axis=0, axis=1]') for line in lines)
+    done = flowc_cli("run", tmp_path / "b", "--input", f"x={x_npy}")
+    assert done.returncode == 0, done.stderr
+    single = flowc_cli("compile", mlp, "--target", "reference", "-o", tmp_path / "one", "--explain")
+    assert "one device, so there is no parallel plan to explain" in single.stdout
+
+
 def test_viz_of_an_ir_text_file(tmp_path, compiled):
     out = tmp_path / "model.dot"
     assert flowc_cli("viz", compiled / "model.fir", "-o", out).returncode == 0
