@@ -149,26 +149,35 @@ def replicated(node) -> list[Signature]:
     return [Signature(tuple(None if v is None else B for v in node.inputs), tuple(B for _ in node.outputs))]
 
 
+def operand_sbps(node, *sbps: Sbp | None) -> tuple[Sbp | None, ...]:
+    """A signature's inputs: `sbps` for the node's first inputs, B for the rest, None for the
+    omitted ones."""
+    return tuple(None if v is None else sbps[i] if i < len(sbps) else B for i, v in enumerate(node.inputs))
+
+
 def _rank(v) -> int | None:
     return None if v is None or v.type is None or v.type.shape is None else len(v.type.shape)
 
 
-def broadcast_signatures(node, partial: Iterable[tuple[Sbp | None, ...]] = ()) -> list[Signature]:
+def broadcast_signatures(node, partial: Iterable[tuple[Sbp | None, ...]] = (),
+                         whole: Iterable[int] = ()) -> list[Signature]:
     """An elementwise op with numpy broadcasting and one output: split any output axis, each
     input split on its matching axis (B where it broadcasts there). `partial` lists the input
-    patterns that make a partial-sum output (linear ops: (P, P) for Add, (P, B) for Mul)."""
+    patterns that make a partial-sum output (linear ops: (P, P) for Add, (P, B) for Mul).
+    Inputs listed in `whole` are not broadcast operands (Expand's shape) and stay B."""
     out = node.outputs[0]
     rank = _rank(out)
     sigs = replicated(node)
     if rank is None or len(node.outputs) != 1:
         return sigs
+    whole = set(whole)
     for axis in range(rank):
         if out.type.shape[axis] == 1:
             continue
         ins = []
-        for v in node.inputs:
-            if v is None:
-                ins.append(None)
+        for i, v in enumerate(node.inputs):
+            if v is None or i in whole:
+                ins.append(None if v is None else B)
                 continue
             k = axis - (rank - _rank(v))
             ins.append(S(k) if k >= 0 and v.type.shape[k] != 1 else B)
@@ -254,11 +263,27 @@ def matmul_signatures(node) -> list[Signature]:
     return sigs
 
 
+def split_count(nd: NdSbp | None, axis: int, mesh: Sequence[int]) -> int:
+    """Into how many pieces `nd` cuts tensor axis `axis` on `mesh`."""
+    count = 1
+    for sbp, n in zip(nd or (), mesh):
+        if sbp.is_split and sbp.axis == axis:
+            count *= n
+    return count
+
+
 def valid_nd_signatures(node, sigs: Sequence[Signature], mesh: Sequence[int]):
     """The 1-D signatures combined over the mesh's axes, keeping those whose every split divides
-    evenly and whose partial sums are of float tensors. Yields (ins, outs) as tuples of NdSbp."""
+    evenly and whose partial sums are of float tensors. Yields (ins, outs) as tuples of NdSbp.
+
+    An op whose local computation needs other attributes than the logical one (a grouped Conv
+    split by groups runs `group / pieces` groups per device) names them with a `local_attrs`
+    hook in its registry entry: local_attrs(node, ins, outs, mesh) -> the attributes each
+    device runs with, or None where the combination cannot be computed (the groups do not
+    divide); build_physical gives the device's node those attributes."""
     import itertools
 
+    local_attrs = node.opdef.extra.get("local_attrs")
     values = list(node.inputs) + list(node.outputs)
     for combo in itertools.product(sigs, repeat=len(mesh)):
         ins = tuple(None if node.inputs[i] is None else tuple(s.ins[i] for s in combo)
@@ -275,11 +300,13 @@ def valid_nd_signatures(node, sigs: Sequence[Signature], mesh: Sequence[int]):
             if any(s.is_split for s in nd) and (not t.is_static or local_shape(t.shape, nd, mesh) is None):
                 ok = False
                 break
+        if ok and local_attrs is not None and local_attrs(node, ins, outs, tuple(mesh)) is None:
+            ok = False
         if ok:
             yield ins, outs
 
 
 __all__ = ["B", "P", "S", "NdSbp", "Sbp", "Signature", "assemble", "broadcast_signatures", "elementwise_signatures",
            "format_sbp", "keep_axes_signatures", "linear_signatures", "local_piece", "local_shape", "matmul_signatures",
-           "mesh_coords", "parse_sbp", "replicated", "reshape_signatures", "scaling_signatures",
-           "valid_nd_signatures"]
+           "mesh_coords", "operand_sbps", "parse_sbp", "replicated", "reshape_signatures", "scaling_signatures",
+           "split_count", "valid_nd_signatures"]

@@ -279,7 +279,7 @@ VARIADIC = {
 for _name, (_summary, _cls, _fn) in VARIADIC.items():
     defop(_name, family="elementwise", summary=_summary, inputs=("data+",), outputs=("Y",),
           infer=_typed(_cls, broadcast_infer), commutative=True,
-          sbp=linear_signatures if _name == "Sum" else elementwise_signatures,
+          sbp=linear_signatures if _name in ("Sum", "Mean") else elementwise_signatures,
           ref=(lambda fn: lambda n, *xs: np.asarray(fn([widen(x) for x in xs])).astype(xs[0].dtype))(_fn))
 
 

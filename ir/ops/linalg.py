@@ -7,7 +7,7 @@ from flowc.errors import quote_name
 
 from ..graph import Node
 from ..registry import REQUIRED, defop
-from ..sbp import matmul_signatures
+from ..sbp import B, P, S, Signature, matmul_signatures, operand_sbps, replicated
 from ..types import Dim, TensorType, broadcast_dim, dtype
 from .rules import broadcast_shapes, broadcasts_to, in_type, require_dtype, same_dtypes, widen
 
@@ -76,10 +76,39 @@ def _gemm(node: Node, a, b, c=None):
     return y.astype(a.dtype)
 
 
+def _gemm_signatures(node: Node):
+    """MatMul's, through the transposes: rows of A' (with C's rows), columns of B' (with C's
+    columns), or the contracted axis of both (a partial sum, C kept by one member); a partial
+    operand times a whole one, C partial."""
+    c = node.input(2)
+    ta, tb = node.attr("transA"), node.attr("transB")
+
+    def c_split(axis: int):   # C broadcasts to [M, N]
+        if c is None:
+            return None
+        k = axis - (2 - c.type.rank)
+        return S(k) if k >= 0 and c.type.shape[k] != 1 else B
+
+    sigs = replicated(node)
+    if c is not None and c.type.shape is None:
+        return sigs
+    sigs.append(Signature(operand_sbps(node, S(1 if ta else 0), B, c_split(0)), (S(0),)))
+    sigs.append(Signature(operand_sbps(node, B, S(0 if tb else 1), c_split(1)), (S(1),)))
+    sigs.append(Signature(operand_sbps(node, S(0 if ta else 1), S(1 if tb else 0), P), (P,)))
+    sigs.append(Signature(operand_sbps(node, P, B, P), (P,)))
+    sigs.append(Signature(operand_sbps(node, B, P, P), (P,)))
+    return sigs
+
+
+def gemm_flops(node: Node, ins, outs) -> float:
+    """2 M N K, K read from A as stored (transposed or not); C's additions are in the noise."""
+    return 2.0 * float(outs[0].numel()) * float(ins[0].shape[0 if node.attr("transA") else 1])
+
+
 defop("Gemm", family="linalg", summary="alpha * A' B' + beta * C on matrices, A' and B' optionally transposed.",
       inputs=("A", "B", "C?"),
       attrs={"alpha": ("float", 1.0), "beta": ("float", 1.0), "transA": ("int", 0), "transB": ("int", 0)},
-      infer=_gemm_infer, ref=_gemm)
+      infer=_gemm_infer, ref=_gemm, sbp=_gemm_signatures, flops=gemm_flops)
 
 
 # -- einsum ----------------------------------------------------------------------
@@ -161,9 +190,43 @@ def _einsum(node: Node, *arrays):
     return np.asarray(np.einsum(equation, *(widen(a) for a in arrays), optimize=True)).astype(arrays[0].dtype)
 
 
+def _einsum_signatures(node: Node):
+    """Per label (not the ellipsis, nor one a term repeats): every operand holding it split there
+    (whole where its dim is 1 and broadcasts), the others whole; the output split there, or a
+    partial sum when the label is summed over. A sum of products is linear in each operand: one
+    partial with the others whole gives a partial sum."""
+    sigs = replicated(node)
+    if any(v.type.shape is None for v in node.inputs):
+        return sigs
+    inputs, output = _einsum_terms(node)
+    ellipsis = [len(v.type.shape) - len(t) + 1 if ELLIPSIS in t else 0 for t, v in zip(inputs, node.inputs)]
+    out_ellipsis = max(ellipsis, default=0)
+
+    def axis_of_label(term, label, width):
+        """The tensor axis of `label` in `term`, whose ellipsis spans `width` axes."""
+        i = term.index(label)
+        return i if ELLIPSIS not in term[:i] else i - 1 + width
+
+    labels = sorted({c for t in inputs for c in t} - {ELLIPSIS})
+    for c in labels:
+        if any(t.count(c) > 1 for t in inputs):
+            continue
+        ins = []
+        for t, v, width in zip(inputs, node.inputs, ellipsis):
+            a = axis_of_label(t, c, width) if c in t else None
+            ins.append(S(a) if a is not None and v.type.shape[a] != 1 else B)
+        if all(s == B for s in ins):
+            continue
+        out = S(axis_of_label(output, c, out_ellipsis)) if c in output else P
+        sigs.append(Signature(tuple(ins), (out,)))
+    for i in range(len(node.inputs)):
+        sigs.append(Signature(tuple(P if j == i else B for j in range(len(node.inputs))), (P,)))
+    return sigs
+
+
 defop("Einsum", family="linalg", summary="Einstein summation (numpy einsum), with ellipsis broadcasting.",
       inputs=("Inputs*",), outputs=("Output",), attrs={"equation": ("str", REQUIRED)},
-      infer=_einsum_infer, ref=_einsum)
+      infer=_einsum_infer, ref=_einsum, sbp=_einsum_signatures)
 
 
 # -- integer matmul ----------------------------------------------------------------

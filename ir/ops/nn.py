@@ -17,7 +17,7 @@ from flowc.errors import quote_name
 from ..graph import Node
 from ..infer import known_array, known_ints
 from ..registry import REQUIRED, defop
-from ..sbp import keep_axes_signatures
+from ..sbp import B, P, S, Signature, keep_axes_signatures, operand_sbps, replicated, split_count
 from ..types import UNKNOWN, Dim, TensorType, dim_add, dim_mul, dtype_from_onnx, normalize_axis, same_dim
 from .rules import (axis_of, broadcasts_to, compute_dtype, in_type, require_dtype, require_float, same_as_input,
                     same_dtypes, widen)
@@ -198,8 +198,47 @@ def _conv(node: Node, x, w, b=None):
     return y.astype(x.dtype)
 
 
+def _conv_signatures(w_in: int, w_out: int):
+    """A convolution's signatures; `w_in` and `w_out` are W's input- and output-channel axes
+    (Conv: W is [M, C/group, ...]; ConvTranspose: [C, M/group, ...]). Batch split with W whole;
+    with one group, output channels (W and bias split) or input channels (X and W split alike:
+    a partial sum, the bias kept by one member); with several, whole groups per device (X's
+    channels and W and the bias split alike, `_conv_local_attrs` scales group); and partial sums
+    through X or W, the bias partial too, since it is added once."""
+    def sbp(node):
+        sigs = replicated(node)
+        if node.inputs[0].type.rank is None or node.inputs[1].type.rank is None:
+            return sigs
+        sigs.append(Signature(operand_sbps(node, S(0), B, B), (S(0),)))
+        if node.attr("group") == 1:
+            sigs.append(Signature(operand_sbps(node, B, S(w_out), S(0)), (S(1),)))
+            sigs.append(Signature(operand_sbps(node, S(1), S(w_in), P), (P,)))
+        else:
+            sigs.append(Signature(operand_sbps(node, S(1), S(0), S(0)), (S(1),)))
+        sigs.append(Signature(operand_sbps(node, P, B, P), (P,)))
+        sigs.append(Signature(operand_sbps(node, B, P, P), (P,)))
+        return sigs
+    return sbp
+
+
+def _conv_local_attrs(node, ins, outs, mesh):
+    """A device holding 1/k of a grouped convolution's channels runs group/k whole groups."""
+    group, pieces = node.attr("group"), split_count(ins[0], 1, mesh)
+    if group == 1 or pieces == 1:
+        return node.attrs
+    if group % pieces:
+        return None
+    return {**node.attrs, "group": group // pieces}
+
+
+def conv_flops(node, ins, outs) -> float:
+    """2 * output elements * W's elements per output channel: a multiply-add per tap."""
+    return 2.0 * float(outs[0].numel()) * float(np.prod(ins[1].shape[1:]))
+
+
 defop("Conv", family="nn", summary="N-d convolution (cross-correlation) with groups, strides, dilations, pads.",
-      inputs=("X", "W", "B?"), attrs={**WINDOW_ATTRS, "group": ("int", 1)}, infer=_conv_infer, ref=_conv)
+      inputs=("X", "W", "B?"), attrs={**WINDOW_ATTRS, "group": ("int", 1)}, infer=_conv_infer, ref=_conv,
+      sbp=_conv_signatures(w_in=1, w_out=0), flops=conv_flops, local_attrs=_conv_local_attrs)
 
 
 def _transpose_window(node: Node, spatial, kernel):
@@ -281,10 +320,16 @@ def _conv_transpose(node: Node, x, w, b=None):
     return y.astype(x.dtype)
 
 
+def conv_transpose_flops(node, ins, outs) -> float:
+    """2 * input elements * W's elements per input channel: each input spreads over that many taps."""
+    return 2.0 * float(ins[0].numel()) * float(np.prod(ins[1].shape[1:]))
+
+
 defop("ConvTranspose", family="nn", summary="N-d transposed convolution (the gradient of Conv) with groups.",
       inputs=("X", "W", "B?"),
       attrs={**WINDOW_ATTRS, "group": ("int", 1), "output_padding": ("ints", None), "output_shape": ("ints", None)},
-      infer=_conv_transpose_infer, ref=_conv_transpose)
+      infer=_conv_transpose_infer, ref=_conv_transpose, sbp=_conv_signatures(w_in=0, w_out=1),
+      flops=conv_transpose_flops, local_attrs=_conv_local_attrs)
 
 
 # -- pooling -----------------------------------------------------------------------
@@ -358,9 +403,19 @@ def _max_pool(node: Node, x):
     return best.astype(x.dtype), index
 
 
+def _pool_signatures(partial: bool = False):
+    """Windows slide over each (sample, channel) alone: batch or channels split; a mean of partial
+    sums is partial (`partial`). Not with MaxPool's Indices, which count from the whole tensor."""
+    def sbp(node):
+        if len(node.outputs) > 1:
+            return replicated(node)
+        return keep_axes_signatures(node, (0, 1), partial=partial)
+    return sbp
+
+
 defop("MaxPool", family="nn", summary="Max over sliding windows; Indices gives flat positions of the maxima.",
       inputs=("X",), outputs=("Y", "Indices?"), attrs={**POOL_ATTRS, "storage_order": ("int", 0)},
-      infer=_max_pool_infer, ref=_max_pool)
+      infer=_max_pool_infer, ref=_max_pool, sbp=_pool_signatures())
 
 
 def _window_counts(out, begin, end, kernel, strides, dilations, spatial, include_pad: bool) -> np.ndarray:
@@ -381,7 +436,8 @@ def _average_pool(node: Node, x):
 
 
 defop("AveragePool", family="nn", summary="Mean over sliding windows, padding counted or not.",
-      inputs=("X",), attrs={**POOL_ATTRS, "count_include_pad": ("int", 0)}, infer=_pool_infer, ref=_average_pool)
+      inputs=("X",), attrs={**POOL_ATTRS, "count_include_pad": ("int", 0)}, infer=_pool_infer, ref=_average_pool,
+      sbp=_pool_signatures(partial=True))
 
 
 def _lp(node: Node) -> int:
@@ -406,7 +462,8 @@ def _lp_infer(infer):
 
 
 defop("LpPool", family="nn", summary="Lp norm over sliding windows (padding counts as zeros).",
-      inputs=("X",), attrs={**POOL_ATTRS, "p": ("int", 2)}, infer=_lp_infer(_pool_infer), ref=_lp_pool)
+      inputs=("X",), attrs={**POOL_ATTRS, "p": ("int", 2)}, infer=_lp_infer(_pool_infer), ref=_lp_pool,
+      sbp=_pool_signatures())
 
 
 def _global_infer(node: Node):
@@ -428,7 +485,8 @@ GLOBAL_POOLS = {
 
 for _name, (_summary, _attrs, _reduce) in GLOBAL_POOLS.items():
     defop(_name, family="nn", summary=_summary, inputs=("X",), attrs=_attrs,
-          infer=_lp_infer(_global_infer) if "p" in _attrs else _global_infer, ref=_global(_reduce))
+          infer=_lp_infer(_global_infer) if "p" in _attrs else _global_infer, ref=_global(_reduce),
+          sbp=_pool_signatures(partial=_name == "GlobalAveragePool"))
 
 
 # -- normalization -------------------------------------------------------------------
@@ -465,11 +523,23 @@ def _batch_norm(node: Node, x, scale, b, mean, var):
     return y.astype(x.dtype)
 
 
+def _per_channel_signatures(node, axes) -> list:
+    """X split on `axes` with the per-channel parameters whole, or on the channels with them split
+    alike."""
+    sigs = replicated(node)
+    if in_type(node, 0).rank is None:
+        return sigs
+    sigs += [Signature(operand_sbps(node, S(a)), (S(a),)) for a in axes]
+    sigs.append(Signature(operand_sbps(node, S(1), *[S(0)] * (len(node.inputs) - 1)), (S(1),)))
+    return sigs
+
+
 defop("BatchNormalization", family="nn",
       summary="(x - mean) / sqrt(var + epsilon) * scale + B per channel, with stored statistics (inference).",
       inputs=("X", "scale", "B", "input_mean", "input_var"), outputs=("Y", "running_mean?", "running_var?"),
       attrs={"epsilon": ("float", _f32(1e-5)), "momentum": ("float", _f32(0.9)), "training_mode": ("int", 0)},
-      infer=_batch_norm_infer, ref=_batch_norm)
+      infer=_batch_norm_infer, ref=_batch_norm,
+      sbp=lambda n: _per_channel_signatures(n, [a for a in range(in_type(n, 0).rank or 0) if a != 1]))
 
 
 def _instance_norm_infer(node: Node):
@@ -498,7 +568,7 @@ def _instance_norm(node: Node, x, scale, b):
 defop("InstanceNormalization", family="nn",
       summary="Normalize each (sample, channel) over its spatial axes, then scale and shift per channel.",
       inputs=("input", "scale", "B"), outputs=("output",), attrs={"epsilon": ("float", _f32(1e-5))},
-      infer=_instance_norm_infer, ref=_instance_norm)
+      infer=_instance_norm_infer, ref=_instance_norm, sbp=lambda n: _per_channel_signatures(n, (0,)))
 
 
 def _stash_dtype(node: Node):
@@ -566,11 +636,22 @@ def _group_norm(node: Node, x, scale, b):
     return y.astype(x.dtype)
 
 
+def _group_norm_local_attrs(node, ins, outs, mesh):
+    """A device holding 1/k of the channels normalises num_groups/k whole groups."""
+    groups, pieces = node.attr("num_groups"), split_count(ins[0], 1, mesh)
+    if pieces == 1:
+        return node.attrs
+    if groups % pieces:
+        return None
+    return {**node.attrs, "num_groups": groups // pieces}
+
+
 defop("GroupNormalization", family="nn",
       summary="Normalize each sample over groups of channels (and space), then scale and shift per channel.",
       inputs=("X", "scale", "bias"),
       attrs={"num_groups": ("int", REQUIRED), "epsilon": ("float", _f32(1e-5)), "stash_type": ("int", 1)},
-      infer=_group_norm_infer, ref=_group_norm)
+      infer=_group_norm_infer, ref=_group_norm, sbp=lambda n: _per_channel_signatures(n, (0,)),
+      local_attrs=_group_norm_local_attrs)
 
 
 def _lrn_infer(node: Node):
@@ -595,7 +676,8 @@ def _lrn(node: Node, x):
 defop("LRN", family="nn", summary="Local response normalization across nearby channels.",
       inputs=("X",), attrs={"size": ("int", REQUIRED), "alpha": ("float", _f32(1e-4)), "beta": ("float", 0.75),
                             "bias": ("float", 1.0)},
-      infer=_lrn_infer, ref=_lrn)
+      infer=_lrn_infer, ref=_lrn,
+      sbp=lambda n: keep_axes_signatures(n, [a for a in range(in_type(n, 0).rank or 0) if a != 1]))
 
 
 def _lp_norm_infer(node: Node):
@@ -617,7 +699,9 @@ def _lp_norm(node: Node, x):
 
 defop("LpNormalization", family="nn", summary="x divided by its L1 or L2 norm along `axis` (0 where the norm is 0).",
       inputs=("input",), outputs=("output",), attrs={"axis": ("int", -1), "p": ("int", 2)},
-      infer=_lp_norm_infer, ref=_lp_norm)
+      infer=_lp_norm_infer, ref=_lp_norm,
+      sbp=lambda n: keep_axes_signatures(n, [a for a in range(in_type(n, 0).rank or 0)
+                                             if a != axis_of(n, in_type(n, 0).rank)]))
 
 
 # -- dropout -------------------------------------------------------------------------
@@ -649,9 +733,20 @@ def _dropout(node: Node, x, ratio=None, training=None):
     return x, np.ones(x.shape, bool)
 
 
+def _dropout_signatures(node):
+    """The identity on the data (partial sums too); the mask, all true, lies like the data or whole."""
+    sigs = replicated(node)
+    rank = in_type(node, 0).rank
+    if rank is None:
+        return sigs
+    sigs += [Signature(operand_sbps(node, S(a)), tuple(S(a) for _ in node.outputs)) for a in range(rank)]
+    sigs.append(Signature(operand_sbps(node, P), (P,) + (B,) * (len(node.outputs) - 1)))
+    return sigs
+
+
 defop("Dropout", family="nn", summary="Identity at inference (mask all True); random dropping is unsupported.",
       inputs=("data", "ratio?", "training_mode?"), outputs=("output", "mask?"), attrs={"seed": ("int", None)},
-      infer=_dropout_infer, ref=_dropout)
+      infer=_dropout_infer, ref=_dropout, sbp=_dropout_signatures)
 
 
 # -- pad -----------------------------------------------------------------------------
@@ -719,9 +814,26 @@ def _pad(node: Node, x, pads, value=None, axes=None):
     return np.pad(x, widths, mode=mode)
 
 
+def _pad_signatures(node):
+    """Split on the axes left unpadded; partial sums stay partial unless a nonzero constant is
+    added at the border (the other modes copy elements)."""
+    t = in_type(node, 0)
+    sigs = replicated(node)
+    pads, axes = known_ints(node.inputs[1]), known_ints(node.input(3))
+    if t.shape is None or pads is None or not all(isinstance(p, int) for p in pads) or \
+            node.input(3) is not None and (axes is None or not all(isinstance(a, int) for a in axes)):
+        return sigs
+    widths = _pad_widths(node, len(t.shape), pads, axes if node.input(3) is not None else None)
+    sigs += [Signature(operand_sbps(node, S(a)), (S(a),)) for a, w in enumerate(widths) if w == (0, 0)]
+    fill = None if node.input(2) is None else known_array(node.inputs[2])
+    if node.attr("mode") != "constant" or node.input(2) is None or fill is not None and not fill.any():
+        sigs.append(Signature(operand_sbps(node, P), (P,)))
+    return sigs
+
+
 defop("Pad", family="nn", summary="Pad (or crop, with negative pads) with a constant, reflection, edge or wrap.",
       inputs=("data", "pads", "constant_value?", "axes?"), outputs=("output",),
-      attrs={"mode": ("str", "constant")}, infer=_pad_infer, ref=_pad, storage=True)
+      attrs={"mode": ("str", "constant")}, infer=_pad_infer, ref=_pad, storage=True, sbp=_pad_signatures)
 
 
 # -- resize --------------------------------------------------------------------------
@@ -906,6 +1018,24 @@ def _resize(node: Node, x, roi=None, scales=None, sizes=None):
     return y.astype(x.dtype)
 
 
+def _resize_signatures(node):
+    """Split on the axes that scales leave alone (not with sizes, which name whole dims). Every mode
+    is linear in X (a gather, or fixed weights), so partial sums stay partial; not
+    tf_crop_and_resize, which fills the outside with a constant."""
+    t = in_type(node, 0)
+    sigs = replicated(node)
+    if t.shape is None or node.attr("coordinate_transformation_mode") == "tf_crop_and_resize":
+        return sigs
+    scales_v = _present(node.input(2))
+    scales = None if scales_v is None else known_array(scales_v)
+    if scales is not None:
+        out, factor = _resize_plan(node, t.shape, tuple(float(s) for s in scales.reshape(-1)), None)
+        sigs += [Signature(operand_sbps(node, S(a)), (S(a),)) for a in range(len(t.shape))
+                 if out[a] == t.shape[a] and factor[a] == 1]
+    sigs.append(Signature(operand_sbps(node, P), (P,)))
+    return sigs
+
+
 defop("Resize", family="nn",
       summary="Resize by scales or to sizes: nearest, (bi/tri)linear or cubic, ONNX coordinate modes.",
       inputs=("X", "roi?", "scales?", "sizes?"),
@@ -913,4 +1043,4 @@ defop("Resize", family="nn",
              "nearest_mode": ("str", "round_prefer_floor"), "cubic_coeff_a": ("float", -0.75),
              "exclude_outside": ("int", 0), "extrapolation_value": ("float", 0.0), "antialias": ("int", 0),
              "axes": ("ints", None), "keep_aspect_ratio_policy": ("str", "stretch")},
-      infer=_resize_infer, ref=_resize)
+      infer=_resize_infer, ref=_resize, sbp=_resize_signatures)

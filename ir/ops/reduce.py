@@ -147,8 +147,11 @@ def _fold_sym(combine):
     return sym
 
 
-def _reduce_signatures(summable: bool):
-    """Kept axes split alike; a ReduceSum over a split axis, or of a partial sum, is a partial sum."""
+def _reduce_signatures(split_to_partial: bool, linear: bool):
+    """Kept axes split alike. A sum of terms over a split reduced axis is a partial sum
+    (`split_to_partial`: ReduceSum, ReduceL1, ReduceSumSquare); a linear reduction of partial sums
+    is one (`linear`: ReduceSum, ReduceMean). ReduceMean over a split axis is not: each device
+    divides its sum by its own count, so the pieces add up to n times the mean."""
     def sbp(node):
         sigs = replicated(node)
         rank = in_type(node, 0).rank
@@ -160,8 +163,9 @@ def _reduce_signatures(summable: bool):
         kept = [a for a in range(rank) if a not in axes]
         for a in kept:
             sigs.append(Signature((S(a),) + rest, (S(a if keep else kept.index(a)),)))
-        if summable:
+        if split_to_partial:
             sigs += [Signature((S(a),) + rest, (P,)) for a in axes]
+        if linear:
             sigs.append(Signature((P,) + rest, (P,)))
         return sigs
     return sbp
@@ -171,7 +175,8 @@ for _name, (_summary, _cls, _fn) in REDUCE.items():
     defop(_name, family="reduce", summary=_summary, inputs=("data", "axes?"), outputs=("reduced",),
           attrs={"keepdims": ("int", 1), "noop_with_empty_axes": ("int", 0)}, infer=_reduce_infer(_cls),
           ref=_reduce_ref(_fn), sym={"ReduceSum": _fold_sym(dim_add), "ReduceProd": _fold_sym(dim_mul)}.get(_name),
-          sbp=_reduce_signatures(_name == "ReduceSum"))
+          sbp=_reduce_signatures(_name in ("ReduceSum", "ReduceL1", "ReduceSumSquare"),
+                                 _name in ("ReduceSum", "ReduceMean")))
 
 
 # -- ArgMax / ArgMin ----------------------------------------------------------
@@ -206,6 +211,18 @@ def _arg_ref(fn):
     return ref
 
 
+def _arg_signatures(node):
+    """Split on the other axes (the output loses `axis` unless keepdims)."""
+    rank = in_type(node, 0).rank
+    sigs = replicated(node)
+    if not rank:
+        return sigs
+    axis = _one_axis(node, rank, node.attr("axis"))
+    keep = node.attr("keepdims")
+    sigs += [Signature((S(a),), (S(a if keep or a < axis else a - 1),)) for a in range(rank) if a != axis]
+    return sigs
+
+
 ARG = {
     "ArgMax": ("Index of the largest value along axis; of the first (or last) one on ties.", np.argmax),
     "ArgMin": ("Index of the smallest value along axis; of the first (or last) one on ties.", np.argmin),
@@ -214,7 +231,7 @@ ARG = {
 for _name, (_summary, _fn) in ARG.items():
     defop(_name, family="reduce", summary=_summary, inputs=("data",), outputs=("reduced",),
           attrs={"axis": ("int", 0), "keepdims": ("int", 1), "select_last_index": ("int", 0)},
-          infer=_arg_infer, ref=_arg_ref(_fn))
+          infer=_arg_infer, ref=_arg_ref(_fn), sbp=_arg_signatures)
 
 
 # -- softmax family -------------------------------------------------------------
@@ -292,9 +309,20 @@ def _cumsum(n, x, axis):
     return (np.flip(out, axis) if n.attr("reverse") else out).astype(x.dtype)
 
 
+def _cumsum_signatures(node):
+    """Split on the axes the sums do not run along; partial sums stay partial (it is linear)."""
+    rank = in_type(node, 0).rank
+    axis = known_ints(node.inputs[1])
+    if not rank or axis is None or not isinstance(axis[0], int):
+        return replicated(node)
+    axis = _one_axis(node, rank, axis[0])
+    return keep_axes_signatures(node, [a for a in range(rank) if a != axis], partial=True)
+
+
 defop("CumSum", family="reduce", summary="Running sum along axis; exclusive leaves out each element, "
       "reverse runs from the end.", inputs=("x", "axis"), outputs=("y",),
-      attrs={"exclusive": ("int", 0), "reverse": ("int", 0)}, infer=_cumsum_infer, ref=_cumsum)
+      attrs={"exclusive": ("int", 0), "reverse": ("int", 0)}, infer=_cumsum_infer, ref=_cumsum,
+      sbp=_cumsum_signatures)
 
 
 # -- TopK -------------------------------------------------------------------------
@@ -332,4 +360,6 @@ def _topk(n, x, k):
 
 defop("TopK", family="reduce", summary="The k largest (or smallest) values along axis and their indices, "
       "sorted; ties go to the lower index.", inputs=("X", "K"), outputs=("Values", "Indices"),
-      attrs={"axis": ("int", -1), "largest": ("int", 1), "sorted": ("int", 1)}, infer=_topk_infer, ref=_topk)
+      attrs={"axis": ("int", -1), "largest": ("int", 1), "sorted": ("int", 1)}, infer=_topk_infer, ref=_topk,
+      sbp=lambda n: keep_axes_signatures(n, [a for a in range(in_type(n, 0).rank or 0)
+                                             if a != _one_axis(n, in_type(n, 0).rank, n.attr("axis"))]))

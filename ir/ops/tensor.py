@@ -17,7 +17,8 @@ from flowc.errors import quote_name
 
 from ..infer import known_array, known_ints
 from ..registry import REQUIRED, defop
-from ..sbp import B, P, S, Signature, elementwise_signatures, replicated, reshape_signatures
+from ..sbp import (B, P, S, Signature, broadcast_signatures, elementwise_signatures, keep_axes_signatures,
+                   operand_sbps, replicated, reshape_signatures)
 from ..types import UNKNOWN, TensorType, dim_div, dim_mul, dims_product, dtype, i64
 from .rules import axis_of, broadcast_shapes, format_shape, in_type, same_dtypes
 
@@ -347,10 +348,24 @@ def _split_ref(n, x, split=None):
     return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
 
 
+def _split_signatures(node):
+    """Split on any axis but the one cut into parts; partial sums stay partial."""
+    rank = in_type(node, 0).rank
+    sigs = replicated(node)
+    if rank is None:
+        return sigs
+    axis = axis_of(node, rank)
+    sigs += [Signature(operand_sbps(node, S(a)), tuple(S(a) for _ in node.outputs))
+             for a in range(rank) if a != axis]
+    sigs.append(Signature(operand_sbps(node, P), tuple(P for _ in node.outputs)))
+    return sigs
+
+
 defop("Split", family="tensor",
       summary="Splits along axis by the split sizes, or into equal parts (the last one smaller).",
       inputs=("input", "split?"), outputs=("outputs*",),
-      attrs={"axis": ("int", 0), "num_outputs": ("int", None)}, infer=_split_infer, ref=_split_ref)
+      attrs={"axis": ("int", 0), "num_outputs": ("int", None)}, infer=_split_infer, ref=_split_ref,
+      sbp=_split_signatures)
 
 
 def _slice_params(node, rank, starts, ends, axes, steps):
@@ -421,9 +436,27 @@ def _slice_sym(n):
     return [data[_slice_index(n, (len(data),), *params)[0]]]
 
 
+def _slice_signatures(node):
+    """Split on the axes the slice leaves whole (its bounds are the same numbers on every device,
+    so an axis it cuts must stay whole); partial sums stay partial."""
+    t = in_type(node, 0)
+    sigs = replicated(node)
+    params = [None if node.input(i) is None else known_ints(node.input(i)) for i in range(1, 5)]
+    if t.shape is None or not t.is_static or any(node.input(i) is not None and (p is None or not _all_int(p))
+                                                 for i, p in zip(range(1, 5), params)):
+        return sigs
+    whole = set(range(t.rank))
+    for axis, start, end, step in _slice_params(node, t.rank, *params):
+        if _slice_bounds(t.shape[axis], start, end, step) != slice(0, t.shape[axis], 1):
+            whole.discard(axis)
+    sigs += [Signature(operand_sbps(node, S(a)), (S(a),)) for a in sorted(whole)]
+    sigs.append(Signature(operand_sbps(node, P), (P,)))
+    return sigs
+
+
 defop("Slice", family="tensor", summary="data[starts:ends:steps] on the given axes, bounds clamped.",
       inputs=("data", "starts", "ends", "axes?", "steps?"), outputs=("output",), infer=_slice_infer,
-      ref=_slice_ref, sym=_slice_sym)
+      ref=_slice_ref, sym=_slice_sym, sbp=_slice_signatures)
 
 
 # -- Expand, Tile, ConstantOfShape, Range --------------------------------------------
@@ -446,7 +479,7 @@ def _expand_sym(n):
 defop("Expand", family="tensor", summary="The input broadcast to the given shape (numpy rules both ways).",
       inputs=("input", "shape"), outputs=("output",), infer=_expand_infer,
       ref=lambda n, x, shape: np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(shape.tolist()))).copy(),
-      sym=_expand_sym)
+      sym=_expand_sym, sbp=lambda n: broadcast_signatures(n, [(P, B)], whole=(1,)), shape_input=1)
 
 
 def _tile_infer(node):
@@ -463,9 +496,21 @@ def _tile_infer(node):
     return [t.with_shape(dim_mul(d, r) for d, r in zip(t.shape, repeats))]
 
 
+def _tile_signatures(node):
+    """Split on the axes repeated once (a split axis repeated would interleave the pieces);
+    partial sums stay partial."""
+    repeats = known_ints(node.inputs[1])
+    sigs = replicated(node)
+    if repeats is None or in_type(node, 0).rank != len(repeats):
+        return sigs
+    sigs += [Signature((S(a), B), (S(a),)) for a, r in enumerate(repeats) if r == 1]
+    sigs.append(Signature((P, B), (P,)))
+    return sigs
+
+
 defop("Tile", family="tensor", summary="The input repeated repeats[i] times along each axis i.",
       inputs=("input", "repeats"), outputs=("output",), infer=_tile_infer,
-      ref=lambda n, x, repeats: np.tile(x, repeats.tolist()))
+      ref=lambda n, x, repeats: np.tile(x, repeats.tolist()), sbp=_tile_signatures)
 
 
 def _fill_value(node) -> np.ndarray:
@@ -633,7 +678,8 @@ defop("Cast", family="tensor", summary="The input converted to dtype `to`.", inp
 defop("CastLike", family="tensor", summary="The input converted to the dtype of target_type.",
       inputs=("input", "target_type"), outputs=("output",), attrs=CAST_ATTRS,
       infer=lambda n: _cast_infer(n, in_type(n, 1).dtype), ref=lambda n, x, like: _cast_ref(n, x, like.dtype),
-      sym=lambda n: _cast_sym(n, in_type(n, 1).dtype), storage=True)
+      sym=lambda n: _cast_sym(n, in_type(n, 1).dtype), storage=True,
+      sbp=lambda n: keep_axes_signatures(n, range(in_type(n, 0).rank or 0)))
 
 
 # -- Transpose, Trilu, EyeLike, DepthToSpace, SpaceToDepth ----------------------------------
@@ -691,7 +737,7 @@ def _trilu_ref(n, x, k=None):
 defop("Trilu", family="tensor",
       summary="The upper (upper=1) or lower triangle of the last two axes from diagonal k; the rest zero.",
       inputs=("input", "k?"), outputs=("output",), attrs={"upper": ("int", 1)}, infer=_trilu_infer,
-      ref=_trilu_ref)
+      ref=_trilu_ref, sbp=lambda n: keep_axes_signatures(n, range((in_type(n, 0).rank or 2) - 2), partial=True))
 
 
 def _eye_like_infer(node):
@@ -742,7 +788,7 @@ def _depth_to_space_ref(node, x):
 defop("DepthToSpace", family="tensor",
       summary="Moves blocksize^2 channel groups into blocksize x blocksize spatial blocks (DCR or CRD order).",
       inputs=("input",), outputs=("output",), attrs={"blocksize": ("int", REQUIRED), "mode": ("str", "DCR")},
-      infer=_depth_to_space_infer, ref=_depth_to_space_ref)
+      infer=_depth_to_space_infer, ref=_depth_to_space_ref, sbp=lambda n: keep_axes_signatures(n, (0,), partial=True))
 
 
 def _space_to_depth_infer(node):
@@ -765,7 +811,7 @@ def _space_to_depth_ref(node, x):
 defop("SpaceToDepth", family="tensor",
       summary="Moves blocksize x blocksize spatial blocks into channels (DCR or CRD order); DepthToSpace's inverse.",
       inputs=("input",), outputs=("output",), attrs={"blocksize": ("int", REQUIRED), "mode": ("str", "DCR")},
-      infer=_space_to_depth_infer, ref=_space_to_depth_ref)
+      infer=_space_to_depth_infer, ref=_space_to_depth_ref, sbp=lambda n: keep_axes_signatures(n, (0,), partial=True))
 
 
 # -- Gather, GatherElements, GatherND --------------------------------------------------
@@ -790,7 +836,7 @@ def _gather_sym(n):
 
 def _gather_signatures(node):
     """Data split off the gathered axis with whole indices, or whole data with split indices:
-    the output's axes are data[:axis] + indices + data[axis + 1:]."""
+    the output's axes are data[:axis] + indices + data[axis + 1:]. Partial data, partial output."""
     rank, irank = in_type(node, 0).rank, in_type(node, 1).rank
     sigs = replicated(node)
     if rank is None or irank is None:
@@ -800,6 +846,7 @@ def _gather_signatures(node):
         if d != axis:
             sigs.append(Signature((S(d), B), (S(d if d < axis else d - 1 + irank),)))
     sigs += [Signature((B, S(k)), (S(axis + k),)) for k in range(irank)]
+    sigs.append(Signature((P, B), (P,)))
     return sigs
 
 
@@ -832,10 +879,26 @@ def _elements_index(node, indices, shape) -> tuple:
     return tuple(index)
 
 
+def _gather_elements_signatures(node):
+    """Indices split along the gathered axis with whole data (their values pick the rows); both
+    split alike on another axis where they have one size there (a position there addresses data
+    itself); partial data, partial output."""
+    t, it = in_type(node, 0), in_type(node, 1)
+    sigs = replicated(node)
+    if t.shape is None or it.shape is None:
+        return sigs
+    axis = axis_of(node, t.rank)
+    sigs.append(Signature((B, S(axis)), (S(axis),)))
+    sigs += [Signature((S(a), S(a)), (S(a),)) for a in range(t.rank) if a != axis and t.shape[a] == it.shape[a]]
+    sigs.append(Signature((P, B), (P,)))
+    return sigs
+
+
 defop("GatherElements", family="tensor",
       summary="out[i][j] = data[indices[i][j]][j] (for axis 0): elements picked along axis.",
       inputs=("data", "indices"), outputs=("output",), attrs={"axis": ("int", 0)},
-      infer=_gather_elements_infer, ref=lambda n, x, indices: x[_elements_index(n, indices, x.shape)])
+      infer=_gather_elements_infer, ref=lambda n, x, indices: x[_elements_index(n, indices, x.shape)],
+      sbp=_gather_elements_signatures)
 
 
 def _gather_nd_infer(node):
@@ -864,10 +927,25 @@ def _gather_nd_ref(n, x, indices):
     return np.stack(picked).reshape(indices.shape[:-1] + x.shape[b + k:])
 
 
+def _gather_nd_signatures(node):
+    """The output is indices.shape[:-1] + data.shape[b + k:]: the batch axes split on both, the
+    other index positions on indices, the trailing data axes on data; partial data, partial output."""
+    t, it = in_type(node, 0), in_type(node, 1)
+    sigs = replicated(node)
+    if t.shape is None or it.shape is None or not isinstance(it.shape[-1], int):
+        return sigs
+    b, k = node.attr("batch_dims"), it.shape[-1]
+    sigs += [Signature((S(a), S(a)), (S(a),)) for a in range(b)]
+    sigs += [Signature((B, S(a)), (S(a),)) for a in range(b, it.rank - 1)]
+    sigs += [Signature((S(a), B), (S(it.rank - 1 + a - b - k),)) for a in range(b + k, t.rank)]
+    sigs.append(Signature((P, B), (P,)))
+    return sigs
+
+
 defop("GatherND", family="tensor",
       summary="Slices of data addressed by the k-tuples in indices' last axis, after batch_dims shared axes.",
       inputs=("data", "indices"), outputs=("output",), attrs={"batch_dims": ("int", 0)},
-      infer=_gather_nd_infer, ref=_gather_nd_ref)
+      infer=_gather_nd_infer, ref=_gather_nd_ref, sbp=_gather_nd_signatures)
 
 
 # -- ScatterND, ScatterElements, NonZero, OneHot ------------------------------------------
@@ -994,7 +1072,18 @@ def _one_hot_ref(n, indices, depth, values):
     return np.where(np.expand_dims(idx, axis) == classes, values[1], values[0]).astype(values.dtype)
 
 
+def _one_hot_signatures(node):
+    """Indices split on any axis; the output has the new axis inserted at `axis`."""
+    rank = in_type(node, 0).rank
+    sigs = replicated(node)
+    if rank is None:
+        return sigs
+    axis = _one_hot_axis(node, rank)
+    sigs += [Signature((S(a), B, B), (S(a if a < axis else a + 1),)) for a in range(rank)]
+    return sigs
+
+
 defop("OneHot", family="tensor",
       summary="values[1] where the new axis' position equals the index, values[0] elsewhere.",
       inputs=("indices", "depth", "values"), outputs=("output",), attrs={"axis": ("int", -1)},
-      infer=_one_hot_infer, ref=_one_hot_ref)
+      infer=_one_hot_infer, ref=_one_hot_ref, sbp=_one_hot_signatures)
