@@ -3,12 +3,13 @@
 #   bash install.sh          flowc itself (pip install .)
 #   bash install.sh --test   flowc editable, with the test dependencies (pip install -e ".[test]")
 # Debian packages: CMake and g++ build the generated C++ projects, OpenBLAS is the CPU
-# backend's BLAS, Graphviz's dot draws flowc viz's pictures.
+# backend's BLAS, Graphviz's dot draws flowc viz's pictures, OpenMPI runs a model compiled for
+# a device mesh as one process per rank (mpirun).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for pkg in cmake g++ pkg-config libopenblas-dev graphviz; do
+for pkg in cmake g++ pkg-config libopenblas-dev graphviz openmpi-bin libopenmpi-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

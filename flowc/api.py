@@ -133,8 +133,7 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     report("write", time.perf_counter() - start, graph)
     if target == "cpu":
         start = time.perf_counter()
-        emitted = cpu.emit(graph, path, max_batch=max_batch) if physical is None else \
-            cpu.emit(graph, path, physical=physical)
+        emitted = cpu.emit(graph, path, max_batch=max_batch, physical=physical)
         report("emit", time.perf_counter() - start, graph)
         start = time.perf_counter()
         cpu.build(path)

@@ -7,7 +7,7 @@ that loaded an older build never gets the stale one back from the dynamic loader
 
 The runtime cache: the objects of the runtime and kernel libraries (`runtime/` of the project,
 the same for every model) are kept in `$FLOWC_CACHE_DIR` (default `~/.cache/flowc`), one
-folder per hash of those sources, the CMakeLists, the options and the compiler. When the
+folder per hash of those sources, the CMakeLists, the options, the compiler and the MPI. When the
 folder is there, the project is configured with `-DFLOWC_PREBUILT_RUNTIME=<folder>` and only
 model.cpp, the C API and main.c compile; when it is not, the project builds everything from
 its own sources, as plain CMake does, and its runtime objects are then published in the cache:
@@ -42,6 +42,8 @@ from flowc.errors import CompileError, quote_name
 log = logging.getLogger("flowc")
 STAMP = ".flowc-build-hash"
 SOURCE_SUFFIXES = {".h", ".c", ".cc", ".cpp", ".txt", ".bin"}
+# The weights (one file, or one per rank of a mesh): read at load, so no part of the build.
+WEIGHTS_FILE = re.compile(r"weights(\.r\d+)?\.bin")
 RUNTIME_TARGETS = ("flowc_runtime", "flowc_kernels_cpu")   # as in templates/CMakeLists.txt
 CACHE_FORMAT = b"flowc cpu runtime objects 1"
 CACHE_SUBDIR = "cpu-runtime"
@@ -69,7 +71,7 @@ def source_hash(out_dir: Path, options: list[str]) -> str:
         h.update(opt.encode() + b"\0")
     build = out_dir / "build"
     for p in sorted(p for p in out_dir.rglob("*") if p.is_file() and build not in p.parents
-                    and p.suffix in SOURCE_SUFFIXES and p.name != "weights.bin"):
+                    and p.suffix in SOURCE_SUFFIXES and not WEIGHTS_FILE.fullmatch(p.name)):
         h.update(str(p.relative_to(out_dir)).encode() + b"\0")
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -168,7 +170,7 @@ def runtime_cache_dir() -> Path | None:
 
 def runtime_key(out_dir: Path, options: list[str], build_dir: Path | None = None) -> str:
     """A hash of what the runtime objects depend on: the project's runtime/ sources and
-    CMakeLists.txt, the options, the compiler (and its flags) CMake uses."""
+    CMakeLists.txt, the options, the compiler (and its flags) CMake uses, the MPI it finds."""
     h = hashlib.sha256(CACHE_FORMAT + b"\0")
     for opt in options:
         h.update(opt.encode() + b"\0")
@@ -187,7 +189,24 @@ def runtime_key(out_dir: Path, options: list[str], build_dir: Path | None = None
     except OSError:
         h.update(path.encode())
     h.update(f"{platform.system()} {platform.machine()}".encode())
+    h.update(_mpi_probe().encode())
     return h.hexdigest()[:24]
+
+
+def _mpi_probe() -> str:
+    """Which MPI CMake's FindMPI would find (through its compiler wrapper), as text for the key:
+    the runtime compiles its MPI communicator only when there is one, so installing or changing
+    MPI must not reuse objects built without it."""
+    hints = "".join(f"{var}={os.environ.get(var, '')}\0" for var in ("MPI_HOME", "MPICC"))
+    wrapper = shutil.which(os.environ.get("MPICC") or "mpicc")
+    if not wrapper:
+        return hints + "mpi=none"
+    try:
+        real = os.path.realpath(wrapper)
+        st = os.stat(real)
+        return f"{hints}mpi={real}\0{st.st_size}\0{st.st_mtime_ns}"
+    except OSError:
+        return f"{hints}mpi={wrapper}"
 
 
 def _configured_compiler(build_dir: Path | None) -> str | None:

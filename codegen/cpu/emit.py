@@ -3,7 +3,9 @@
 `emit` lowers (fuses), schedules, plans memory, then writes one C++ step function per node
 (a short call into runtime/kernels/cpu with the node's shapes and constants baked in), the
 plan tables for the engine, weights.bin, model.h, main.c, CMakeLists.txt and copies of the
-runtime sources. Nothing the model names reaches C but as an escaped string literal.
+runtime sources. Nothing the model names reaches C but as an escaped string literal. A
+parallel plan's physical graph is emitted once for every rank of its mesh, with a weights
+file per rank (codegen/cpu/mesh.py) and its collectives on a comm stream (collective.py).
 """
 from __future__ import annotations
 
@@ -23,11 +25,15 @@ from flowc.ir.ops.rules import axis_of
 from flowc.ir.ops.tensor import _slice_bounds
 from flowc.ir.passes import LOWERING, run_passes
 from flowc.ir.passes.fuse import IDENTITY_EPILOGUE
+from flowc.ir.passes.parallel import PhysicalGraph
 
 from .. import memory
-from ..schedule import Schedule, schedule
+from ..schedule import Schedule, TensorLife, schedule
 from . import batch
 from . import elementwise as ew
+from . import mesh
+from .build import WEIGHTS_FILE
+from .collective import COMM_STREAM, CollectiveSteps, on_comm_stream, scratch_bytes
 from .elementwise import Source, ctype
 
 # The reduce kernels' kind of each Reduce* op, and the ops whose value over one element is that element.
@@ -38,7 +44,7 @@ REDUCE_KEEPS_ONE = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "Reduce
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RUNTIME = Path(flowc.runtime.__file__).resolve().parent
 # Runtime sources a generated project compiles (the tests, bindings and Python stay behind).
-RUNTIME_PARTS = ("CMakeLists.txt", "include", "base", "device", "core", "api", "kernels/cpu")
+RUNTIME_PARTS = ("CMakeLists.txt", "include", "base", "device", "comm", "core", "api", "kernels/cpu")
 RUNTIME_SUFFIXES = {".h", ".cc", ".cpp", ".txt"}
 ARENA_SLOTS = 2          # requests in flight at once, each with its own arena
 MAX_RANK = 6             # the layout kernels' limit
@@ -52,19 +58,29 @@ class EmitResult:
     ops_before: int                      # nodes before lowering
     ops_after: int                       # steps after lowering
     memory: memory.MemoryPlan
-    weight_bytes: int
-    lowered: Graph                       # the graph the steps were emitted from, after LOWERING
+    weight_bytes: int                    # per rank on a mesh
+    lowered: Graph                       # the graph the steps were emitted from, after LOWERING (rank 0's)
     max_batch: int | None = None         # the batch bound of a dynamic-batch project (plan and lowered at it)
+    mesh: tuple[int, ...] | None = None  # the device mesh of a parallel plan's project
 
 
-def emit(graph: Graph, out_dir, *, threads: int | None = None, max_batch: int | None = None) -> EmitResult:
+def emit(graph: Graph, out_dir, *, threads: int | None = None, max_batch: int | None = None,
+         physical: PhysicalGraph | None = None) -> EmitResult:
     """Write the CPU project for `graph` (optimised) into `out_dir`.
 
     `threads` is the model's default intra-op thread count (None: the core count at load).
     Without `max_batch` the graph's shapes must be static; with it, the inputs may lead with a
-    symbolic batch and the project runs any batch from 1 to `max_batch` (codegen/cpu/batch.py)."""
+    symbolic batch and the project runs any batch from 1 to `max_batch` (codegen/cpu/batch.py).
+    With `physical` (ir.passes.parallel.build_physical's result; `graph` is then its graph or the
+    logical graph it came from, counted in the report only) the project runs that SPMD graph on
+    every rank of its mesh, each with its own weights file (codegen/cpu/mesh.py)."""
     ops_before = len(graph.nodes)
-    if max_batch is None:
+    if physical is not None:
+        if max_batch is not None:
+            raise CompileError(f"max_batch={max_batch} with a device mesh ({'x'.join(map(str, physical.mesh))}): "
+                               "a parallel plan splits fixed shapes; compile it for one batch (input_shapes=)")
+        emitter = _emit_mesh(physical)
+    elif max_batch is None:
         check_static(graph)
         emitter = _emit_graph(_lower(graph))
     else:
@@ -73,7 +89,7 @@ def emit(graph: Graph, out_dir, *, threads: int | None = None, max_batch: int | 
     out_dir = Path(out_dir)
     files = _write_project(out_dir, emitter, threads)
     return EmitResult(out_dir, tuple(files), ops_before, len(emitter.steps), emitter.plan, len(emitter.weights),
-                      emitter.graph, max_batch=max_batch)
+                      emitter.graph, max_batch=max_batch, mesh=emitter.mesh)
 
 
 def _lower(graph: Graph) -> Graph:
@@ -82,10 +98,30 @@ def _lower(graph: Graph) -> Graph:
     return graph
 
 
-def _emit_graph(graph: Graph, sched: Schedule | None = None, plan: memory.MemoryPlan | None = None) -> _Emitter:
-    """The step code of a lowered graph, on `sched`'s order and `plan`'s offsets (by default its own)."""
+def _plan_memory(sched: Schedule, inplace=None) -> tuple[memory.MemoryPlan, dict[tuple[str, int], str]]:
+    """The arena plan of `sched`'s tensors and of the scratch its collectives pack through (alive
+    at their step only), and the plan's name for each scratch buffer: (output name, k) -> name."""
+    tensors = list(sched.tensors)
+    taken = {t.name for t in tensors} | set(sched.caller_outputs)
+    scratch = {}
+    for i, step in enumerate(sched.steps):
+        for k, nbytes in enumerate(scratch_bytes(step.node)):
+            name = f"scratch{k}:{step.node.outputs[0].name}"
+            while name in taken:
+                name = "_" + name
+            taken.add(name)
+            scratch[step.node.outputs[0].name, k] = name
+            tensors.append(TensorLife(name, nbytes, i, i))
+    tensors.sort(key=lambda t: t.first)
+    plan = memory.plan_memory(tensors, sched.inplace if inplace is None else inplace)
+    return plan, scratch
+
+
+def _emit_graph(graph: Graph, sched: Schedule | None = None,
+                planned: tuple[memory.MemoryPlan, dict] | None = None) -> _Emitter:
+    """The step code of a lowered graph, on `sched`'s order and `planned`'s offsets (by default its own)."""
     sched = sched or schedule(graph)
-    emitter = _Emitter(graph, plan or memory.plan_memory(sched.tensors, sched.inplace))
+    emitter = _Emitter(graph, *(planned or _plan_memory(sched)))
     for step in sched.steps:
         emitter.node(step.node)
     emitter.finish_outputs()
@@ -105,13 +141,10 @@ def _emit_batched(graph: Graph, max_batch: int) -> _Emitter:
     points = batch.sample_points(max_batch)
     graphs = [_lower(batch.specialize(graph, symbol, b)) for b in points]
     batch.check_same_structure(graphs, points)
-    first = schedule(graphs[0])
-    position = {n: i for i, n in enumerate(graphs[0].nodes)}
-    order = [position[s.node] for s in first.steps]
-    scheds = [first] + [schedule(g, order=[g.nodes[i] for i in order]) for g in graphs[1:]]
+    scheds = _same_order(graphs)
     everywhere = set.intersection(*(set(s.inplace) for s in scheds))
-    plan = memory.plan_memory(first.tensors, [c for c in first.inplace if c in everywhere])
-    emitters = [_emit_graph(g, s, plan) for g, s in zip(graphs, scheds)]
+    planned = _plan_memory(scheds[0], [c for c in scheds[0].inplace if c in everywhere])
+    emitters = [_emit_graph(g, s, planned) for g, s in zip(graphs, scheds)]
     for e, b in zip(emitters[1:], points[1:]):
         if e.weights.bytes() != emitters[0].weights.bytes():
             raise CompileError(f"dynamic batch: constant {quote_name(e.weights.first_difference(emitters[0].weights))} "
@@ -126,6 +159,33 @@ def _emit_batched(graph: Graph, max_batch: int) -> _Emitter:
                                      f"{kind[:-1]} {quote_name(v.name)}")
             if growth is not None:
                 emitter.per_batch[kind, j] = growth
+    return emitter
+
+
+def _same_order(graphs: list[Graph]) -> list[Schedule]:
+    """Schedules of graphs with the same nodes (by position), all in the first one's order."""
+    first = schedule(graphs[0])
+    position = {n: i for i, n in enumerate(graphs[0].nodes)}
+    order = [position[s.node] for s in first.steps]
+    return [first] + [schedule(g, order=[g.nodes[i] for i in order]) for g in graphs[1:]]
+
+
+def _emit_mesh(physical: PhysicalGraph) -> _Emitter:
+    """One project for every rank of the mesh: the physical graph lowered with each distinct set
+    of rank constants, emitted on one order and one memory plan; steps whose code differs
+    between ranks (a constant folded into it) choose their rank's variant at run time."""
+    groups, graphs = mesh.rank_graphs(physical)
+    graphs = [_lower(g) for g in graphs]
+    mesh.check_same_structure(graphs, groups)
+    scheds = _same_order(graphs)
+    planned = _plan_memory(scheds[0])
+    emitters = [_emit_graph(g, s, planned) for g, s in zip(graphs, scheds)]
+    mesh.check_same_weights([e.weights for e in emitters], groups)
+    emitter = emitters[0]
+    emitter.steps = mesh.merge_steps([e.steps for e in emitters], groups)
+    emitter.mesh = tuple(physical.mesh)
+    variant = {r: i for i, ranks in enumerate(groups) for r in ranks}
+    emitter.rank_weights = [emitters[variant[r]].weights for r in range(physical.ranks)]
     return emitter
 
 
@@ -161,9 +221,11 @@ class _Weights:
         self.names: list[str] = []
         self.offsets: dict[int, int] = {}
         self.size = 0
+        self._joined: bytes | None = None
 
     def add(self, v: Value) -> int:
         if id(v) not in self.offsets:
+            self._joined = None
             data = np.ascontiguousarray(np.asarray(v.const, dtype=v.type.dtype.np)).tobytes()
             self.offsets[id(v)] = self.size
             padded = memory.align(len(data))
@@ -176,7 +238,9 @@ class _Weights:
         return self.size
 
     def bytes(self) -> bytes:
-        return b"".join(self.chunks)
+        if self._joined is None:
+            self._joined = b"".join(self.chunks)
+        return self._joined
 
     def first_difference(self, other: "_Weights") -> str:
         """The name of the first constant whose bytes differ from `other`'s."""
@@ -187,12 +251,16 @@ class _Weights:
         return longer[min(len(self.names), len(other.names))]
 
 
-class _Emitter:
-    def __init__(self, graph: Graph, plan: memory.MemoryPlan):
+class _Emitter(CollectiveSteps):
+    def __init__(self, graph: Graph, plan: memory.MemoryPlan, scratch: dict[tuple[str, int], str] | None = None):
         self.graph = graph
         self.plan = plan
+        self.scratch_names = scratch or {}                  # (output name, k) -> the plan's name
         self.weights = _Weights()
         self.steps: list[tuple[str, list[str]]] = []      # (name literal, body lines)
+        self.comm_steps: set[int] = set()                   # indices of the steps on the comm stream
+        self.mesh: tuple[int, ...] | None = None            # a parallel plan's device mesh
+        self.rank_weights: list[_Weights] = []              # on a mesh: each rank's weights, by rank
         self.inputs = {id(v): i for i, v in enumerate(graph.inputs)}
         self.outputs: dict[int, int] = {}
         for j, v in enumerate(graph.outputs):
@@ -214,6 +282,10 @@ class _Emitter:
             return (f"reinterpret_cast<const {t}*>(static_cast<const uint8_t*>(ctx->weights) + "
                     f"{self.weights.add(v)})")
         return f"reinterpret_cast<const {t}*>(ctx->arena + {self.plan.offsets[v.name]})"
+
+    def scratch(self, node: Node, k: int) -> str:
+        """Scratch buffer `k` of `node`'s step (collective.scratch_bytes), in the arena."""
+        return f"(ctx->arena + {self.plan.offsets[self.scratch_names[node.outputs[0].name, k]]})"
 
     def src(self, v: Value, out: Value | None = None) -> Source:
         """`v` as a loop source; marked as the output's own buffer when the plan put `out` over it."""
@@ -243,6 +315,8 @@ class _Emitter:
                 raise _unsupported(node)
             body = fn(node)
         comment = f"// {c_comment(node.op)} {c_comment(node.name or out.name)}"
+        if on_comm_stream(node):
+            self.comm_steps.add(len(self.steps))
         self.add_step(node.name or out.name, [comment] + body)
 
     def _single_output(self, node: Node) -> Value:
@@ -885,9 +959,10 @@ def _affine(offsets: list[int]) -> int | None:
 
 def _model_cpp(emitter: _Emitter) -> str:
     g = emitter.graph
+    includes = ['#include "flowc/model.h"'] + (['#include "flowc/comm.h"'] if emitter.mesh else [])
     lines = ["// Generated by flowc. Step functions and the plan of one model; see model.h.",
              "#include <cmath>", "#include <cstdint>", "#include <cstring>", "#include <limits>", "",
-             '#include "flowc/model.h"', '#include "flowc_steps.h"', "", "namespace {", ""]
+             *includes, '#include "flowc_steps.h"', "", "namespace {", ""]
     for i, (_, body) in enumerate(emitter.steps):
         uses_par = any("par" in line for line in body)
         lines.append(f"int s{i}(flowc_step_ctx* ctx) {{")
@@ -897,15 +972,19 @@ def _model_cpp(emitter: _Emitter) -> str:
         lines += ["  " + line for line in body]
         lines += ["  return 0;", "}", ""]
     n = len(emitter.steps)
+    comm = bool(emitter.comm_steps)
     lines += [f"const int32_t kRegisters[{max(n, 1)}] = {{{', '.join(str(i) for i in range(max(n, 1)))}}};",
               f"const int32_t kSlots[{max(n - 1, 1)}] = {{{', '.join([str(ARENA_SLOTS)] * max(n - 1, 1))}}};",
               "// A chain: each step reads the register its predecessor writes, so each request runs",
-              "// in the static order the memory plan assumed, and requests pipeline behind it.",
-              f"const flowc_plan_step kSteps[{n}] = {{"]
+              "// in the static order the memory plan assumed, and requests pipeline behind it."]
+    if comm:
+        lines.append(f"// Collectives run on stream {COMM_STREAM}, in this order on every rank, request after request.")
+    lines.append(f"const flowc_plan_step kSteps[{n}] = {{")
     for i, (name, _) in enumerate(emitter.steps):
         reads = f"kRegisters + {i - 1}, 1" if i > 0 else "nullptr, 0"
         writes = f"kRegisters + {i}, 1" if i < n - 1 else "nullptr, 0"
-        lines.append(f"    {{{name}, s{i}, 0, {reads}, {writes}}},")
+        stream = COMM_STREAM if i in emitter.comm_steps else 0
+        lines.append(f"    {{{name}, s{i}, {stream}, {reads}, {writes}}},")
     lines.append("};")
 
     def infos(values, label):
@@ -929,12 +1008,29 @@ def _model_cpp(emitter: _Emitter) -> str:
 
     lines += infos(g.inputs, "Inputs") + infos(g.outputs, "Outputs")
     data = emitter.weights.bytes()
-    lines += ["", "const flowc_model_desc kModel = {",
-              f"    {c_string(g.name)},",
-              f"    {{kSteps, {n}, kSlots, {n - 1}, 1, {emitter.plan.peak_bytes}ULL, {ARENA_SLOTS}, nullptr}},",
-              f"    kInputs, {len(g.inputs)}, kOutputs, {len(g.outputs)},",
-              f"    {len(data)}ULL, {_checksum(data)}ULL, {emitter.threads}, {emitter.max_batch},", "};", "", "}  // namespace", "",
-              'extern "C" const flowc_model_desc* flowc_model_describe(void) { return &kModel; }', ""]
+    if emitter.mesh:
+        checksums = [_checksum(w.bytes()) for w in emitter.rank_weights]
+        lines += ["", f"const int32_t kMeshShape[{len(emitter.mesh)}] = {{{', '.join(map(str, emitter.mesh))}}};",
+                  "// flowc_weights_checksum of weights.r<rank>.bin, by rank",
+                  f"const uint64_t kRankChecksums[{len(checksums)}] = {{{', '.join(f'{c}ULL' for c in checksums)}}};"]
+    lines += ["", "flowc_model_desc describe() {", "  flowc_model_desc d{};",
+              f"  d.name = {c_string(g.name)};",
+              "  d.plan.steps = kSteps;", f"  d.plan.num_steps = {n};",
+              "  d.plan.register_slots = kSlots;", f"  d.plan.num_registers = {n - 1};",
+              f"  d.plan.num_streams = {COMM_STREAM + 1 if comm else 1};",
+              f"  d.plan.arena_bytes = {emitter.plan.peak_bytes}ULL;", f"  d.plan.arena_slots = {ARENA_SLOTS};"]
+    if comm:
+        lines.append(f"  d.plan.comm_stream = {COMM_STREAM};")
+    lines += ["  d.inputs = kInputs;", f"  d.num_inputs = {len(g.inputs)};",
+              "  d.outputs = kOutputs;", f"  d.num_outputs = {len(g.outputs)};",
+              f"  d.weights_bytes = {len(data)}ULL;", f"  d.weights_checksum = {_checksum(data)}ULL;",
+              f"  d.default_threads = {emitter.threads};", f"  d.max_batch = {emitter.max_batch};"]
+    if emitter.mesh:
+        lines += [f"  d.mesh_rank = {len(emitter.mesh)};", "  d.mesh_shape = kMeshShape;",
+                  "  d.rank_weights_checksums = kRankChecksums;"]
+    lines += ["  return d;", "}", "", "}  // namespace", "",
+              'extern "C" const flowc_model_desc* flowc_model_describe(void) {',
+              "  static const flowc_model_desc model = describe();", "  return &model;", "}", ""]
     return "\n".join(lines)
 
 
@@ -959,6 +1055,10 @@ def _model_h(emitter: _Emitter) -> str:
         return "\n".join(lines) or "//   (none)"
     bound = (f"// Compiled for any batch from 1 to {emitter.max_batch}: shapes below are at {emitter.max_batch}; "
              "run other batches with flowc_model_run_batch.\n" if emitter.max_batch else "")
+    if emitter.mesh:
+        bound += (f"// Compiled for a mesh of {'x'.join(map(str, emitter.mesh))} devices: every rank runs this plan on "
+                  "its own weights.r<rank>.bin,\n// all in one process (FLOWC_COMM=local) or one process per rank "
+                  f"(mpirun -np {math.prod(emitter.mesh)}).\n")
     return ("// Generated by flowc: the C API of this model (declared in runtime/include/flowc/model.h).\n" + bound +
             "// Inputs, in the order flowc_model_run takes them:\n" + sig(graph.inputs, "inputs") +
             "\n// Outputs:\n" + sig(graph.outputs, "outputs") +
@@ -983,8 +1083,14 @@ def _write_project(out_dir: Path, emitter: _Emitter, threads: int | None) -> lis
         for name, text in files.items():
             _write_if_changed(out_dir / name, text.encode())
             written.append(out_dir / name)
-        _write_if_changed(out_dir / "weights.bin", emitter.weights.bytes())
-        written.append(out_dir / "weights.bin")
+        weights = {"weights.bin": emitter.weights} if not emitter.mesh else \
+            {mesh.weights_file(r): w for r, w in enumerate(emitter.rank_weights)}
+        for stale in out_dir.glob("weights*.bin"):
+            if stale.name not in weights and WEIGHTS_FILE.fullmatch(stale.name):
+                stale.unlink()
+        for name, data in weights.items():
+            _write_if_changed(out_dir / name, data.bytes())
+            written.append(out_dir / name)
         written += _copy_runtime(out_dir / "runtime")
     except OSError as e:
         raise CompileError(f"{where} cannot be written: {e.strerror or e}") from None

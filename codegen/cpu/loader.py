@@ -25,7 +25,11 @@ class _TensorInfo(ctypes.Structure):
 
 
 class _Options(ctypes.Structure):
-    _fields_ = [("num_threads", ctypes.c_int32)]
+    _fields_ = [("num_threads", ctypes.c_int32), ("comm", ctypes.c_int32)]
+
+
+# flowc_comm_kind: which communicator a mesh model's ranks talk through (runtime/include/flowc/runtime.h)
+COMM_KINDS = {None: 0, "auto": 0, "local": 1, "mpi": 2}
 
 
 class RunError(FlowcError, RuntimeError):
@@ -47,26 +51,43 @@ def _bind(lib: ctypes.CDLL) -> None:
         "flowc_model_run_batch": (status, [model_p, ctypes.c_int64, ctypes.POINTER(vp), ctypes.POINTER(vp)]),
         "flowc_model_set_threads": (status, [model_p, ctypes.c_int32]),
         "flowc_model_query_threads": (status, [model_p, ctypes.POINTER(ctypes.c_int32)]),
+        "flowc_model_query_ranks": (status, [model_p, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32)]),
         "flowc_status_get_message": (ctypes.c_char_p, [status]),
         "flowc_status_free": (None, [status]),
     }
     for name, (res, args) in sig.items():
+        if name == "flowc_model_query_ranks" and not hasattr(lib, name):
+            continue
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = res, args
 
 
 class CpuModel:
-    """A built CPU model, loaded: `run({name: array}) -> {name: array}`."""
+    """A built CPU model, loaded: `run({name: array}) -> {name: array}`.
 
-    def __init__(self, library: Path, out_dir: Path, threads: int | None = None, names=None):
+    A model compiled for a device mesh runs every rank: in this process (`comm="local"`), or
+    this process's rank when started by `mpirun -np <ranks>` (`comm="mpi"`, where every process
+    loads and runs alike and each gets the outputs); `comm=None` lets FLOWC_COMM or the launcher
+    decide. `ranks` is the mesh's size (1 on one device), `rank` this process's rank under MPI
+    (None when every rank runs here)."""
+
+    def __init__(self, library: Path, out_dir: Path, threads: int | None = None, names=None,
+                 comm: str | None = None):
         self.path = Path(out_dir)
+        if comm not in COMM_KINDS:
+            raise CompileError(f"comm={comm!r}: choose \"local\", \"mpi\" or None (FLOWC_COMM or the launcher decides)")
         self._lib = ctypes.CDLL(str(library))
         _bind(self._lib)
         handle = ctypes.c_void_p()
-        options = _Options(int(threads or 0))
+        options = _Options(int(threads or 0), COMM_KINDS[comm])
         self._check(self._lib.flowc_model_load(os.fsencode(self.path), ctypes.byref(options), ctypes.byref(handle)),
                     CompileError, f"loading {self.path}")
         self._handle = handle
+        ranks, rank = ctypes.c_int32(1), ctypes.c_int32(-1)
+        if hasattr(self._lib, "flowc_model_query_ranks"):   # absent from projects emitted before meshes
+            self._check(self._lib.flowc_model_query_ranks(self._handle, ctypes.byref(ranks), ctypes.byref(rank)))
+        self.ranks = ranks.value
+        self.rank = rank.value if rank.value >= 0 else None
         max_batch = ctypes.c_int64()
         self._check(self._lib.flowc_model_query_max_batch(self._handle, ctypes.byref(max_batch)))
         self.max_batch = max_batch.value or None   # the batch bound; None: static shapes

@@ -1,26 +1,68 @@
 #include "flowc/model.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <shared_mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
-#include "runtime/base/arena.h"
 #include "runtime/api/guarded.h"
+#include "runtime/base/arena.h"
+#include "runtime/comm/comm.h"
+#include "runtime/comm/local/local_communicator.h"
+#include "runtime/comm/mpi/mpi_communicator.h"
+#include "runtime/core/engine.h"
+#include "runtime/device/cpu/cpu_device.h"
 
-// Runs share the engine; set_threads swaps it, so it waits for them (and they for it).
+namespace {
+
+// One rank of the mesh that runs in this process; the only one on one device or under MPI.
+struct Rank {
+  int32_t rank = 0;
+  void* weights = nullptr;
+  std::unique_ptr<flowc::Communicator> comm;  // null on one device
+  std::unique_ptr<flowc::CpuDevice> device;   // replaced with the engine by set_threads
+  std::unique_ptr<flowc::Engine> engine;
+
+  ~Rank() {
+    engine.reset();  // its workers use the device, the communicator and the weights
+    device.reset();
+    comm.reset();
+    flowc_arena_free(weights);
+  }
+};
+
+// Where the ranks other than 0 write the outputs nobody reads (local communicator): one set per
+// run in flight, kept for the next run.
+struct Scratch {
+  void* block = nullptr;
+  std::vector<void*> outputs;  // [rank - 1][output]
+  ~Scratch() { flowc_arena_free(block); }
+};
+
+}  // namespace
+
+// Runs share the engines; set_threads replaces them, so it waits for them (and they for it).
 struct flowc_model {
   const flowc_model_desc* desc = nullptr;
-  void* weights = nullptr;
-  flowc_engine* engine = nullptr;
+  flowc::Mesh mesh;            // of one rank on one device
+  int32_t process_rank = -1;   // under MPI, this process's rank; -1: every rank runs here
+  std::vector<std::unique_ptr<Rank>> ranks;
   mutable std::shared_mutex mu;
+  std::mutex admission_mu;     // requests enter every rank's engine in one order
+  std::mutex scratch_mu;
+  std::vector<std::unique_ptr<Scratch>> scratch;  // sets not in use
 
   ~flowc_model() {
-    if (engine) flowc_engine_free(engine);
-    flowc_arena_free(weights);
+    { std::unique_lock<std::shared_mutex> wait_for_runs(mu); }
+    ranks.clear();
   }
 };
 
@@ -30,16 +72,15 @@ flowc_status invalid(const char* what) {
   return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "%s", what);
 }
 
-flowc_status read_weights(const std::string& path, const flowc_model_desc& desc, void** out_weights) {
+flowc_status read_weights(const std::string& path, uint64_t bytes, uint64_t checksum, void** out_weights) {
   *out_weights = nullptr;
   std::ifstream file(path, std::ios::binary | std::ios::ate);
   if (!file) return flowc_status_make(FLOWC_STATUS_NOT_FOUND, "cannot open %s", path.c_str());
   uint64_t size = uint64_t(file.tellg());
-  if (size != desc.weights_bytes) {
+  if (size != bytes) {
     return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
                              "%s has %llu bytes, the model expects %llu: it belongs to another compile",
-                             path.c_str(), (unsigned long long)size,
-                             (unsigned long long)desc.weights_bytes);
+                             path.c_str(), (unsigned long long)size, (unsigned long long)bytes);
   }
   void* data = nullptr;
   FLOWC_RETURN_IF_ERROR(flowc_arena_allocate(size_t(size), &data));
@@ -48,7 +89,7 @@ flowc_status read_weights(const std::string& path, const flowc_model_desc& desc,
     flowc_arena_free(data);
     return flowc_status_make(FLOWC_STATUS_UNAVAILABLE, "cannot read %s", path.c_str());
   }
-  if (flowc_weights_checksum(data, size) != desc.weights_checksum) {
+  if (flowc_weights_checksum(data, size) != checksum) {
     flowc_arena_free(data);
     return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
                              "%s does not match the model (checksum differs): it belongs to another compile",
@@ -58,12 +99,121 @@ flowc_status read_weights(const std::string& path, const flowc_model_desc& desc,
   return nullptr;
 }
 
-flowc_status start_engine(flowc_model* model, int32_t num_threads, flowc_engine** out_engine) {
-  flowc_plan plan = model->desc->plan;
-  plan.weights = model->weights;
-  flowc_options options{};
-  options.num_threads = num_threads;
-  return flowc_engine_create(&plan, &options, out_engine);
+flowc_status read_rank_weights(const std::string& dir, const flowc_model_desc& desc, Rank* rank) {
+  if (!desc.mesh_rank) {
+    return read_weights(dir + "/weights.bin", desc.weights_bytes, desc.weights_checksum, &rank->weights);
+  }
+  return read_weights(dir + "/weights.r" + std::to_string(rank->rank) + ".bin", desc.weights_bytes,
+                      desc.rank_weights_checksums[rank->rank], &rank->weights);
+}
+
+// Intra-op threads for each rank in this process, from the caller's count (0: the default).
+int32_t threads_per_rank(const flowc_model& model, int32_t num_threads) {
+  int32_t here = int32_t(model.ranks.size());
+  if (!num_threads) num_threads = model.desc->default_threads;
+  if (num_threads) return std::max(1, num_threads / here);
+  // The cores, shared among the ranks on this host (MPI processes too).
+  const flowc::Communicator* comm = model.ranks[0]->comm.get();
+  int32_t on_host = comm ? std::max(here, comm->ranks_on_host()) : here;
+  return std::max(1, int32_t(std::max(1u, std::thread::hardware_concurrency())) / on_host);
+}
+
+flowc_status start_engine(const flowc_model& model, const Rank& rank, int32_t threads,
+                          std::unique_ptr<flowc::CpuDevice>* out_device, std::unique_ptr<flowc::Engine>* out_engine) {
+  auto device = std::make_unique<flowc::CpuDevice>(threads);
+  flowc_plan plan = model.desc->plan;
+  plan.weights = rank.weights;
+  flowc::EngineOptions options;
+  options.device = device.get();
+  options.pool = &device->pool();
+  options.rank = rank.rank;
+  options.coords = rank.comm ? rank.comm->coords() : nullptr;
+  options.comm = rank.comm.get();
+  FLOWC_RETURN_IF_ERROR(flowc::Engine::create(plan, options, out_engine));
+  *out_device = std::move(device);
+  return nullptr;
+}
+
+// Starts every rank's engine anew; on failure the model keeps the ones it had.
+flowc_status start_engines(flowc_model* model, int32_t num_threads) {
+  int32_t threads = threads_per_rank(*model, num_threads);
+  std::vector<std::unique_ptr<flowc::CpuDevice>> devices(model->ranks.size());
+  std::vector<std::unique_ptr<flowc::Engine>> engines(model->ranks.size());
+  for (size_t r = 0; r < model->ranks.size(); ++r) {
+    FLOWC_RETURN_IF_ERROR(start_engine(*model, *model->ranks[r], threads, &devices[r], &engines[r]));
+  }
+  for (size_t r = 0; r < model->ranks.size(); ++r) {
+    Rank& rank = *model->ranks[r];
+    rank.engine.reset();
+    rank.device = std::move(devices[r]);
+    rank.engine = std::move(engines[r]);
+  }
+  return nullptr;
+}
+
+// options->comm, or for FLOWC_COMM_AUTO the environment's choice.
+flowc_status resolve_comm(int32_t requested, flowc_comm_kind* out_kind) {
+  if (requested < FLOWC_COMM_AUTO || requested > FLOWC_COMM_MPI) {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                             "options.comm is %d; use FLOWC_COMM_AUTO (0), FLOWC_COMM_LOCAL (1) or FLOWC_COMM_MPI (2)",
+                             requested);
+  }
+  *out_kind = flowc_comm_kind(requested);
+  if (requested != FLOWC_COMM_AUTO) return nullptr;
+  const char* env = std::getenv("FLOWC_COMM");
+  if (!env || !*env || std::strcmp(env, "auto") == 0) {
+    *out_kind = flowc::launched_by_mpi() ? FLOWC_COMM_MPI : FLOWC_COMM_LOCAL;
+  } else if (std::strcmp(env, "local") == 0) {
+    *out_kind = FLOWC_COMM_LOCAL;
+  } else if (std::strcmp(env, "mpi") == 0) {
+    *out_kind = FLOWC_COMM_MPI;
+  } else {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "FLOWC_COMM is '%s'; use local or mpi (or leave it unset)",
+                             env);
+  }
+  return nullptr;
+}
+
+// The ranks this process runs, with their weights and communicators (engines not yet started).
+flowc_status load_ranks(flowc_model* model, const std::string& dir, int32_t comm) {
+  const flowc_model_desc& desc = *model->desc;
+  if (!desc.mesh_rank) {
+    auto rank = std::make_unique<Rank>();
+    FLOWC_RETURN_IF_ERROR(read_rank_weights(dir, desc, rank.get()));
+    model->ranks.push_back(std::move(rank));
+    return nullptr;
+  }
+  if (desc.mesh_rank < 0 || !desc.rank_weights_checksums) {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                             "the model describes a mesh of %d axes %s: compile it again", desc.mesh_rank,
+                             desc.mesh_rank < 0 ? "" : "with no weights checksums");
+  }
+  FLOWC_RETURN_IF_ERROR(flowc::Mesh::create(desc.mesh_shape, desc.mesh_rank, &model->mesh));
+  flowc_comm_kind kind;
+  FLOWC_RETURN_IF_ERROR(resolve_comm(comm, &kind));
+  if (kind == FLOWC_COMM_MPI) {
+    auto rank = std::make_unique<Rank>();
+    FLOWC_RETURN_IF_ERROR(flowc::create_mpi_communicator(
+        model->mesh,
+        [&](int32_t r) {
+          rank->rank = r;
+          return read_rank_weights(dir, desc, rank.get());
+        },
+        &rank->comm));
+    model->process_rank = rank->rank;
+    model->ranks.push_back(std::move(rank));
+    return nullptr;
+  }
+  std::vector<std::unique_ptr<flowc::Communicator>> comms;
+  FLOWC_RETURN_IF_ERROR(flowc::create_local_communicators(model->mesh, &comms));
+  for (int32_t r = 0; r < model->mesh.size(); ++r) {
+    auto rank = std::make_unique<Rank>();
+    rank->rank = r;
+    rank->comm = std::move(comms[size_t(r)]);
+    FLOWC_RETURN_IF_ERROR(read_rank_weights(dir, desc, rank.get()));
+    model->ranks.push_back(std::move(rank));
+  }
+  return nullptr;
 }
 
 flowc_status query_tensor(const flowc_model* model, int32_t index, bool input, flowc_tensor_info* out_info) {
@@ -129,11 +279,81 @@ flowc_status check_buffers(const flowc_model_desc& desc, int64_t batch, const vo
   return nullptr;
 }
 
+// A set of output buffers for ranks 1.. at the batch bound, reused from an earlier run if one is free.
+flowc_status take_scratch(flowc_model* model, std::unique_ptr<Scratch>* out_scratch) {
+  {
+    std::lock_guard<std::mutex> lock(model->scratch_mu);
+    if (!model->scratch.empty()) {
+      *out_scratch = std::move(model->scratch.back());
+      model->scratch.pop_back();
+      return nullptr;
+    }
+  }
+  const flowc_model_desc& desc = *model->desc;
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  for (size_t r = 1; r < model->ranks.size(); ++r) {
+    for (int32_t i = 0; i < desc.num_outputs; ++i) {
+      offsets.push_back(total);
+      size_t bytes = 0;
+      if (!flowc_arena_align(size_t(desc.outputs[i].nbytes), &bytes) || total + bytes < total) {
+        return flowc_status_make(FLOWC_STATUS_OUT_OF_RANGE, "the outputs are too large to hold once per rank");
+      }
+      total += bytes;
+    }
+  }
+  auto scratch = std::make_unique<Scratch>();
+  FLOWC_RETURN_IF_ERROR(flowc_arena_allocate(total, &scratch->block));
+  for (size_t offset : offsets) scratch->outputs.push_back(static_cast<uint8_t*>(scratch->block) + offset);
+  *out_scratch = std::move(scratch);
+  return nullptr;
+}
+
+// Every rank in this process runs the request; the caller gets rank 0's outputs, or the first
+// failure (rank 0's if it failed).
+flowc_status run_ranks(flowc_model* model, int64_t batch, const void* const* inputs, void* const* outputs) {
+  std::unique_ptr<Scratch> scratch;
+  FLOWC_RETURN_IF_ERROR(take_scratch(model, &scratch));
+  size_t n = model->ranks.size();
+  size_t num_outputs = size_t(model->desc->num_outputs);
+  std::vector<std::unique_ptr<flowc::Engine::Call>> calls;
+  calls.push_back(std::make_unique<flowc::Engine::Call>(inputs, outputs, batch));
+  for (size_t r = 1; r < n; ++r) {
+    void* const* rank_outputs = num_outputs ? scratch->outputs.data() + (r - 1) * num_outputs : nullptr;
+    calls.push_back(std::make_unique<flowc::Engine::Call>(inputs, rank_outputs, batch));
+  }
+  {
+    // Each rank's comm stream issues its collectives in request order: the same order everywhere.
+    std::lock_guard<std::mutex> lock(model->admission_mu);
+    for (size_t r = 0; r < n; ++r) model->ranks[r]->engine->submit(calls[r].get());
+  }
+  flowc_status result = nullptr;
+  for (size_t r = 0; r < n; ++r) {
+    flowc_status status = flowc::Engine::wait(calls[r].get());
+    if (!status) continue;
+    if (result) {
+      flowc_status_free(status);
+    } else if (r == 0) {
+      result = status;
+    } else {
+      result = flowc_status_make(flowc_status_get_code(status), "rank %zu of %zu: %s", r, n,
+                                 flowc_status_get_message(status));
+      flowc_status_free(status);
+    }
+  }
+  std::lock_guard<std::mutex> lock(model->scratch_mu);
+  model->scratch.push_back(std::move(scratch));
+  return result;
+}
+
 flowc_status run(flowc_model* model, int64_t batch, const void* const* inputs, void* const* outputs) {
   if (!model) return invalid("model is NULL");
   FLOWC_RETURN_IF_ERROR(check_buffers(*model->desc, batch, inputs, outputs));
-  std::shared_lock<std::shared_mutex> lock(model->mu);
-  return flowc_engine_run(model->engine, inputs, outputs, batch);
+  return flowc::guarded("flowc_model_run", [&]() -> flowc_status {
+    std::shared_lock<std::shared_mutex> lock(model->mu);
+    if (model->ranks.size() == 1) return model->ranks[0]->engine->run(inputs, outputs, batch);
+    return run_ranks(model, batch, inputs, outputs);
+  });
 }
 
 }  // namespace
@@ -165,17 +385,13 @@ extern "C" flowc_status flowc_model_load(const char* dir, const flowc_options* o
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "num_threads is %d; use 0 for the default",
                              num_threads);
   }
+  int32_t comm = options ? options->comm : FLOWC_COMM_AUTO;
   return flowc::guarded("flowc_model_load", [&]() -> flowc_status {
-    auto* model = new flowc_model;
+    auto model = std::make_unique<flowc_model>();
     model->desc = flowc_model_describe();
-    flowc_status status = read_weights(std::string(dir) + "/weights.bin", *model->desc, &model->weights);
-    if (!num_threads) num_threads = model->desc->default_threads;
-    if (!status) status = start_engine(model, num_threads, &model->engine);
-    if (status) {
-      delete model;
-      return status;
-    }
-    *out_model = model;
+    FLOWC_RETURN_IF_ERROR(load_ranks(model.get(), dir, comm));
+    FLOWC_RETURN_IF_ERROR(start_engines(model.get(), num_threads));
+    *out_model = model.release();
     return nullptr;
   });
 }
@@ -248,16 +464,22 @@ extern "C" flowc_status flowc_model_set_threads(flowc_model* model, int32_t num_
   }
   return flowc::guarded("flowc_model_set_threads", [&]() -> flowc_status {
     std::unique_lock<std::shared_mutex> lock(model->mu);
-    flowc_engine* engine = nullptr;
-    FLOWC_RETURN_IF_ERROR(start_engine(model, num_threads, &engine));
-    flowc_engine_free(model->engine);
-    model->engine = engine;
-    return nullptr;
+    return start_engines(model, num_threads);
   });
 }
 
 extern "C" flowc_status flowc_model_query_threads(const flowc_model* model, int32_t* out_count) {
   if (!model || !out_count) return invalid("model or out_count is NULL");
   std::shared_lock<std::shared_mutex> lock(model->mu);
-  return flowc_engine_query_thread_count(model->engine, out_count);
+  int32_t count = 0;
+  for (const auto& rank : model->ranks) count += rank->device->pool().num_threads();
+  *out_count = count;
+  return nullptr;
+}
+
+extern "C" flowc_status flowc_model_query_ranks(const flowc_model* model, int32_t* out_ranks, int32_t* out_rank) {
+  if (!model) return invalid("model is NULL");
+  if (out_ranks) *out_ranks = model->mesh.size();
+  if (out_rank) *out_rank = model->process_rank;
+  return nullptr;
 }

@@ -59,17 +59,6 @@ struct Engine::Worker {
   std::thread thread;
 };
 
-// One caller's request, on the caller's stack until `done`.
-struct Engine::Call {
-  const void* const* inputs;
-  void* const* outputs;
-  int64_t batch;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  flowc_status status = nullptr;
-};
-
 struct Engine::Request {
   Call* call = nullptr;
   std::atomic<flowc_status> status{nullptr};  // the first failure wins
@@ -96,6 +85,11 @@ static flowc_status check_plan(const flowc_plan& plan) {
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
                              "plan needs at least one stream and one arena slot (has %d and %d)",
                              plan.num_streams, plan.arena_slots);
+  }
+  if (plan.comm_stream < 0 || plan.comm_stream >= plan.num_streams) {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                             "plan's comm stream is %d, but it has %d streams (0: no comm stream)",
+                             plan.comm_stream, plan.num_streams);
   }
   for (int32_t r = 0; r < plan.num_registers; ++r) {
     if (plan.register_slots[r] <= 0) {
@@ -136,7 +130,12 @@ static bool profiling_wanted() {
 }
 
 Engine::Engine(const EngineOptions& options)
-    : device_(options.device), pool_(options.pool), profiling_(profiling_wanted()) {}
+    : device_(options.device),
+      pool_(options.pool),
+      rank_(options.rank),
+      coords_(options.coords),
+      comm_(options.comm),
+      profiling_(profiling_wanted()) {}
 
 flowc_status Engine::create(const flowc_plan& plan, const EngineOptions& options,
                             std::unique_ptr<Engine>* out_engine) {
@@ -185,6 +184,23 @@ flowc_status Engine::create(const flowc_plan& plan, const EngineOptions& options
     for (Actor::Output& out : actor.outputs) {
       out.done.assign(engine->registers_[out.reg].consumers.size(), 0);
     }
+  }
+  if (plan.comm_stream > 0) {
+    // The ordered stream fires in step order; that is deadlock-free only if step order is
+    // topological (a step's inputs then never wait on an ordered step behind it).
+    for (const Actor& actor : engine->actors_) {
+      for (const Actor::Input& in : actor.inputs) {
+        int32_t producer = engine->registers_[in.reg].producer;
+        if (producer < actor.index) continue;
+        return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                                 "step '%s' (#%d) reads register %d, which step '%s' (#%d) writes after it; a plan "
+                                 "with a comm stream lists each step after the steps it reads from",
+                                 actor.name.c_str(), actor.index, in.reg, engine->actors_[producer].name.c_str(),
+                                 producer);
+      }
+      if (actor.stream == plan.comm_stream) engine->ordered_.push_back(actor.index);
+    }
+    engine->comm_stream_ = plan.comm_stream;
   }
 
   // A cycle would never fire; Kahn's algorithm finds one.
@@ -270,15 +286,21 @@ void Engine::print_profile() const {
 }
 
 flowc_status Engine::run(const void* const* inputs, void* const* outputs, int64_t batch) {
-  Call call{inputs, outputs, batch};
-  {
-    std::lock_guard<std::mutex> lock(admission_mu_);
-    waiting_.push_back(&call);
-    admit_locked();
-  }
-  std::unique_lock<std::mutex> lock(call.mu);
-  call.cv.wait(lock, [&] { return call.done; });
-  return call.status;
+  Call call(inputs, outputs, batch);
+  submit(&call);
+  return wait(&call);
+}
+
+void Engine::submit(Call* call) {
+  std::lock_guard<std::mutex> lock(admission_mu_);
+  waiting_.push_back(call);
+  admit_locked();
+}
+
+flowc_status Engine::wait(Call* call) {
+  std::unique_lock<std::mutex> lock(call->mu_);
+  call->cv_.wait(lock, [&] { return call->done_; });
+  return call->status_;
 }
 
 // The input actor: it holds the arena slots and lets a caller in when one is free.
@@ -327,7 +349,20 @@ void Engine::deliver(const Message& message) {
     case Message::kDone: actor.outputs[message.port].done[message.consumer]++; break;
     case Message::kStop: break;
   }
-  while (can_fire(actor)) fire(actor);
+  if (actor.stream == comm_stream_ && comm_stream_ > 0) {
+    fire_ordered();
+  } else {
+    while (can_fire(actor)) fire(actor);
+  }
+}
+
+// The ordered stream's actors take turns: the one at the cursor fires for its next request (the
+// ones before it in plan order have fired for it, the ones after it have not), then the next.
+void Engine::fire_ordered() {
+  while (can_fire(actors_[size_t(ordered_[cursor_])])) {
+    fire(actors_[size_t(ordered_[cursor_])]);
+    cursor_ = (cursor_ + 1) % ordered_.size();
+  }
 }
 
 bool Engine::can_fire(const Actor& actor) const {
@@ -347,11 +382,12 @@ void Engine::fire(Actor& actor) {
   int64_t r = actor.next++;
   Request& request = requests_[r % num_slots_];
   // A failed request still flows through every actor, skipping the work, so that slots
-  // and counters stay in step for the requests behind it.
-  if (!request.status.load(std::memory_order_acquire)) {
+  // and counters stay in step for the requests behind it. Comm steps still run: the other
+  // ranks' collectives wait for this rank's.
+  if (!request.status.load(std::memory_order_acquire) || (actor.stream == comm_stream_ && comm_stream_ > 0)) {
     const Call& call = *request.call;
-    flowc_step_ctx ctx{arena_ + size_t(r % num_slots_) * slot_bytes_, call.inputs, call.outputs,
-                       weights_, call.batch, r, device_, pool_, nullptr};
+    flowc_step_ctx ctx{arena_ + size_t(r % num_slots_) * slot_bytes_, call.inputs_, call.outputs_,
+                       weights_, call.batch_, r, device_, pool_, rank_, coords_, comm_, nullptr};
     int code = 0;
     if (profiling_) {
       auto start = std::chrono::steady_clock::now();
@@ -396,10 +432,10 @@ void Engine::complete(int64_t r) {
     if (completed_ == next_request_ && waiting_.empty()) drained_cv_.notify_all();
   }
   // Notify under the caller's lock: it may return and free `call` as soon as we let go.
-  std::lock_guard<std::mutex> lock(call->mu);
-  call->status = status;
-  call->done = true;
-  call->cv.notify_one();
+  std::lock_guard<std::mutex> lock(call->mu_);
+  call->status_ = status;
+  call->done_ = true;
+  call->cv_.notify_one();
 }
 
 }  // namespace flowc

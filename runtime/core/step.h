@@ -6,6 +6,7 @@
 #include "flowc/runtime.h"
 
 namespace flowc {
+class Communicator;
 class Device;
 class ThreadPool;
 }  // namespace flowc
@@ -20,6 +21,9 @@ struct flowc_step_ctx {
   int64_t request;             // sequence number, for messages
   flowc::Device* device;
   flowc::ThreadPool* pool;     // null where the device has none
+  int32_t rank;                // this copy's rank in the device mesh; 0 on one device
+  const int32_t* coords;       // its mesh coordinates, one per axis; null on one device
+  flowc::Communicator* comm;   // what flowc/comm.h's collectives run on; null on one device
   const char* error;           // a failing step may point this at text that outlives the call
 };
 

@@ -26,8 +26,8 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.mark.parametrize("build", list(BUILDS))
-def test_runtime_builds_and_passes_ctest(build, report_section, toolchain):
+def _build(build: str) -> tuple[Path, float]:
+    """The build folder of `build`, configured once and brought up to date; seconds it took."""
     folder, options = BUILDS[build]
     build_dir = REPO / ".cache" / folder
     start = time.monotonic()
@@ -36,8 +36,12 @@ def test_runtime_builds_and_passes_ctest(build, report_section, toolchain):
         generator = ["-G", "Ninja"] if shutil.which("ninja") else []
         _run(["cmake", "-S", ".", "-B", str(build_dir), *generator, *options], timeout=300)
     _run(["cmake", "--build", str(build_dir), "-j2"], timeout=1200)
-    built = time.monotonic() - start
+    return build_dir, time.monotonic() - start
 
+
+@pytest.mark.parametrize("build", list(BUILDS))
+def test_runtime_builds_and_passes_ctest(build, report_section, toolchain):
+    build_dir, built = _build(build)
     env = dict(os.environ,
                ASAN_OPTIONS="detect_leaks=1:abort_on_error=1",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
@@ -49,3 +53,18 @@ def test_runtime_builds_and_passes_ctest(build, report_section, toolchain):
     report_section(f"runtime ctest ({build}, built in {built:.1f} s)", summary)
     print(summary)
     assert result.returncode == 0, f"ctest failed in {build_dir}:\n{output[-8000:]}"
+
+
+def test_communicators_under_mpirun(toolchain):
+    """The communicator conformance test as 4 MPI processes (ctest's runtime.comm_mpi, registered
+    when CMake finds MPI): it must be there wherever mpirun is."""
+    if not shutil.which("mpirun"):
+        pytest.skip("mpirun is not installed, so the MPI communicator cannot be tested: "
+                    "apt-get install openmpi-bin libopenmpi-dev (install.sh does)")
+    build_dir, _ = _build("plain")
+    result = subprocess.run(["ctest", "--output-on-failure", "-R", "^runtime\\.comm_mpi$"], cwd=build_dir,
+                            capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert "1 tests passed" in output or "100% tests passed, 0 tests failed out of 1" in output, (
+        "mpirun is installed but ctest ran no passing runtime.comm_mpi (CMake found no MPI? install "
+        f"libopenmpi-dev and delete {build_dir}):\n{output[-6000:]}")

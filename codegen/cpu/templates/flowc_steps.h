@@ -50,6 +50,28 @@ inline void copy_block(int elem_size, int64_t outer, int64_t axis, int64_t begin
   }
 }
 
+// A collective's member blocks (flowc/comm.h): x [outer, parts, block] -> y [parts, outer, block],
+// blocks of `block` bytes; unpack_blocks is the inverse.
+inline void pack_blocks(int64_t outer, int64_t parts, int64_t block, const void* x, void* y) {
+  const auto* src = static_cast<const unsigned char*>(x);
+  auto* dst = static_cast<unsigned char*>(y);
+  for (int64_t p = 0; p < parts; ++p) {
+    for (int64_t o = 0; o < outer; ++o) {
+      std::memcpy(dst + size_t((p * outer + o) * block), src + size_t((o * parts + p) * block), size_t(block));
+    }
+  }
+}
+
+inline void unpack_blocks(int64_t outer, int64_t parts, int64_t block, const void* x, void* y) {
+  const auto* src = static_cast<const unsigned char*>(x);
+  auto* dst = static_cast<unsigned char*>(y);
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t p = 0; p < parts; ++p) {
+      std::memcpy(dst + size_t((o * parts + p) * block), src + size_t((p * outer + o) * block), size_t(block));
+    }
+  }
+}
+
 // GatherND: data viewed as [batch, dims[0..k), slice], indices as [batch, count, k].
 // False when an index is out of range.
 template <class I>

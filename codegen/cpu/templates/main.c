@@ -4,7 +4,9 @@
  *
  * Inputs go in the model's input order. Prints each output's name, shape and first values;
  * with --out, also writes DIR/output0.npy, DIR/output1.npy, ... A model compiled with a
- * dynamic batch runs the batch the inputs hold (1 to its bound). */
+ * dynamic batch runs the batch the inputs hold (1 to its bound). A model compiled for a device
+ * mesh runs every rank in this process, or under `mpirun -np RANKS main ...` one rank per
+ * process, of which rank 0 prints and writes the outputs. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,12 +264,14 @@ int main(int argc, char** argv) {
     else if (!check(flowc_model_query_output_shape(model, i, batch, out_shapes[i], &out_bytes[i]))) rc = 1;
     else outputs[i] = malloc(out_bytes[i] ? out_bytes[i] : 1);
   }
+  int32_t ranks = 1, rank = -1;
+  if (!rc && !check(flowc_model_query_ranks(model, &ranks, &rank))) rc = 1;
   if (!rc) {
     flowc_status status = max_batch ? flowc_model_run_batch(model, batch, (const void* const*)inputs, outputs)
                                     : flowc_model_run(model, (const void* const*)inputs, outputs);
     if (!check(status)) rc = 1;
   }
-  for (int32_t i = 0; i < num_outputs && !rc; ++i) {
+  for (int32_t i = 0; i < num_outputs && !rc && rank <= 0; ++i) {   /* under MPI, rank 0 speaks */
     flowc_tensor_info info;
     check(flowc_model_query_output(model, i, &info));
     info.shape = out_shapes[i];   /* at this batch */

@@ -8,9 +8,13 @@
 //
 // Buffers are contiguous; block i of a gathered or scattered buffer belongs to the group's
 // i-th member. The generated code packs and unpacks any other layout. `send` and `recv` never
-// overlap. Each call returns 0, or a flowc_status_code with ctx->error pointing at a message.
+// overlap. Each call returns 0, or a flowc_status_code with ctx->error pointing at a message
+// (INVALID_ARGUMENT for a bad axis or dtype, FAILED_PRECONDITION in an engine with no
+// communicator, or when the local communicator sees ranks disagree on the call).
 // A rank's collectives are issued in one order, the same on every rank: the plan's comm stream
-// fires its steps in plan order, request after request (flowc_plan.comm_stream).
+// fires its steps in plan order, request after request (flowc_plan.comm_stream). Sums of
+// integers wrap; the local communicator adds the members' values in group order, so every
+// member gets bitwise the same result (MPI's order is its own).
 
 #include <stdint.h>
 

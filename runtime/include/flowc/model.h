@@ -31,6 +31,15 @@ typedef struct flowc_model flowc_model;
 
 // Reads `dir`/weights.bin and starts the engine. `options` may be NULL; num_threads 0 takes the
 // thread count given at compile time, if any, else the core count.
+//
+// A model compiled for a device mesh runs one copy of its plan per rank, each with its own
+// weights (`dir`/weights.r<rank>.bin), on the communicator options->comm selects:
+// - local: every rank in this process, each with its own engine and max(1, num_threads / ranks)
+//   threads; a run hands the same inputs to every rank and returns rank 0's outputs.
+// - MPI (mpirun -np <ranks>): this process runs the rank MPI_COMM_WORLD gives it and reads only
+//   that rank's weights; 0 threads means the cores shared among the ranks on this host. Loading,
+//   runs and freeing are collective: every process makes the same calls, with the same inputs,
+//   in the same order (concurrent callers in one process are not ordered across processes).
 flowc_status flowc_model_load(const char* dir, const flowc_options* options, flowc_model** out_model);
 // Waits for runs in flight; no call on the model may start after this one.
 void flowc_model_free(flowc_model* model);
@@ -59,13 +68,19 @@ flowc_status flowc_model_run(flowc_model* model, const void* const* inputs, void
 flowc_status flowc_model_run_batch(flowc_model* model, int64_t batch, const void* const* inputs,
                                    void* const* outputs);
 
-// Intra-op threads, the caller's included (0: the core count). Waits for runs in flight.
+// Intra-op threads, the caller's included (0: the core count), shared among the ranks that run
+// in this process. Waits for runs in flight.
 flowc_status flowc_model_set_threads(flowc_model* model, int32_t num_threads);
 flowc_status flowc_model_query_threads(const flowc_model* model, int32_t* out_count);
 
+// The ranks in the model's mesh (1 on one device), and the one this process runs under MPI; -1
+// when every rank runs in this process. Either pointer may be NULL.
+flowc_status flowc_model_query_ranks(const flowc_model* model, int32_t* out_ranks, int32_t* out_rank);
+
 // -- for generated code ----------------------------------------------------------------------
 
-// What a compiled model says of itself; its model.cpp defines flowc_model_describe().
+// What a compiled model says of itself; its model.cpp defines flowc_model_describe(). The
+// fields after max_batch describe a device mesh; zero-initialised, they mean one device.
 typedef struct flowc_model_desc {
   const char* name;
   flowc_plan plan;  // plan.weights is NULL here: the loader points it at weights.bin's bytes
@@ -73,10 +88,13 @@ typedef struct flowc_model_desc {
   int32_t num_inputs;
   const flowc_tensor_info* outputs;
   int32_t num_outputs;
-  uint64_t weights_bytes;
+  uint64_t weights_bytes;     // of weights.bin, or of each rank's weights.r<rank>.bin
   uint64_t weights_checksum;  // flowc_weights_checksum of weights.bin
   int32_t default_threads;    // used when the loader's options say 0; 0 here too: the core count
   int64_t max_batch;          // the batch bound; 0: fixed shapes
+  int32_t mesh_rank;                       // mesh axes; 0: one device
+  const int32_t* mesh_shape;               // devices per axis; ranks = their product, row-major
+  const uint64_t* rank_weights_checksums;  // per rank, of weights.r<rank>.bin; NULL for one device
 } flowc_model_desc;
 
 const flowc_model_desc* flowc_model_describe(void);

@@ -34,6 +34,13 @@ typedef struct flowc_plan_step {
 // A plan is data. Each register has exactly one writer and at least one reader among the
 // steps, which are its producer and consumers; register_slots[r] is how many requests may
 // hold register r at once. A step that writes no register is a final step.
+//
+// comm_stream s > 0 makes stream s ordered: its steps fire strictly in plan order, request after
+// request (request 0's steps on s in step order, then request 1's, ...), so that every rank of a
+// device mesh issues its collectives in the same sequence; the other streams stay free-running,
+// so other requests' compute overlaps them. A plan with one lists its steps in an order where
+// each reads only registers that earlier steps write. Its steps also run for a request that has
+// already failed (on whatever their inputs hold), so that no other rank waits for them forever.
 typedef struct flowc_plan {
   const flowc_plan_step* steps;
   int32_t num_steps;
@@ -43,11 +50,22 @@ typedef struct flowc_plan {
   uint64_t arena_bytes;  // per request
   int32_t arena_slots;   // requests in flight at once
   const void* weights;
+  int32_t comm_stream;   // 0: none (stream 0 is always compute)
 } flowc_plan;
+
+// Which communicator a model compiled for a device mesh runs its collectives on.
+typedef enum flowc_comm_kind {
+  // FLOWC_COMM=local|mpi from the environment if set; else MPI when an MPI launcher started the
+  // process (OMPI_COMM_WORLD_SIZE or PMI_SIZE is set), local otherwise.
+  FLOWC_COMM_AUTO = 0,
+  FLOWC_COMM_LOCAL = 1,  // every rank in this process, each with its own engine and threads
+  FLOWC_COMM_MPI = 2,    // one process per rank (mpirun -np <ranks>); this one runs its own
+} flowc_comm_kind;
 
 // Zero-initialised means defaults.
 typedef struct flowc_options {
   int32_t num_threads;  // intra-op threads, the caller's included; 0: the core count
+  int32_t comm;         // a flowc_comm_kind; one device needs none and ignores it
 } flowc_options;
 
 typedef struct flowc_engine flowc_engine;
