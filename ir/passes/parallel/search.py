@@ -8,10 +8,11 @@ communication: the compiler cuts them for each device. Graph inputs arrive whole
 device and outputs leave whole.
 
 The search is iterated conditional modes from several starting plans (greedy, replicated,
-data parallel): each op in turn takes the signature that is cheapest given its neighbours'
-choices, until a sweep changes nothing; the cheapest result wins. A per-device memory limit
-puts a price on the bytes of weights each device keeps, raised until the plan fits. User hints
-fix the SBP in which consumers see a tensor.
+data parallel; on a 2-D mesh also the best of those with the batch split over one mesh axis):
+each op in turn takes the signature that is cheapest given its neighbours' choices, until a
+sweep changes nothing; the cheapest result wins. A per-device memory limit puts a price on
+the bytes of weights each device keeps, raised until the plan fits, then lowered again as far
+as it still fits. User hints fix the SBP in which consumers see a tensor.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Callable, Mapping
 from flowc.errors import CompileError, quote_name
 
 from ...graph import Graph, Node, Value
-from ...sbp import B, NdSbp, format_sbp, local_shape, parse_sbp, replicated, valid_nd_signatures
+from ...sbp import B, NdSbp, S, format_sbp, local_shape, parse_sbp, replicated, valid_nd_signatures
 from ...types import TensorType
 from .cost import boxing_bytes, boxing_time, compute_time, nbytes
 from .mesh import Mesh
@@ -57,6 +58,10 @@ class Plan:
     hints: dict[Value, NdSbp]
     memory_price: float = 0.0
     explained: list[Explained] = field(default_factory=list)
+    consumers: dict[Value, list[tuple[Node, int]]] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.consumers = consumers_of(self.graph)
 
     def chosen(self, node: Node) -> Candidate:
         return self.candidates[node][self.choice[node]]
@@ -74,7 +79,7 @@ class Plan:
     def required(self, v: Value) -> list[NdSbp]:
         """The distinct SBPs `v`'s consumers (and the graph's outputs: B) need, in first-use order."""
         wants: list[NdSbp] = []
-        for node, i in _consumers(self.graph).get(v, ()):
+        for node, i in self.consumers.get(v, ()):
             nd = self.chosen(node).ins[i]
             if nd not in wants:
                 wants.append(nd)
@@ -142,21 +147,13 @@ def _activations(graph: Graph) -> list[Value]:
     return list(graph.inputs) + [v for n in graph.nodes for v in n.outputs]
 
 
-_CONSUMERS: dict[int, tuple[Graph, dict]] = {}
-
-
-def _consumers(graph: Graph) -> dict[Value, list[tuple[Node, int]]]:
-    """(node, input index) per value; cached while the graph's node list is the same object."""
-    key = id(graph)
-    cached = _CONSUMERS.get(key)
-    if cached is not None and cached[0] is graph and cached[2] == len(graph.nodes):
-        return cached[1]
+def consumers_of(graph: Graph) -> dict[Value, list[tuple[Node, int]]]:
+    """(node, input index) of every use of each value, in graph order."""
     out: dict[Value, list[tuple[Node, int]]] = {}
     for node in graph.nodes:
         for i, v in enumerate(node.inputs):
             if v is not None:
                 out.setdefault(v, []).append((node, i))
-    _CONSUMERS[key] = (graph, out, len(graph.nodes))
     return out
 
 
@@ -209,17 +206,17 @@ class _Search:
     def __init__(self, graph: Graph, mesh: Mesh, hints: dict[Value, NdSbp], price: float):
         self.graph, self.mesh, self.hints, self.price = graph, mesh, hints, price
         self.cands = {n: candidates_for(n, mesh) for n in graph.nodes}
-        self.consumers = _consumers(graph)
+        self.consumers = consumers_of(graph)
         self.outputs = set(graph.outputs)
         self.whole = (B,) * len(mesh.shape)
         self.choice: dict[Node, int] = {}
         self._box: dict = {}
 
-    def box(self, src: NdSbp, dst: NdSbp, t: TensorType) -> float:
-        key = (src, dst, t)
+    def box(self, src: NdSbp, dst: NdSbp, v: Value) -> float:
+        key = (src, dst, v)   # a Value hashes by identity, far faster than its TensorType
         cost = self._box.get(key)
         if cost is None:
-            cost = self._box[key] = boxing_time(src, dst, t, self.mesh)
+            cost = self._box[key] = boxing_time(src, dst, v.type, self.mesh)
         return cost
 
     def held(self, v: Value) -> NdSbp | None:
@@ -254,9 +251,9 @@ class _Search:
             return 0.0
         cost = 0.0
         if v in self.hints:
-            cost += self.box(held, self.hints[v], v.type)
+            cost += self.box(held, self.hints[v], v)
             held = self.hints[v]
-        return cost + sum(self.box(held, y, v.type) for y in wants)
+        return cost + sum(self.box(held, y, v) for y in wants)
 
     def local_cost(self, node: Node, j: int) -> float:
         cand = self.cands[node][j]
@@ -323,24 +320,52 @@ def search(graph: Graph, mesh: Mesh, hints: Mapping[str, str | NdSbp] | None = N
                                "static shapes; pin the input shapes (input_shapes= in flowc.compile, "
                                "--input-shape NAME=D0,D1,... for flowc compile)")
     parsed = parse_hints(graph, hints, mesh)
-    limit = memory_limit
-    price = 0.0
-    base_price = 1.0 / mesh.device.bandwidth
+    s = _Search(graph, mesh, parsed, 0.0)   # its candidates and boxing costs serve every price
+    plan = _search_once(s, 0.0)
+    if memory_limit is not None and plan.memory_bytes() > memory_limit:
+        plan = _fit(s, memory_limit, plan)
+    plan.explained = _explain(graph, mesh, parsed, plan)
+    return plan
+
+
+def _fit(s: _Search, limit: float, unpriced: Plan) -> Plan:
+    """The fastest plan found within `limit`: the price of a weight byte rises tenfold until a plan
+    fits, then is bisected (geometrically) down towards the last price that did not fit, since a
+    price set too high splits weights the limit did not need split and pays in communication
+    (on a 2x2 mesh: Megatron over all four devices where data x tensor parallelism fits)."""
+    graph, mesh = s.graph, s.mesh
+    base = 1.0 / mesh.device.bandwidth
+    low, high, plan = 0.0, None, unpriced
     for attempt in range(12):
-        plan = _search_once(graph, mesh, parsed, price)
-        if limit is None or plan.memory_bytes() <= limit:
-            plan.explained = _explain(graph, mesh, parsed, plan)
-            return plan
-        price = base_price * (10.0 ** attempt)
-    biggest = sorted(graph.constants, key=lambda c: -nbytes(c.type))[:3]
-    raise CompileError(
-        f"no plan on mesh {mesh} fits the memory limit of {limit / 2**20:.1f} MiB per device: the best needs "
-        f"{plan.memory_bytes() / 2**20:.1f} MiB ({plan.weight_bytes() / 2**20:.1f} MiB of weights); largest weights: "
-        + ", ".join(f"{quote_name(c.name)} {c.type}" for c in biggest) + "; use more devices or raise the limit")
+        price = base * 10.0 ** attempt
+        plan = _search_once(s, price)
+        if plan.memory_bytes() <= limit:
+            high = price
+            break
+        low = price
+    if high is None:
+        biggest = sorted(graph.constants, key=lambda c: -nbytes(c.type))[:3]
+        raise CompileError(
+            f"no plan on mesh {mesh} fits the memory limit of {limit / 2**20:.1f} MiB per device: the best needs "
+            f"{plan.memory_bytes() / 2**20:.1f} MiB ({plan.weight_bytes() / 2**20:.1f} MiB of weights); largest "
+            "weights: " + ", ".join(f"{quote_name(c.name)} {c.type}" for c in biggest)
+            + "; use more devices or raise the limit")
+    best = plan
+    low = low or high / 1000
+    for _ in range(6):
+        price = (low * high) ** 0.5
+        plan = _search_once(s, price)
+        if plan.memory_bytes() <= limit:
+            high = price
+            if plan.latency() < best.latency():
+                best = plan
+        else:
+            low = price
+    return best
 
 
-def _search_once(graph: Graph, mesh: Mesh, hints: dict[Value, NdSbp], price: float) -> Plan:
-    s = _Search(graph, mesh, hints, price)
+def _search_once(s: _Search, price: float) -> Plan:
+    s.price = price
     results = []
     for start in ("greedy", "replicated", "data-parallel"):
         if start == "greedy":
@@ -351,8 +376,33 @@ def _search_once(graph: Graph, mesh: Mesh, hints: dict[Value, NdSbp], price: flo
             s.seed(_data_parallel)
         s.refine()
         results.append((s.total(), len(results), dict(s.choice)))
+    best = min(results, key=lambda r: (r[0], r[1]))[2]
+    for axis in range(len(s.mesh.shape) if len(s.mesh.shape) > 1 else 0):
+        s.seed(lambda n, c, axis=axis: _batch_on_axis(c, best[n], axis))
+        if s.choice != best:
+            s.refine()
+            results.append((s.total(), len(results), dict(s.choice)))
     _, _, choice = min(results, key=lambda r: (r[0], r[1]))
-    return Plan(graph, mesh, s.cands, choice, hints, price)
+    return Plan(s.graph, s.mesh, s.cands, choice, s.hints, price)
+
+
+def _batch_on_axis(cands: list[Candidate], j: int, axis: int) -> int:
+    """Candidate j with the batch split over mesh `axis` instead (its first output's axis 0; else
+    whole there), the other mesh axes as they were: the step from tensor parallelism over the
+    whole mesh to data parallelism over one axis and tensor parallelism over the other, which
+    no single op's change makes."""
+    def elsewhere(c: Candidate) -> list:
+        return [None if nd is None else nd[:axis] + nd[axis + 1:] for nd in c.ins + c.outs]
+
+    def whole(c: Candidate) -> bool:
+        return all(nd is None or nd[axis] == B for nd in c.ins + c.outs)
+
+    keep = elsewhere(cands[j])
+    for wanted in (lambda c: c.outs[0][axis] == S(0), whole):
+        for k, c in enumerate(cands):
+            if c.outs and wanted(c) and elsewhere(c) == keep:
+                return k
+    return j
 
 
 def _explain(graph: Graph, mesh: Mesh, hints: dict[Value, NdSbp], plan: Plan) -> list[Explained]:
