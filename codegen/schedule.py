@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 from flowc.errors import CompileError, describe_node, quote_name
 from flowc.ir.graph import Graph, Node, Value
+from flowc.ir.ops.tensor import VIEW_OPS as ALIAS_OPS   # the output shares the input's buffer
 
 from .memory import live_peak_bytes
 
-# Ops whose output is the input's bytes under another shape: sharing the buffer costs nothing.
-ALIAS_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 # Beyond the elementwise family: fused chains of its ops read element i of every input
 # before writing element i, so they may write over an input too.
 ELEMENTWISE_OPS = frozenset({"FusedElementwise"})

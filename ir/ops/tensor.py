@@ -173,6 +173,11 @@ def _reshape_infer(node):
     return [t.with_shape(None if target is None else _reshape_dims(node, t.shape, target))]
 
 
+# Ops whose output is the input's bytes under another shape: a backend aliases the buffer and
+# runs nothing, and the cost model charges nothing for them.
+VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+
+
 def _reshape_ref(n, x, shape):
     return x.reshape(_reshape_dims(n, x.shape, tuple(int(d) for d in shape)))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ...sbp import B, NdSbp, local_shape
+from ...ops.tensor import VIEW_OPS
 from ...types import TensorType
 from .mesh import Mesh
 
@@ -25,7 +26,9 @@ def nbytes(t: TensorType, shape: Sequence[int] | None = None) -> int:
 
 
 def compute_time(node, ins: Sequence[TensorType | None], outs: Sequence[TensorType], mesh: Mesh) -> float:
-    """Seconds for `node` on one device, its operands at these (local) types."""
+    """Seconds for `node` on one device, its operands at these (local) types; nothing for a view."""
+    if node.op in VIEW_OPS:
+        return 0.0
     flops_rule = node.opdef.flops
     if flops_rule is not None:
         flops = float(flops_rule(node, ins, outs))

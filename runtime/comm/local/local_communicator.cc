@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include "runtime/base/spin.h"
+
 namespace flowc {
 
 namespace {
@@ -28,14 +30,6 @@ int64_t spin_ns(int32_t ranks) {
   const char* value = std::getenv("FLOWC_SPIN_US");
   if (value && std::strcmp(value, "0") == 0) return 0;
   return ranks <= int32_t(std::thread::hardware_concurrency()) ? kSpinNs : 0;
-}
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
 }
 
 // What one member asked for.

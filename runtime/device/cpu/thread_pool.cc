@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "runtime/base/spin.h"
+
 namespace flowc {
 
 namespace {
@@ -17,14 +19,6 @@ int spin_from_environment() {
   char* end = nullptr;
   long us = std::strtol(value, &end, 10);
   return *end || us < 0 ? kDefaultSpinUs : int(std::min(us, 1000000L));
-}
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
 }
 
 }  // namespace
