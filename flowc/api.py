@@ -77,7 +77,8 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
             input_shapes: Mapping[str, Sequence[int]] | None = None, max_batch: int | None = None,
             progress: Progress | None = None, mesh: str | Sequence[int] | None = None,
             sbp: Mapping[str, str] | None = None, memory_limit: int | str | None = None,
-            links: str | Sequence[str] | None = None, topology: str | os.PathLike | None = None) -> Artifact:
+            links: str | Sequence[str] | None = None, device_profile: str | None = None,
+            topology: str | os.PathLike | None = None) -> Artifact:
     """Import `model` (a path to an .onnx file, an onnx.ModelProto or an ir.Graph, which is
     copied, never changed), pin `input_shapes`, optimise it and write an artifact to `out_dir`
     (a fresh temporary folder when None). `progress(stage, seconds, graph)` sees each stage.
@@ -90,8 +91,9 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     Several devices: `devices=N` (a 1-D mesh) or `mesh="2x4"`. flowc chooses how every op is
     spread (ir/passes/parallel): `sbp` pins how consumers see named tensors ({"x": "S(0)"}),
     `memory_limit` caps the bytes per device (an int or "8GiB"), `links` names built-in link
-    profiles per mesh axis ("nvlink", "pcie", "infiniband", "shm") and `topology` a JSON file
-    describing the devices and links instead. Shapes must be static (`input_shapes`)."""
+    profiles per mesh axis ("nvlink", "pcie", "infiniband", "shm"), `device_profile` the
+    device's ("h100", "cpu"; default: the target's), and `topology` a JSON file describing
+    the devices and links instead. Shapes must be static (`input_shapes`)."""
     shape = _check_target(target, devices, mesh)
     if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
         raise CompileError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}")
@@ -116,11 +118,11 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     path = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="flowc-"))
     plan = physical = None
     if shape is not None:
-        graph, plan, physical = _parallelize(graph, target, shape, sbp, memory_limit, links, topology, max_batch,
-                                             report)
+        graph, plan, physical = _parallelize(graph, target, shape, sbp, memory_limit, links, device_profile,
+                                             topology, max_batch, report)
         start = time.perf_counter()
-    elif sbp or memory_limit is not None or links is not None or topology is not None:
-        raise CompileError("sbp, memory_limit, links and topology describe a plan over several devices; "
+    elif sbp or memory_limit is not None or links is not None or device_profile is not None or topology is not None:
+        raise CompileError("sbp, memory_limit, links, device_profile and topology describe a plan over several devices; "
                            "give devices=N or mesh=\"AxB\" too")
     if max_batch is not None:
         from .codegen.cpu.batch import batch_symbol
@@ -142,8 +144,8 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     return Artifact(path, graph, target, None, plan)
 
 
-def _parallelize(graph: ir.Graph, target: str, shape: tuple[int, ...], sbp, memory_limit, links, topology,
-                 max_batch, report):
+def _parallelize(graph: ir.Graph, target: str, shape: tuple[int, ...], sbp, memory_limit, links, device_profile,
+                 topology, max_batch, report):
     """The optimised graph's plan on the mesh and the physical graph every rank runs."""
     from .ir.passes import parallel
     if max_batch is not None:
@@ -152,7 +154,7 @@ def _parallelize(graph: ir.Graph, target: str, shape: tuple[int, ...], sbp, memo
     if sbp is not None and not isinstance(sbp, Mapping):
         raise CompileError(f"sbp must map tensor names to SBPs, e.g. {{\"x\": \"S(0)\"}}, got {type(sbp).__name__}")
     start = time.perf_counter()
-    mesh = parallel.make_mesh(shape, target=target, links=links, profile_file=topology)
+    mesh = parallel.make_mesh(shape, target=target, links=links, device=device_profile, profile_file=topology)
     plan = parallel.search(graph, mesh, hints=sbp, memory_limit=parse_bytes(memory_limit))
     physical = parallel.build_physical(plan)
     log.info("parallel plan: %s", parallel.summary(plan))

@@ -38,6 +38,8 @@ def _parallel_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-limit", metavar="BYTES", help="bytes per device the plan must fit, e.g. 8GiB")
     p.add_argument("--links", metavar="LINK[,LINK]",
                    help="link profile per mesh axis: nvlink, pcie, infiniband, shm (default: by target)")
+    p.add_argument("--device-profile", metavar="NAME", help="device profile the plan is priced on: h100, cpu "
+                   "(default: by target)")
     p.add_argument("--topology", metavar="FILE.json", help="devices and links described in a file instead")
 
 
@@ -49,7 +51,7 @@ def _parallel_kwargs(args) -> dict:
             raise CompileError(f"--sbp {item!r}: expected NAME=SBP, e.g. x=S(0)")
         hints[name] = sbp
     return {"devices": args.devices, "mesh": args.mesh, "sbp": hints or None, "memory_limit": args.memory_limit,
-            "links": args.links, "topology": args.topology}
+            "links": args.links, "device_profile": args.device_profile, "topology": args.topology}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,7 +94,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="the picture: .svg, .png, .pdf or .dot")
     p.add_argument("--after", metavar="PASS", help="draw the graph after this pass (its first run), or after "
                    "each one with 'all' (FILE.00-import.svg, FILE.01-<pass>.svg, ...); default: as imported")
-    p.add_argument("--target", default="cpu", help="whose device profiles plan for --devices/--mesh (default: cpu)")
     _parallel_options(p)
     p.add_argument("--physical", action="store_true",
                    help="with --devices/--mesh: draw what each rank runs (local shapes, collectives) instead")
@@ -341,10 +342,11 @@ def _viz(args) -> None:
     graph = _load_for_viz(args.model, _input_shapes(args.input_shape))
     after = args.after
     parallel = _parallel_kwargs(args)
-    if args.mesh is not None or args.devices != 1:
+    shape = api._check_target("reference", parallel["devices"], parallel["mesh"])
+    if shape is not None:
         if after is not None:
             raise CompileError("--after draws single-device passes; a plan for --devices/--mesh is drawn after all of them")
-        _viz_plan(graph, out, args.target, parallel, args.physical)
+        _viz_plan(graph, out, shape, parallel, args.physical)
         return
     if after is None:
         _say(f"wrote {viz.render(graph, out)}")
@@ -367,13 +369,13 @@ def _viz(args) -> None:
     _say(f"wrote {viz.render(graph, out, title=f'{graph.name}: after {after}')}")
 
 
-def _viz_plan(graph: ir.Graph, out: Path, target: str, options: dict, physical: bool) -> None:
+def _viz_plan(graph: ir.Graph, out: Path, shape: tuple[int, ...], options: dict, physical: bool) -> None:
     """The optimised graph's plan on the mesh: the logical graph with SBP and boxing, or the physical one."""
     from .ir import viz
     from .ir.passes import optimize, parallel
 
-    shape = api._check_target(target, options["devices"], options["mesh"])
-    mesh = parallel.make_mesh(shape, target=target, links=options["links"], profile_file=options["topology"])
+    mesh = parallel.make_mesh(shape, links=options["links"], device=options["device_profile"],
+                              profile_file=options["topology"])
     plan = parallel.search(optimize(graph), mesh, hints=options["sbp"],
                            memory_limit=api.parse_bytes(options["memory_limit"]))
     if physical:

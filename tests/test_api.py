@@ -221,6 +221,7 @@ def test_targets_not_available_are_refused(tmp_path, mlp_path, kwargs, message):
     {"devices": 2}, {"devices": 4}, {"mesh": "2x2"}, {"mesh": (2, 4)}, {"devices": 4, "mesh": "4"},
     {"devices": 2, "sbp": {"x": "S(1)"}}, {"mesh": "2x2", "sbp": {"x": "(S(0), B)"}},
     {"devices": 4, "memory_limit": "8KiB"}, {"devices": 2, "links": "pcie"},
+    {"devices": 4, "device_profile": "h100", "links": "nvlink"},
 ])
 def test_a_plan_on_several_devices_computes_what_one_device_does(tmp_path, mlp_path, kwargs):
     x = np.random.default_rng(2).standard_normal((8, 16)).astype(np.float32)
@@ -244,7 +245,7 @@ def test_a_plan_on_several_devices_computes_what_one_device_does(tmp_path, mlp_p
     ({"devices": 3, "mesh": "2x2"}, "devices=3 but mesh 2x2 has 4 devices"),
     ({"mesh": "2by2"}, "mesh '2by2': write devices per axis joined by x, e.g. 4 or 2x4"),
     ({"mesh": "0x2"}, "mesh '0x2': every axis needs a positive number of devices"),
-    ({"sbp": {"x": "S(0)"}}, "sbp, memory_limit, links and topology describe a plan over several devices; "
+    ({"sbp": {"x": "S(0)"}}, "sbp, memory_limit, links, device_profile and topology describe a plan over several devices; "
                              'give devices=N or mesh="AxB" too'),
     ({"devices": 2, "sbp": {"q": "S(0)"}}, 'SBP hint for "q": it is not a tensor of the optimised graph; '
                                            "hint a graph input or an op's output"),
@@ -253,6 +254,9 @@ def test_a_plan_on_several_devices_computes_what_one_device_does(tmp_path, mlp_p
     ({"devices": 2, "memory_limit": "lots"}, "memory limit 'lots': give a positive number of bytes or a size like \"8GiB\""),
     ({"devices": 2, "links": "carrier-pigeon"},
      "unknown link profile 'carrier-pigeon'; built in: nvlink, pcie, infiniband, shm"),
+    ({"devices": 2, "sbp": {"x": 0}}, 'SBP hint for "x": expected a string like "S(0)" or "(S(0), B)", or a tuple of '
+                                      "ir.sbp.Sbp, got 0"),
+    ({"devices": 2, "device_profile": "tpu"}, "unknown device profile 'tpu'; built in: h100, cpu"),
     ({"devices": 2, "max_batch": 8}, "max_batch with several devices is not supported: the plan splits fixed "
                                      "shapes; pin the batch with input_shapes"),
 ])

@@ -244,6 +244,9 @@ def test_viz_of_a_parallel_plan(tmp_path, mlp):
                      "--physical")
     assert done.returncode == 0, done.stderr
     assert "what each rank of mesh 2x2 runs" in physical.read_text() and "AllGather" in physical.read_text()
+    one = flowc_cli("viz", mlp, "-o", tmp_path / "one.dot", "--mesh", "1")   # one device: the plain graph
+    assert one.returncode == 0, one.stderr
+    assert "Boxing" not in (tmp_path / "one.dot").read_text()
     assert_one_line_error(flowc_cli("viz", mlp, "-o", out, "--devices", "2", "--after", "all"),
                           "--after draws single-device passes; a plan for --devices/--mesh is drawn after all of them")
 

@@ -91,7 +91,7 @@ class CollectiveSteps:
         x, out = node.inputs[0], node.outputs[0]
         ys = tuple(out.type.shape)
         outer, _ = _around(ys, axis_of(node, len(ys)))
-        if outer == 1:
+        if outer <= 1:   # contiguous member blocks already (or nothing to move)
             return [self._comm(node, "all_gather", f"{self.ptr(x)}, {self.ptr(out, write=True)}, "
                                                    f"{x.type.nbytes()}ULL")]
         return [f"uint8_t* gathered = {self.scratch(node, 0)};",
@@ -105,7 +105,7 @@ class CollectiveSteps:
         xs = tuple(x.type.shape)
         outer, _ = _around(xs, axis_of(node, len(xs)))
         dt = self._comm_dtype(node, x)
-        if outer == 1:
+        if outer <= 1:
             return [self._comm(node, "reduce_scatter", f"{dt}, {self.ptr(x)}, {self.ptr(out, write=True)}, "
                                                        f"{out.type.numel()}ULL")]
         return [f"uint8_t* packed = {self.scratch(node, 0)};",

@@ -1,7 +1,7 @@
 """`flowc compile --explain`: the plan as a table a person can check.
 
-For each op: the signature chosen, what it costs (its compute plus the boxing of its
-inputs, given its neighbours' choices) and the runner-up with its cost; then each boxing
+For each op: the signature chosen, what it costs (its compute plus the boxing on its
+inputs and outputs, given its neighbours' choices) and the runner-up with its cost; then each boxing
 with its collectives; then the totals the cost model predicts.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 from flowc.errors import CompileError, quote_name
 
 from ...graph import Graph, Node, Value
-from ...sbp import B, NdSbp, S, format_sbp, local_shape, parse_sbp, replicated, valid_nd_signatures
+from ...sbp import B, NdSbp, Sbp, S, format_sbp, local_shape, parse_sbp, replicated, valid_nd_signatures
 from ...types import TensorType
 from .cost import boxing_bytes, boxing_time, compute_time, nbytes
 from .mesh import Mesh
@@ -43,7 +43,7 @@ class Candidate:
 class Explained:
     node: Node
     chosen: Candidate
-    cost: float                     # compute plus the boxing of its inputs, at the chosen plan
+    cost: float                     # compute plus the boxing on its inputs and outputs, at the chosen plan
     runner_up: Candidate | None
     runner_up_cost: float | None
 
@@ -189,7 +189,13 @@ def parse_hints(graph: Graph, hints: Mapping[str, str | NdSbp] | None, mesh: Mes
             what = "a constant (the compiler cuts weights itself)" if any(c.name == name for c in graph.constants) \
                 else "not a tensor of the optimised graph"
             raise CompileError(f"SBP hint for {quote_name(name)}: it is {what}; hint a graph input or an op's output")
-        nd = parse_sbp(text, len(mesh.shape)) if isinstance(text, str) else tuple(text)
+        if isinstance(text, str):
+            nd = parse_sbp(text, len(mesh.shape))
+        elif isinstance(text, (tuple, list)) and text and all(isinstance(s, Sbp) for s in text):
+            nd = tuple(text)
+        else:
+            raise CompileError(f"SBP hint for {quote_name(name)}: expected a string like \"S(0)\" or \"(S(0), B)\", "
+                               f"or a tuple of ir.sbp.Sbp, got {text!r}")
         if len(nd) != len(mesh.shape):
             raise CompileError(f"SBP hint {quote_name(name)}={format_sbp(nd)}: {len(nd)} parts for mesh {mesh}")
         if any(s.kind == "P" for s in nd) and not v.type.dtype.is_float:
