@@ -26,6 +26,7 @@ from ...sbp import B, NdSbp, Sbp, S, format_sbp, local_shape, parse_sbp, replica
 from ...types import TensorType
 from .cost import boxing_bytes, boxing_time, compute_time, nbytes
 from .mesh import Mesh
+from .prepare import split_projections
 
 
 @dataclass
@@ -319,12 +320,15 @@ def _data_parallel(node: Node, cands: list[Candidate]) -> int:
 
 def search(graph: Graph, mesh: Mesh, hints: Mapping[str, str | NdSbp] | None = None,
            memory_limit: float | None = None) -> Plan:
-    """The cheapest plan found for `graph` (static shapes, optimised) on `mesh`."""
+    """The cheapest plan found for `graph` (static shapes, optimised) on `mesh`. The plan's graph is
+    a copy with fused projections split into parts (prepare.split_projections) when it has any."""
     for v in _activations(graph) + list(graph.constants):
         if v.type is None or not v.type.is_static:
             raise CompileError(f"tensor {quote_name(v.name)} has type {v.type}: a plan over several devices needs "
                                "static shapes; pin the input shapes (input_shapes= in flowc.compile, "
                                "--input-shape NAME=D0,D1,... for flowc compile)")
+    if any(n.op == "Split" for n in graph.nodes):
+        graph = split_projections(graph.copy())
     parsed = parse_hints(graph, hints, mesh)
     s = _Search(graph, mesh, parsed, 0.0)   # its candidates and boxing costs serve every price
     plan = _search_once(s, 0.0)
