@@ -30,7 +30,7 @@ import numpy as np
 
 import flowc
 from flowc.ir.passes import optimize
-from flowc.ir.passes.parallel import Plan, candidates_for, make_mesh, search
+from flowc.ir.passes.parallel import Plan, all_candidates, make_mesh, search
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import cpu_name, machine_busy_s  # noqa: E402  (benchmarks/cpu.py)
@@ -116,7 +116,7 @@ def transformer(shape: Shape, batch: int, seed: int | None = None) -> flowc.ir.G
 def data_parallel(graph: flowc.ir.Graph, mesh) -> Plan:
     """Every op in the signature that splits its first output's axis 0 on every mesh axis, where
     the batch divides (else replicated): data parallelism as a user would write it, unrefined."""
-    candidates = {n: candidates_for(n, mesh) for n in graph.nodes}
+    candidates = all_candidates(graph, mesh)   # priced as the search prices them
     choice = {}
     for node, cands in candidates.items():
         split = [j for j, c in enumerate(cands) if c.outs and all(s.is_split and s.axis == 0 for s in c.outs[0])]

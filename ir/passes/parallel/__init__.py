@@ -10,9 +10,31 @@ from .explain import explain, summary
 from .cost import boxing_steps, boxing_time, compute_time
 from .mesh import DEVICES, LINKS, DeviceProfile, Link, Mesh, make_mesh, parse_mesh
 from .physical import PhysicalGraph, build_physical
-from .search import Candidate, Explained, Plan, candidates_for, parse_hints, search
+from .search import Candidate, Explained, Plan, all_candidates, candidates_for, parse_hints, search
 from .simulate import simulate
 
-__all__ = ["annotate", "DEVICES", "LINKS", "Candidate", "DeviceProfile", "Explained", "Link", "Mesh", "PhysicalGraph", "Plan",
-           "boxing_steps", "boxing_time", "build_physical", "candidates_for", "compute_time", "explain", "make_mesh",
-           "parse_hints", "parse_mesh", "search", "simulate", "summary"]
+__all__ = [
+    "all_candidates",
+    "annotate",
+    "boxing_steps",
+    "boxing_time",
+    "build_physical",
+    "Candidate",
+    "candidates_for",
+    "compute_time",
+    "DeviceProfile",
+    "DEVICES",
+    "explain",
+    "Explained",
+    "Link",
+    "LINKS",
+    "make_mesh",
+    "Mesh",
+    "parse_hints",
+    "parse_mesh",
+    "PhysicalGraph",
+    "Plan",
+    "search",
+    "simulate",
+    "summary",
+]

@@ -25,7 +25,8 @@ def nbytes(t: TensorType, shape: Sequence[int] | None = None) -> int:
     return t.dtype.packed_bytes(n)
 
 
-def compute_time(node, ins: Sequence[TensorType | None], outs: Sequence[TensorType], mesh: Mesh) -> float:
+def compute_time(node, ins: Sequence[TensorType | None], outs: Sequence[TensorType], mesh: Mesh,
+                 overhead: bool = True) -> float:
     """Seconds for `node` on one device, its operands at these (local) types; nothing for a view."""
     if node.op in VIEW_OPS:
         return 0.0
@@ -37,7 +38,7 @@ def compute_time(node, ins: Sequence[TensorType | None], outs: Sequence[TensorTy
     moved = sum(nbytes(t) for t in list(ins) + list(outs) if t is not None)
     dev = mesh.device
     rate = dev.half_flops if dev.half_flops and outs and outs[0].dtype.name in ("f16", "bf16") else dev.flops
-    return max(flops / rate, moved / dev.bandwidth) + dev.overhead
+    return max(flops / rate, moved / dev.bandwidth) + (dev.overhead if overhead else 0.0)
 
 
 @dataclass(frozen=True)

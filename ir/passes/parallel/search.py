@@ -160,8 +160,9 @@ def consumers_of(graph: Graph) -> dict[Value, list[tuple[Node, int]]]:
 
 # -- the search ------------------------------------------------------------------------
 
-def candidates_for(node: Node, mesh: Mesh) -> list[Candidate]:
-    """The node's valid signatures on `mesh` with their compute time; replicated first."""
+def candidates_for(node: Node, mesh: Mesh, fused: bool = False) -> list[Candidate]:
+    """The node's valid signatures on `mesh` with their compute time; replicated first. `fused`:
+    the backend runs it inside its producer's kernel, so it costs no step overhead."""
     rule = node.opdef.sbp
     sigs = rule(node) if rule is not None else replicated(node)
     out, seen = [], set()
@@ -171,10 +172,34 @@ def candidates_for(node: Node, mesh: Mesh) -> list[Candidate]:
         seen.add((ins, outs))
         in_types = [None if v is None else _local(v.type, nd, mesh) for v, nd in zip(node.inputs, ins)]
         out_types = [_local(v.type, nd, mesh) for v, nd in zip(node.outputs, outs)]
-        out.append(Candidate(ins, outs, compute_time(node, in_types, out_types, mesh)))
+        out.append(Candidate(ins, outs, compute_time(node, in_types, out_types, mesh, overhead=not fused)))
     if not out:
         raise CompileError(f"{node!r}: no valid SBP signature on mesh {mesh} (flowc bug: replicated always is)")
     return out
+
+
+def all_candidates(graph: Graph, mesh: Mesh, consumers: dict | None = None) -> dict[Node, list[Candidate]]:
+    """Every node's candidates, priced as the backend will run it (fused ops without overhead)."""
+    consumers = consumers_of(graph) if consumers is None else consumers
+    return {n: candidates_for(n, mesh, fuses_into_producer(n, consumers)) for n in graph.nodes}
+
+
+# what the backends' fusion (ir/passes/fuse.py) folds into the kernel before it: epilogues of a
+# MatMul or Conv and chains of elementwise ops
+_FUSING_PRODUCERS = frozenset({"MatMul", "Conv", "Gemm"})
+
+
+def fuses_into_producer(node: Node, consumers: dict) -> bool:
+    """An elementwise op whose first operand is an op's output read by it alone: fusion runs it in
+    that op's kernel (a step it does not pay for). Where the plan boxes between them it would not
+    fuse; the search does not model that."""
+    if node.opdef.family != "elementwise" or not node.inputs or node.inputs[0] is None:
+        return False
+    x = node.inputs[0]
+    producer = x.producer
+    if producer is None or len(consumers.get(x, ())) != 1:
+        return False
+    return producer.opdef.family == "elementwise" or producer.op in _FUSING_PRODUCERS
 
 
 def _local(t: TensorType, nd: NdSbp, mesh: Mesh) -> TensorType:
@@ -212,8 +237,8 @@ def parse_hints(graph: Graph, hints: Mapping[str, str | NdSbp] | None, mesh: Mes
 class _Search:
     def __init__(self, graph: Graph, mesh: Mesh, hints: dict[Value, NdSbp], price: float):
         self.graph, self.mesh, self.hints, self.price = graph, mesh, hints, price
-        self.cands = {n: candidates_for(n, mesh) for n in graph.nodes}
         self.consumers = consumers_of(graph)
+        self.cands = all_candidates(graph, mesh, self.consumers)
         self.outputs = set(graph.outputs)
         self.whole = (B,) * len(mesh.shape)
         self.choice: dict[Node, int] = {}
@@ -429,4 +454,4 @@ def _explain(graph: Graph, mesh: Mesh, hints: dict[Value, NdSbp], plan: Plan) ->
     return rows
 
 
-__all__ = ["Candidate", "Explained", "Plan", "candidates_for", "parse_hints", "search"]
+__all__ = ["Candidate", "Explained", "Plan", "all_candidates", "candidates_for", "parse_hints", "search"]
