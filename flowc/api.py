@@ -151,15 +151,23 @@ def _parallelize(graph: ir.Graph, target: str, shape: tuple[int, ...], sbp, memo
     if max_batch is not None:
         raise CompileError("max_batch with several devices is not supported: the plan splits fixed shapes; "
                            "pin the batch with input_shapes")
-    if sbp is not None and not isinstance(sbp, Mapping):
-        raise CompileError(f"sbp must map tensor names to SBPs, e.g. {{\"x\": \"S(0)\"}}, got {type(sbp).__name__}")
     start = time.perf_counter()
-    mesh = parallel.make_mesh(shape, target=target, links=links, device=device_profile, profile_file=topology)
-    plan = parallel.search(graph, mesh, hints=sbp, memory_limit=parse_bytes(memory_limit))
+    plan = plan_parallel(graph, shape, target=target, sbp=sbp, memory_limit=memory_limit, links=links,
+                         device_profile=device_profile, topology=topology)
     physical = parallel.build_physical(plan)
     log.info("parallel plan: %s", parallel.summary(plan))
     report("parallelize", time.perf_counter() - start, physical.graph)
     return physical.graph, plan, physical
+
+
+def plan_parallel(graph: ir.Graph, shape: tuple[int, ...], *, target: str = "cpu", sbp=None, memory_limit=None,
+                  links=None, device_profile=None, topology=None) -> Plan:
+    """The optimised `graph`'s plan on a mesh of `shape`, the options as `compile` takes them."""
+    from .ir.passes import parallel
+    if sbp is not None and not isinstance(sbp, Mapping):
+        raise CompileError(f"sbp must map tensor names to SBPs, e.g. {{\"x\": \"S(0)\"}}, got {type(sbp).__name__}")
+    mesh = parallel.make_mesh(shape, target=target, links=links, device=device_profile, profile_file=topology)
+    return parallel.search(graph, mesh, hints=sbp, memory_limit=parse_bytes(memory_limit))
 
 
 def parse_bytes(value: int | str | None) -> int | None:

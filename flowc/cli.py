@@ -374,10 +374,10 @@ def _viz_plan(graph: ir.Graph, out: Path, shape: tuple[int, ...], options: dict,
     from .ir import viz
     from .ir.passes import optimize, parallel
 
-    mesh = parallel.make_mesh(shape, links=options["links"], device=options["device_profile"],
-                              profile_file=options["topology"])
-    plan = parallel.search(optimize(graph), mesh, hints=options["sbp"],
-                           memory_limit=api.parse_bytes(options["memory_limit"]))
+    plan = api.plan_parallel(optimize(graph), shape, sbp=options["sbp"], memory_limit=options["memory_limit"],
+                             links=options["links"], device_profile=options["device_profile"],
+                             topology=options["topology"])
+    mesh = plan.mesh
     if physical:
         drawn = parallel.build_physical(plan).graph
         title = f"{graph.name}: what each rank of mesh {mesh} runs"

@@ -44,15 +44,10 @@ def explain(plan: Plan) -> str:
         lines.append("  " + "  ".join(c.ljust(w) if i not in (3, 5) else c.rjust(w)
                                       for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     boxes = []
-    for v in list(plan.graph.inputs) + [v for n in plan.graph.nodes for v in n.outputs]:
-        pairs = []
-        if v in plan.hints and plan.held(v) != plan.hints[v]:
-            pairs.append((plan.held(v), plan.hints[v]))
-        pairs += [(plan.seen(v), y) for y in plan.required(v) if y != plan.seen(v)]
-        for src, dst in pairs:
-            steps = " then ".join(str(s) for s in boxing_steps(src, dst))
-            boxes.append(f"  {quote_name(v.name)}: {format_sbp(src)} -> {format_sbp(dst)}: {steps}; "
-                         f"{_us(boxing_time(src, dst, v.type, plan.mesh))}, "
-                         f"{boxing_bytes(src, dst, v.type, plan.mesh):,} bytes sent per device")
+    for v, src, dst in plan.boxings():
+        steps = " then ".join(str(s) for s in boxing_steps(src, dst))
+        boxes.append(f"  {quote_name(v.name)}: {format_sbp(src)} -> {format_sbp(dst)}: {steps}; "
+                     f"{_us(boxing_time(src, dst, v.type, plan.mesh))}, "
+                     f"{boxing_bytes(src, dst, v.type, plan.mesh):,} bytes sent per device")
     lines += ["", f"boxing ({len(boxes)}):" if boxes else "boxing: none"] + boxes
     return "\n".join(lines) + "\n"

@@ -75,33 +75,25 @@ def build_physical(plan: Plan) -> PhysicalGraph:
             boxed[key] = value
         return boxed[key]
 
+    def box(v: Value, start: Value, src: NdSbp, dst: NdSbp) -> Value:
+        """`start` (logical `v` in `src`) moved to `dst` by the collectives of its boxing."""
+        for step in boxing_steps(src, dst):
+            node = phys.add_node(step.op, [start], attrs={"mesh_axis": step.mesh_axis,
+                                                          "size": mesh[step.mesh_axis], **dict(step.attrs)},
+                                 output_names=[phys.fresh_name(f"{v.name}.{_suffix(step.after)}")])
+            start = node.outputs[0]
+        return start
+
     def read(v: Value, nd: NdSbp) -> Value:
         """`v` as the SBP `nd`, boxing inserted once per (value, SBP)."""
         if v.is_const:
             return constant(v, nd)
         key = (v, nd)
-        if key in boxed:
-            return boxed[key]
-        src = plan.seen(v)
-        start = _seen(v)
-        for step in boxing_steps(src, nd):
-            node = phys.add_node(step.op, [start], attrs={"mesh_axis": step.mesh_axis,
-                                                          "size": mesh[step.mesh_axis], **dict(step.attrs)},
-                                 output_names=[phys.fresh_name(f"{v.name}.{_suffix(step.after)}")])
-            start = node.outputs[0]
-        boxed[key] = start
-        return start
-
-    def _seen(v: Value) -> Value:
-        key = (v, plan.seen(v))
-        if key not in boxed:   # a hinted value: box from how it is produced to the hint
-            start = held[v]
-            for step in boxing_steps(plan.held(v), plan.hints[v]):
-                node = phys.add_node(step.op, [start], attrs={"mesh_axis": step.mesh_axis,
-                                                              "size": mesh[step.mesh_axis], **dict(step.attrs)},
-                                     output_names=[phys.fresh_name(f"{v.name}.{_suffix(step.after)}")])
-                start = node.outputs[0]
-            boxed[key] = start
+        if key not in boxed:
+            seen = (v, plan.seen(v))
+            if seen not in boxed:   # a hinted value: box from how it is produced to the hint
+                boxed[seen] = box(v, held[v], plan.held(v), plan.hints[v])
+            boxed[key] = box(v, boxed[seen], plan.seen(v), nd)
         return boxed[key]
 
     for node in graph.nodes:

@@ -92,22 +92,22 @@ class Plan:
     def compute_seconds(self) -> float:
         return sum(self.chosen(n).compute for n in self.graph.nodes)
 
-    def comm_seconds(self) -> float:
-        total = 0.0
+    def boxings(self) -> list[tuple[Value, NdSbp, NdSbp]]:
+        """Every boxing the plan runs, as (value, from, to): a hinted value to its hint, then to
+        each SBP its consumers (and the graph's outputs) need."""
+        out = []
         for v in _activations(self.graph):
-            if v in self.hints:
-                total += boxing_time(self.held(v), self.hints[v], v.type, self.mesh)
-            total += sum(boxing_time(self.seen(v), y, v.type, self.mesh) for y in self.required(v))
-        return total
+            if v in self.hints and self.held(v) != self.hints[v]:
+                out.append((v, self.held(v), self.hints[v]))
+            out += [(v, self.seen(v), y) for y in self.required(v) if y != self.seen(v)]
+        return out
+
+    def comm_seconds(self) -> float:
+        return sum(boxing_time(src, dst, v.type, self.mesh) for v, src, dst in self.boxings())
 
     def comm_bytes(self) -> int:
         """Bytes each device sends per request."""
-        total = 0
-        for v in _activations(self.graph):
-            if v in self.hints:
-                total += boxing_bytes(self.held(v), self.hints[v], v.type, self.mesh)
-            total += sum(boxing_bytes(self.seen(v), y, v.type, self.mesh) for y in self.required(v))
-        return total
+        return sum(boxing_bytes(src, dst, v.type, self.mesh) for v, src, dst in self.boxings())
 
     def latency(self) -> float:
         """Predicted seconds per request: the ops and boxings of one device, one after another."""
