@@ -802,16 +802,19 @@ def _pad_infer(node: Node):
 def _pad(node: Node, x, pads, value=None, axes=None):
     widths = _pad_widths(node, x.ndim, [int(p) for p in pads.reshape(-1)],
                          None if axes is None else [int(a) for a in axes.reshape(-1)])
-    # negative pads crop before the rest is padded
-    x = x[tuple(slice(max(-b, 0), size - max(-e, 0)) for (b, e), size in zip(widths, x.shape))]
-    widths = [(max(b, 0), max(e, 0)) for b, e in widths]
+    grow = [(max(b, 0), max(e, 0)) for b, e in widths]
     mode = node.attr("mode")
-    if mode == "constant":
+    if mode == "constant":   # pad, then let the negative pads crop (even past the other side's pad)
         fill = value.reshape(-1)[0] if value is not None and value.size else 0
-        return np.pad(x, widths, constant_values=fill)
-    if any(size == 0 and w != (0, 0) for size, w in zip(x.shape, widths)):
-        raise node.error(f"mode {mode!r} cannot pad an empty axis of shape {list(x.shape)}")
-    return np.pad(x, widths, mode=mode)
+        y = np.pad(x, grow, constant_values=fill)
+        return y[tuple(slice(max(-b, 0), size - max(-e, 0)) for (b, e), size in zip(widths, y.shape))]
+    kept = [size - max(-b, 0) - max(-e, 0) for (b, e), size in zip(widths, x.shape)]
+    if any(k < 0 or (k == 0 and w != (0, 0)) for k, w in zip(kept, grow)):
+        raise node.error(f"mode {mode!r} cannot pad an axis cropped to nothing (sizes left after the negative "
+                         f"pads: {kept})")
+    # the other modes read x itself: the negative pads crop it first
+    x = x[tuple(slice(max(-b, 0), size - max(-e, 0)) for (b, e), size in zip(widths, x.shape))]
+    return np.pad(x, grow, mode=mode)
 
 
 def _pad_signatures(node):

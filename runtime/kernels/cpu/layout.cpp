@@ -210,9 +210,11 @@ void flowc_pad_constant(int elem_size, int rank, const int64_t* x_shape, const i
   if (total == 0) return;
   if (rank == 0) { std::memcpy(y, x, elem_size); return; }
   const int64_t last = y_shape[rank - 1], rows = total / last;
-  // Columns of a y row that come from x: [lo, hi).
+  // Columns of a y row that come from x: [lo_col, hi_col), both within the row: a crop on one
+  // side may reach past the pad on the other, leaving no column from x.
   const int64_t pb = pads_begin[rank - 1], xl = x_shape[rank - 1];
-  const int64_t lo_col = std::max<int64_t>(0, pb), hi_col = std::min(last, std::max(lo_col, pb + xl));
+  const int64_t lo_col = std::clamp<int64_t>(pb, 0, last);
+  const int64_t hi_col = std::clamp<int64_t>(pb + xl, lo_col, last);
   by_size(elem_size, [&](auto t) {
     using T = decltype(t);
     T v;
@@ -235,7 +237,8 @@ void flowc_pad_constant(int elem_size, int rank, const int64_t* x_shape, const i
           return;
         }
         for (int64_t j = 0; j < lo_col; ++j) dst[j] = v;
-        std::memcpy(dst + lo_col, xt + off + (lo_col - pb), (hi_col - lo_col) * sizeof(T));
+        if (hi_col > lo_col)
+          std::memcpy(dst + lo_col, xt + off + (lo_col - pb), (hi_col - lo_col) * sizeof(T));
         for (int64_t j = hi_col; j < last; ++j) dst[j] = v;
       });
     });
@@ -258,35 +261,41 @@ inline int64_t pad_source(flowc_pad_mode mode, int64_t i, int64_t n) {
 
 }  // namespace
 
-void flowc_pad(flowc_pad_mode mode, int elem_size, int rank, const int64_t* x_shape,
+bool flowc_pad(flowc_pad_mode mode, int elem_size, int rank, const int64_t* x_shape,
                const int64_t* pads_begin, const int64_t* pads_end, const void* value, const void* x,
                void* y, const flowc_parallel* par) {
+  int64_t y_shape[kMaxRank], x_strides[kMaxRank], first[kMaxRank], kept[kMaxRank], total = 1, s = 1;
+  for (int d = 0; d < rank; ++d) {
+    y_shape[d] = x_shape[d] + pads_begin[d] + pads_end[d];
+    kept[d] = x_shape[d] - std::max<int64_t>(0, -pads_begin[d]) -
+              std::max<int64_t>(0, -pads_end[d]);
+    if (y_shape[d] < 0) return false;
+    total *= y_shape[d];
+  }
+  if (total == 0) return true;
   if (mode == FLOWC_PAD_CONSTANT) {
     flowc_pad_constant(elem_size, rank, x_shape, pads_begin, pads_end, value, x, y, par);
-    return;
+    return true;
   }
-  int64_t y_shape[kMaxRank], x_strides[kMaxRank], first[kMaxRank], total = 1, s = 1;
+  for (int d = 0; d < rank; ++d)
+    if (kept[d] <= 0) return false;  // y_shape[d] > 0: something to pad from nothing
   for (int d = rank - 1; d >= 0; --d) x_strides[d] = s, s *= x_shape[d];
-  for (int d = 0; d < rank; ++d) total *= (y_shape[d] = x_shape[d] + pads_begin[d] + pads_end[d]);
-  if (total == 0) return;
-  if (rank == 0) { std::memcpy(y, x, elem_size); return; }
+  if (rank == 0) { std::memcpy(y, x, elem_size); return true; }
   // source[d][j]: the element offset in x of y index j along axis d (what is left after cropping
-  // starts at max(-pad, 0) and holds `kept` elements).
+  // starts at max(-pad, 0) and holds kept[d] elements).
   std::vector<int64_t> table;
   for (int d = 0; d < rank; ++d) {
     first[d] = int64_t(table.size());
     const int64_t crop = std::max<int64_t>(0, -pads_begin[d]);
-    const int64_t kept = x_shape[d] - crop - std::max<int64_t>(0, -pads_end[d]);
     const int64_t pad = std::max<int64_t>(0, pads_begin[d]);
     for (int64_t j = 0; j < y_shape[d]; ++j)
-      table.push_back((crop + pad_source(mode, j - pad, kept)) * x_strides[d]);
+      table.push_back((crop + pad_source(mode, j - pad, kept[d])) * x_strides[d]);
   }
   const int64_t* source = table.data();
   const int64_t last = y_shape[rank - 1], rows = total / last;
   // Columns of a y row copied straight from x: [lo_col, hi_col).
   const int64_t lo_col = std::max<int64_t>(0, pads_begin[rank - 1]);
-  const int64_t hi_col = lo_col + x_shape[rank - 1] - std::max<int64_t>(0, -pads_begin[rank - 1]) -
-                         std::max<int64_t>(0, -pads_end[rank - 1]);
+  const int64_t hi_col = lo_col + kept[rank - 1];
   const int64_t* last_source = source + first[rank - 1];
   by_size(elem_size, [&](auto t) {
     using T = decltype(t);
@@ -305,4 +314,5 @@ void flowc_pad(flowc_pad_mode mode, int elem_size, int rank, const int64_t* x_sh
       });
     });
   });
+  return true;
 }

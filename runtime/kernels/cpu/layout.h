@@ -26,7 +26,8 @@ void flowc_slice(int elem_size, int rank, const int64_t* x_shape, const int64_t*
                  const int64_t* steps, const int64_t* y_shape, const void* x, void* y,
                  const flowc_parallel* par);
 
-// Constant padding: y has shape x_shape[d] + pads_begin[d] + pads_end[d]; negative pads crop.
+// Constant padding: y has shape x_shape[d] + pads_begin[d] + pads_end[d], none negative (flowc_pad
+// checks). Negative pads crop, even past the pad on the other side (which then holds only `value`).
 // `value` points to one element of elem_size bytes.
 void flowc_pad_constant(int elem_size, int rank, const int64_t* x_shape, const int64_t* pads_begin,
                         const int64_t* pads_end, const void* value, const void* x, void* y,
@@ -35,9 +36,10 @@ void flowc_pad_constant(int elem_size, int rank, const int64_t* x_shape, const i
 enum flowc_pad_mode { FLOWC_PAD_CONSTANT, FLOWC_PAD_REFLECT, FLOWC_PAD_EDGE, FLOWC_PAD_WRAP };
 
 // numpy's np.pad after cropping: negative pads crop x first, then the positive ones pad what is
-// left. Reflect, edge and wrap map each y index to an x index per axis; reflect and wrap repeat
-// periodically when a pad is wider than the axis, as numpy does. `value` (constant mode only)
-// points to one element. An axis cropped to nothing cannot be padded but with a constant.
-void flowc_pad(flowc_pad_mode mode, int elem_size, int rank, const int64_t* x_shape,
+// left (as onnxruntime does). Reflect, edge and wrap map each y index to an x index per axis;
+// reflect and wrap repeat periodically when a pad is wider than the axis, as numpy does. `value`
+// (constant mode only) points to one element. Returns false, writing nothing, when pads crop an
+// axis below size 0, or when a mode other than constant must pad an axis cropped to nothing.
+bool flowc_pad(flowc_pad_mode mode, int elem_size, int rank, const int64_t* x_shape,
                const int64_t* pads_begin, const int64_t* pads_end, const void* value, const void* x,
                void* y, const flowc_parallel* par);

@@ -1,6 +1,7 @@
 #include "normalization.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 
 #include "vmath.h"
@@ -10,20 +11,43 @@ namespace {
 namespace m = flowc::vmath;
 constexpr int kLanes = 16;
 
-// Max and sum of exp(x - max) of one row, each lane keeping its own running pair.
+// The larger of a running max and v, NaN once either is: m::max alone lets the next v replace a
+// NaN.
+inline float max_keeping_nan(float running, float v) {
+  return m::select((running > v) | (running != running), running, v);
+}
+
+// numpy's softmax of a row whose max is NaN, -inf (all -inf) or +inf (exp(inf - inf)) is NaN
+// throughout; the clamped m::exp would give finite values there instead.
+inline bool finite_max(float mx) { return std::fabs(mx) <= FLT_MAX; }
+
+// Max and sum of exp(x - max) of one row, each lane keeping its own running pair. The sum is NaN
+// where the max is not finite, which makes every output of the row NaN.
 void max_and_sum(int64_t n, const float* __restrict x, float* out_max, float* out_sum) {
-  float mx[kLanes], sm[kLanes];
-  for (int j = 0; j < kLanes; ++j) mx[j] = -INFINITY, sm[j] = 0.0f;
+  float mx[kLanes], sm[kLanes], total[kLanes];
+  for (int j = 0; j < kLanes; ++j) mx[j] = -INFINITY, sm[j] = 0.0f, total[j] = 0.0f;
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int j = 0; j < kLanes; ++j) {
       float v = x[i + j], nm = m::max(mx[j], v);
       sm[j] = sm[j] * m::exp(mx[j] - nm) + m::exp(v - nm);
       mx[j] = nm;
+      total[j] += v;
     }
-  float row_max = -INFINITY;
-  for (int j = 0; j < kLanes; ++j) row_max = m::max(row_max, mx[j]);
-  for (int64_t k = i; k < n; ++k) row_max = m::max(row_max, x[k]);
+  float row_max = -INFINITY, sum_x = 0.0f;
+  for (int j = 0; j < kLanes; ++j) row_max = m::max(row_max, mx[j]), sum_x += total[j];
+  for (int64_t k = i; k < n; ++k) row_max = m::max(row_max, x[k]), sum_x += x[k];
+  // A NaN leaves no trace in the lane maxima (the next value replaces it) but makes the plain sum
+  // of x NaN: one add per value where a max keeping NaN costs three. +inf with -inf make it NaN
+  // too (the max is +inf anyway), as does a sum overflowing before it meets -inf: only then is the
+  // row searched for a NaN.
+  if (sum_x != sum_x)
+    for (int64_t k = 0; k < n; ++k) row_max = max_keeping_nan(row_max, x[k]);
+  if (!finite_max(row_max)) {
+    *out_max = row_max;
+    *out_sum = NAN;
+    return;
+  }
   float s = 0.0f;
   for (int j = 0; j < kLanes; ++j) s += mx[j] == -INFINITY ? 0.0f : sm[j] * m::exp(mx[j] - row_max);
   for (int64_t k = i; k < n; ++k) s += m::exp(x[k] - row_max);
@@ -40,8 +64,9 @@ void softmax(int64_t rows, int64_t n, const float* x, float* y, const flowc_para
       float mx, sum;
       max_and_sum(n, xr, &mx, &sum);
       if (Log) {
-        float shift = mx + std::log(sum);
-        for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - shift;
+        // x - max first, as numpy: max + log(sum) would round log(sum) away at large logits.
+        const float log_sum = std::log(sum);
+        for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - mx) - log_sum;
       } else {
         float inv = 1.0f / sum;
         for (int64_t i = 0; i < n; ++i) yr[i] = m::exp(xr[i] - mx) * inv;
@@ -68,18 +93,20 @@ void softmax_strided(int64_t rows, int64_t n, int64_t inner, const float* x, flo
       for (int64_t j = 0; j < width; ++j) mx[j] = -INFINITY, sum[j] = 0.0f;
       for (int64_t k = 0; k < n; ++k) {
         const float* __restrict xr = xb + k * inner;
-        for (int64_t j = 0; j < width; ++j) mx[j] = m::max(mx[j], xr[j]);
+        for (int64_t j = 0; j < width; ++j) mx[j] = max_keeping_nan(mx[j], xr[j]);
       }
       for (int64_t k = 0; k < n; ++k) {
         const float* __restrict xr = xb + k * inner;
         for (int64_t j = 0; j < width; ++j) sum[j] += m::exp(xr[j] - mx[j]);
       }
+      for (int64_t j = 0; j < width; ++j)
+        if (!finite_max(mx[j])) sum[j] = NAN;
       if (Log) {
-        for (int64_t j = 0; j < width; ++j) mx[j] += std::log(sum[j]);
+        for (int64_t j = 0; j < width; ++j) sum[j] = std::log(sum[j]);
         for (int64_t k = 0; k < n; ++k) {
           const float* __restrict xr = xb + k * inner;
           float* __restrict yr = yb + k * inner;
-          for (int64_t j = 0; j < width; ++j) yr[j] = xr[j] - mx[j];
+          for (int64_t j = 0; j < width; ++j) yr[j] = (xr[j] - mx[j]) - sum[j];
         }
       } else {
         for (int64_t j = 0; j < width; ++j) sum[j] = 1.0f / sum[j];

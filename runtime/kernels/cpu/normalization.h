@@ -7,7 +7,8 @@
 #include "parallel.h"
 
 // y = exp(x - max) / sum(exp(x - max)) per row: one read pass for max and sum (online
-// rescaling), one pass to write. y may equal x. log_softmax writes x - max - log(sum) instead.
+// rescaling), one pass to write. y may equal x. log_softmax writes (x - max) - log(sum) instead.
+// As in numpy, a row holding a NaN, all -inf, or a +inf (exp(inf - inf) is NaN) is NaN throughout.
 void flowc_softmax_f32(int64_t rows, int64_t n, const float* x, float* y, const flowc_parallel* par);
 void flowc_log_softmax_f32(int64_t rows, int64_t n, const float* x, float* y,
                            const flowc_parallel* par);

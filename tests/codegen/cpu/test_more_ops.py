@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+import flowc
 from cases import Cases, ints, refusal
+from flowc.frontend.builder import GraphBuilder
 
 
 REDUCE_OPS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL1",
@@ -142,6 +144,90 @@ def test_layout(tmp_path, toolchain):
     c["cast_like"] = c.op("CastLike", c.input([3, 5]) * 10.0, np.zeros(1, np.int32))
     c["cast_like_same"] = c.op("CastLike", c.input([3, 5]), np.zeros(1, np.float32))
     c.check(tmp_path)
+
+
+def _special_rows(rng, n):
+    """Rows of n logits: a NaN, a +inf, +inf among -inf, one finite value among -inf, first or last
+    (past the kernel's blocks of 16 lanes where n > 16); all -inf; all NaN; large finite logits
+    whose plain sum overflows before it meets -inf; and an ordinary row."""
+    rows = []
+    for at in sorted({0, n - 1}):
+        for special in (np.nan, np.inf):
+            row = rng.standard_normal(n)
+            row[at] = special
+            rows.append(row)
+        for value in (np.inf, 0.5):
+            row = np.full(n, -np.inf)
+            row[at] = value
+            rows.append(row)
+    big = np.full(n, 3e38)
+    big[n // 2:] = -np.inf
+    rows += [np.full(n, -np.inf), np.full(n, np.nan), big, rng.standard_normal(n)]
+    return np.stack(rows)
+
+
+def test_softmax_special_rows(tmp_path, toolchain):
+    """As numpy: a row holding a NaN, all -inf, or a +inf (exp(inf - inf) is NaN) is NaN throughout;
+    over the last axis (the row kernel), a middle one (the strided kernel) and in attention."""
+    c = Cases("softmax_special")
+    for n in (1, 15, 16, 17, 33):
+        rows = _special_rows(c.rng, n)
+        x = c.input(rows.shape, data=rows)
+        xt = c.input(rows.T.shape, data=rows.T)    # the same rows as columns
+        for op in ("Softmax", "LogSoftmax"):
+            c[f"{op}_{n}"] = c.op(op, x, axis=-1)
+            c[f"{op}_{n}_strided"] = c.op(op, c.op("Unsqueeze", xt, ints(0)), axis=1)
+    # fused attention: query rows whose masked scores are all -inf, hold a NaN, or are ordinary
+    for n in (1, 17):
+        q, kt, v = c.input([2, 3, 5]), c.input([2, 5, n]), c.input([2, n, 4])
+        mask = np.zeros((3, n))
+        mask[0], mask[1, -1] = -np.inf, np.nan
+        scores = c.op("Add", c.op("Mul", c.op("MatMul", q, kt), np.array(0.5, np.float32)), c.input([3, n], data=mask))
+        c[f"attention_{n}"] = c.op("MatMul", c.op("Softmax", scores, axis=-1), v)
+    c.check(tmp_path)
+    assert (tmp_path / "model.cpp").read_text().count("// FusedAttention") == 2
+
+
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+def test_pad_mixed_signs(tmp_path, toolchain):
+    """Pad and crop on the same axis and on every axis, in each mode: negative pads crop first, the
+    positive ones pad from what is left, wider than it where they repeat (reflect, wrap)."""
+    c = Cases("pad_mixed")
+    x = c.input([4, 5, 6, 7])
+    widths = {"begin_crop": ints(-1, 2, -3, 4, 3, -2, 1, -5), "end_crop": ints(2, -1, 3, -4, -3, 2, -1, 5),
+              "wide": ints(-2, 9, 1, -3, 7, -2, -4, 12), "last_only": ints(5, -6)}
+    for mode in PAD_MODES:
+        for label, pads in widths.items():
+            axes = ints(-1) if label == "last_only" else None
+            c[f"{mode}_{label}"] = c.op("Pad", x, pads, None, axes, mode=mode)
+        c[f"{mode}_rank1"] = c.op("Pad", c.input([9]), ints(-4, 6), mode=mode)
+        c[f"{mode}_i64"] = c.op("Pad", c.input([3, 8], "i64"), ints(2, -7, -1, 9), mode=mode)
+    c.check(tmp_path)
+
+
+def test_pad_crop_past_the_other_pad(tmp_path, toolchain):
+    """A constant Pad whose crop on one side reaches past the pad on the other (width 2, pads 5 and
+    -4: no column of x is left): numpy pads first and crops after, and so do flowc.ir.run and the kernel."""
+    cases = {"last_axis": ([3, 2], [0, 5], [0, -4]), "last_axis_end": ([3, 2], [0, -4], [0, 5]),
+             "middle_axis": ([2, 3, 4], [0, 7, 1], [0, -9, -1]), "every_axis": ([2, 3, 2], [3, -5, 9], [-4, 6, -10])}
+    b = GraphBuilder("pad_past")
+    rng = np.random.default_rng(0)
+    feeds, want = {}, {}
+    for name, (shape, begin, end) in cases.items():
+        feeds[f"x_{name}"] = rng.standard_normal(shape).astype(np.float32)
+        x = b.input(f"x_{name}", "f32", shape)
+        b.output(b.op("Pad", x, ints(*begin, *end), np.array([7], np.float32)), name=name)
+        padded = np.pad(feeds[f"x_{name}"], [(max(0, p), max(0, q)) for p, q in zip(begin, end)], constant_values=7)
+        want[name] = padded[tuple(slice(max(0, -p), n - max(0, -q)) for n, p, q in zip(padded.shape, begin, end))]
+    graph = b.build()
+    got = flowc.load(flowc.compile(graph, target="cpu", out_dir=tmp_path).path).run(feeds)
+    reference = flowc.ir.run(graph, feeds)
+    for name, w in want.items():
+        assert got[name].shape == w.shape and np.all(w == 7), name
+        np.testing.assert_array_equal(got[name], w, err_msg=name)
+        np.testing.assert_array_equal(reference[name], w, err_msg=name)
 
 
 # -- what target cpu refuses ------------------------------------------------------------

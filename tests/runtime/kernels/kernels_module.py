@@ -2,6 +2,8 @@
 
 The build lives in <repo>/.cache/build-kernels/<hash>, the hash covering every source it
 compiles and the CMake options, so an unchanged tree imports the module without rebuilding.
+FLOWC_KERNELS_SANITIZE=1 builds and loads the module with AddressSanitizer and UBSan, which only a
+Python that preloads the ASan runtime can import (see test_kernels_sanitized.py).
 """
 from __future__ import annotations
 
@@ -23,25 +25,29 @@ def _sources() -> list[Path]:
     return sorted(files + [HERE / "module.cpp", HERE / "CMakeLists.txt"])
 
 
-def _options(native: bool) -> list[str]:
+def _options(native: bool, sanitize: bool) -> list[str]:
     import pybind11
 
     return [
         "-DCMAKE_BUILD_TYPE=Release",
         f"-DFLOWC_SOURCE_DIR={REPO}",
         f"-DFLOWC_NATIVE={'ON' if native else 'OFF'}",
+        f"-DFLOWC_SANITIZE={'ON' if sanitize else 'OFF'}",
         f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
         f"-DPython_EXECUTABLE={sys.executable}",
         f"-DPYTHON_EXECUTABLE={sys.executable}",
     ]
 
 
-def build(native: bool | None = None) -> Path:
-    """The folder holding the built module (FLOWC_NATIVE=1 in the environment builds -march=native)."""
+def build(native: bool | None = None, sanitize: bool | None = None) -> Path:
+    """The folder holding the built module (FLOWC_NATIVE=1 in the environment builds -march=native,
+    FLOWC_KERNELS_SANITIZE=1 with the sanitizers)."""
     if native is None:
         native = os.environ.get("FLOWC_NATIVE", "0") == "1"
+    if sanitize is None:
+        sanitize = os.environ.get("FLOWC_KERNELS_SANITIZE", "0") == "1"
     h = hashlib.sha256()
-    for opt in _options(native):
+    for opt in _options(native, sanitize):
         h.update(opt.encode())
     for p in _sources():
         h.update(str(p.relative_to(REPO)).encode())
@@ -51,7 +57,7 @@ def build(native: bool | None = None) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         run = lambda cmd: subprocess.run(cmd, cwd=out, check=True, capture_output=True, text=True)  # noqa: E731
         try:
-            run(["cmake", "-S", str(HERE), "-B", str(out)] + _options(native))
+            run(["cmake", "-S", str(HERE), "-B", str(out)] + _options(native, sanitize))
             run(["cmake", "--build", str(out), "-j", str(os.cpu_count() or 2)])
         except subprocess.CalledProcessError as e:
             raise RuntimeError(f"building {NAME} failed: {' '.join(e.cmd)}\n{e.stdout}\n{e.stderr}") from None

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -326,16 +327,22 @@ py::array slice(py::array x, std::vector<int64_t> starts, std::vector<int64_t> s
 }
 
 py::array pad(py::array x, std::vector<int64_t> begin, std::vector<int64_t> end, py::object value,
-              int threads) {
+              const std::string& mode, int threads) {
   x = contiguous(x);
+  check((int)begin.size() == x.ndim() && (int)end.size() == x.ndim() && x.ndim() <= 6,
+        "pad: begin and end must have one pad per axis, rank <= 6");
+  const flowc_pad_mode m = mode == "constant" ? FLOWC_PAD_CONSTANT : mode == "reflect" ? FLOWC_PAD_REFLECT
+                           : mode == "edge"   ? FLOWC_PAD_EDGE     : mode == "wrap"    ? FLOWC_PAD_WRAP
+                                              : throw std::invalid_argument("pad: unknown mode " + mode);
   std::vector<int64_t> xs = shape_of(x);
   std::vector<py::ssize_t> shape;
-  for (int d = 0; d < x.ndim(); ++d) shape.push_back(xs[d] + begin[d] + end[d]);
+  for (int d = 0; d < x.ndim(); ++d) shape.push_back(std::max<int64_t>(0, xs[d] + begin[d] + end[d]));
   py::array y(x.dtype(), shape);
   py::array v = py::array(x.dtype(), std::vector<py::ssize_t>{1});
   v.attr("__setitem__")(0, value);
-  flowc_pad_constant((int)x.itemsize(), (int)x.ndim(), xs.data(), begin.data(), end.data(), v.data(),
-                     x.data(), y.mutable_data(), pool(threads));
+  if (!flowc_pad(m, (int)x.itemsize(), (int)x.ndim(), xs.data(), begin.data(), end.data(), v.data(), x.data(),
+                 y.mutable_data(), pool(threads)))
+    throw py::value_error("pad: mode " + mode + " cannot pad an axis cropped to nothing");
   return y;
 }
 
@@ -459,7 +466,7 @@ PYBIND11_MODULE(_flowc_kernels_test, m) {
   m.def("slice", &slice, py::arg("x"), py::arg("starts"), py::arg("steps"), py::arg("out_shape"),
         py::arg("threads") = 1);
   m.def("pad", &pad, py::arg("x"), py::arg("begin"), py::arg("end"), py::arg("value") = 0,
-        py::arg("threads") = 1);
+        py::arg("mode") = "constant", py::arg("threads") = 1);
   m.def("reduce", &reduce, py::arg("x"), py::arg("axes"), py::arg("mean") = false, py::arg("threads") = 1);
   m.def("unary", &unary, py::arg("op"), py::arg("x"), py::arg("lo") = 0.0f, py::arg("hi") = 0.0f,
         py::arg("inplace") = false, py::arg("threads") = 1);

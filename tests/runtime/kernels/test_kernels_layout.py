@@ -100,3 +100,57 @@ def test_pad_constant_matches_numpy(K, shape, begin, end, dtype):
     want = np.pad(x[crop], [(max(0, b), max(0, e)) for b, e in zip(begin, end)], constant_values=7)
     for threads in (1, 2):
         np.testing.assert_array_equal(K.pad(x, list(begin), list(end), 7, threads=threads), want)
+
+
+def pad_reference(x, begin, end, mode, value=7):
+    """ONNX Pad in numpy. Constant: pad by the positive pads, then crop by the negative ones (the
+    same as cropping first, and defined when a crop reaches past the pad on the other side). The
+    other modes crop first and pad from what is left, as onnxruntime and flowc.ir.run do."""
+    if mode == "constant":
+        padded = np.pad(x, [(max(0, b), max(0, e)) for b, e in zip(begin, end)], constant_values=value)
+        return padded[tuple(slice(max(0, -b), n - max(0, -e)) for n, b, e in zip(padded.shape, begin, end))]
+    crop = tuple(slice(max(0, -b), n - max(0, -e)) for n, b, e in zip(x.shape, begin, end))
+    return np.pad(x[crop], [(max(0, b), max(0, e)) for b, e in zip(begin, end)], mode=mode)
+
+
+# Mixed signs on every axis; a pad wider than what the crop keeps repeats (reflect, wrap).
+PADS_MIXED = [((6,), (-2,), (3,)), ((6,), (4,), (-3,)), ((5, 7), (-1, 3), (2, -4)),
+              ((5, 4), (9, -2), (-3, 6)), ((4, 5, 6), (2, -3, 1), (-1, 4, -2)),
+              ((3, 4, 5, 6), (-2, 1, 5, -3), (1, -2, -1, 7)),
+              ((2, 3, 4, 2, 3, 5), (1, -1, 2, 0, -2, 3), (-1, 2, -3, 1, 1, -4)), ((33, 17), (-5, 16), (7, -16))]
+# A crop reaching past the pad on the other side: no column (or no element) of x is left.
+PADS_PAST_THE_PAD = [((3, 2), (0, 5), (0, -4)), ((3, 2), (0, -4), (0, 5)), ((2, 3, 2), (0, 0, 9), (0, 0, -10)),
+                     ((4, 2, 3), (5, -1, 2), (-6, 3, -1)), ((2, 5), (-7, 1), (8, -1)),
+                     ((1, 1), (3, 3), (-4, -3))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
+@pytest.mark.parametrize("shape,begin,end", PADS_MIXED)
+def test_pad_mixed_signs_every_mode_matches_numpy(K, shape, begin, end, mode, dtype):
+    x = arange(shape, dtype)
+    want = pad_reference(x, begin, end, mode)
+    for threads in (1, 2):
+        np.testing.assert_array_equal(K.pad(x, list(begin), list(end), 7, mode=mode, threads=threads), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,begin,end", PADS_PAST_THE_PAD)
+def test_pad_constant_crop_past_the_other_pad(K, shape, begin, end, dtype):
+    x = arange(shape, dtype)
+    want = pad_reference(x, begin, end, "constant")
+    for threads in (1, 2):
+        np.testing.assert_array_equal(K.pad(x, list(begin), list(end), 7, threads=threads), want)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap"])
+@pytest.mark.parametrize("shape,begin,end", PADS_PAST_THE_PAD[:2] + [((3, 4), (0, -4), (0, 1))])
+def test_pad_refuses_to_pad_an_axis_cropped_to_nothing(K, shape, begin, end, mode):
+    with pytest.raises(ValueError, match="cannot pad an axis cropped to nothing"):
+        K.pad(arange(shape, np.float32), list(begin), list(end), mode=mode)
+
+
+def test_pad_refuses_a_crop_below_size_zero(K):
+    for mode in ("constant", "edge"):
+        with pytest.raises(ValueError):
+            K.pad(arange((3, 4), np.float32), [-2, -3], [0, -2], mode=mode)

@@ -37,6 +37,42 @@ def test_softmax_stable_with_huge_and_masked_logits(K):
     close(K.softmax(x), softmax64(x))
 
 
+def special_rows(n):
+    """Rows of n logits holding a NaN, all -inf, a +inf, +inf with -inf, and -inf beside finite values,
+    each special value first and last (in the tail past the last block of 16 lanes where n > 16)."""
+    rows = []
+    for at in sorted({0, n - 1}):
+        for special in (np.nan, np.inf):
+            row = randn(n)
+            row[at] = special
+            rows.append(row)
+        row = np.full(n, -np.inf, np.float32)
+        row[at] = np.inf
+        rows.append(row)
+        row = np.full(n, -np.inf, np.float32)
+        row[at] = 0.5
+        rows.append(row)
+    rows.append(np.full(n, -np.inf, np.float32))
+    rows.append(np.full(n, np.nan, np.float32))
+    rows.append(randn(n))
+    row = np.full(n, 3e38, np.float32)   # finite, but the sum of x overflows, then meets -inf
+    row[n // 2:] = -np.inf
+    rows.append(row)
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 33, 1000])
+def test_softmax_special_rows_match_numpy(K, n):
+    # numpy: a row holding a NaN, all -inf or a +inf (exp(inf - inf) is NaN) is NaN throughout
+    x = special_rows(n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = softmax64(x)
+        want_log = np.log(want)
+    for threads in (1, 2):
+        close(K.softmax(x, threads=threads), want)
+        close(K.softmax(x, log=True, threads=threads), want_log, atol=1e-4)
+
+
 def layer_norm64(x, g, b, eps):
     x = x.astype(np.float64)
     mean = x.mean(-1, keepdims=True)
