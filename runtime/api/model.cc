@@ -20,22 +20,30 @@
 #include "runtime/comm/mpi/mpi_communicator.h"
 #include "runtime/core/engine.h"
 #include "runtime/device/cpu/cpu_device.h"
+#ifdef FLOWC_WITH_CUDA
+#include "runtime/device/cuda/cuda_device.h"
+#endif
 
 namespace {
 
 // One rank of the mesh that runs in this process; the only one on one device or under MPI.
 struct Rank {
   int32_t rank = 0;
-  void* weights = nullptr;
+  void* weights = nullptr;                    // in host memory, or in gpu's
   std::unique_ptr<flowc::Communicator> comm;  // null on one device
-  std::unique_ptr<flowc::CpuDevice> device;   // replaced with the engine by set_threads
+  std::unique_ptr<flowc::Device> gpu;         // a cuda model's device, kept for the model's life; else null
+  std::unique_ptr<flowc::CpuDevice> cpu;      // a cpu model's, replaced with the engine by set_threads
   std::unique_ptr<flowc::Engine> engine;
 
   ~Rank() {
     engine.reset();  // its workers use the device, the communicator and the weights
-    device.reset();
+    cpu.reset();
     comm.reset();
-    flowc_arena_free(weights);
+    if (gpu) {
+      gpu->free(weights);
+    } else {
+      flowc_arena_free(weights);
+    }
   }
 };
 
@@ -118,38 +126,92 @@ int32_t threads_per_rank(const flowc_model& model, int32_t num_threads) {
   return std::max(1, int32_t(std::max(1u, std::thread::hardware_concurrency())) / on_host);
 }
 
+// A cpu model's engine gets a new CpuDevice with `threads` (out_cpu); a cuda model's, the rank's gpu.
 flowc_status start_engine(const flowc_model& model, const Rank& rank, int32_t threads,
-                          std::unique_ptr<flowc::CpuDevice>* out_device, std::unique_ptr<flowc::Engine>* out_engine) {
-  auto device = std::make_unique<flowc::CpuDevice>(threads);
+                          std::unique_ptr<flowc::CpuDevice>* out_cpu, std::unique_ptr<flowc::Engine>* out_engine) {
+  std::unique_ptr<flowc::CpuDevice> cpu;
   flowc_plan plan = model.desc->plan;
   plan.weights = rank.weights;
   flowc::EngineOptions options;
-  options.device = device.get();
-  options.pool = &device->pool();
+  if (rank.gpu) {
+    options.device = rank.gpu.get();
+  } else {
+    cpu = std::make_unique<flowc::CpuDevice>(threads);
+    options.device = cpu.get();
+    options.pool = &cpu->pool();
+  }
   options.rank = rank.rank;
   options.coords = rank.comm ? rank.comm->coords() : nullptr;
   options.comm = rank.comm.get();
   FLOWC_RETURN_IF_ERROR(flowc::Engine::create(plan, options, out_engine));
-  *out_device = std::move(device);
+  *out_cpu = std::move(cpu);
   return nullptr;
 }
 
 // Starts every rank's engine anew; on failure the model keeps the ones it had.
 flowc_status start_engines(flowc_model* model, int32_t num_threads) {
   int32_t threads = threads_per_rank(*model, num_threads);
-  std::vector<std::unique_ptr<flowc::CpuDevice>> devices(model->ranks.size());
+  std::vector<std::unique_ptr<flowc::CpuDevice>> cpus(model->ranks.size());
   std::vector<std::unique_ptr<flowc::Engine>> engines(model->ranks.size());
   for (size_t r = 0; r < model->ranks.size(); ++r) {
-    FLOWC_RETURN_IF_ERROR(start_engine(*model, *model->ranks[r], threads, &devices[r], &engines[r]));
+    FLOWC_RETURN_IF_ERROR(start_engine(*model, *model->ranks[r], threads, &cpus[r], &engines[r]));
   }
   for (size_t r = 0; r < model->ranks.size(); ++r) {
     Rank& rank = *model->ranks[r];
     rank.engine.reset();
-    rank.device = std::move(devices[r]);
+    rank.cpu = std::move(cpus[r]);
     rank.engine = std::move(engines[r]);
   }
   return nullptr;
 }
+
+// Whether the model's steps run on the CUDA device (desc.device "cuda") or the CPU ("cpu" or NULL).
+flowc_status resolve_device(const flowc_model_desc& desc, bool* out_cuda) {
+  const char* device = desc.device ? desc.device : "cpu";
+  *out_cuda = std::strcmp(device, "cuda") == 0;
+  if (*out_cuda || std::strcmp(device, "cpu") == 0) return nullptr;
+  return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                           "the model was compiled for device '%s'; this runtime runs cpu and cuda models: compile "
+                           "it again with this flowc",
+                           device);
+}
+
+#ifdef FLOWC_WITH_CUDA
+// Bytes of pinned staging for `count` tensors at the batch bound, each at an aligned offset (the
+// offsets the generated upload and download steps use).
+size_t staged_bytes(const flowc_tensor_info* tensors, int32_t count) {
+  constexpr size_t kAlign = flowc::CudaDevice::kStagingAlignment;
+  size_t total = 0;
+  for (int32_t i = 0; i < count; ++i) total += (size_t(tensors[i].nbytes) + kAlign - 1) / kAlign * kAlign;
+  return total;
+}
+
+// GPU `ordinal` with the model's weights on it, read through host memory.
+flowc_status load_on_gpu(const std::string& dir, const flowc_model_desc& desc, int32_t ordinal, Rank* rank) {
+  flowc::CudaDevice::Options options;
+  options.ordinal = ordinal;
+  options.num_streams = desc.plan.num_streams;
+  options.slots = desc.plan.arena_slots;
+  options.input_bytes = staged_bytes(desc.inputs, desc.num_inputs);
+  options.output_bytes = staged_bytes(desc.outputs, desc.num_outputs);
+  std::unique_ptr<flowc::CudaDevice> gpu;
+  FLOWC_RETURN_IF_ERROR(flowc::CudaDevice::create(options, &gpu));
+  void* host = nullptr;
+  FLOWC_RETURN_IF_ERROR(read_weights(dir + "/weights.bin", desc.weights_bytes, desc.weights_checksum, &host));
+  flowc_status status = gpu->allocate(size_t(desc.weights_bytes), &rank->weights);
+  if (!status) status = gpu->copy_to_device(rank->weights, host, size_t(desc.weights_bytes));
+  flowc_arena_free(host);
+  rank->gpu = std::move(gpu);  // frees the weights with the rank, even after a failed copy
+  return status;
+}
+#else
+flowc_status load_on_gpu(const std::string&, const flowc_model_desc&, int32_t, Rank*) {
+  return flowc_status_make(FLOWC_STATUS_UNIMPLEMENTED,
+                           "the model was compiled for --target cuda, but this runtime was built without CUDA: build "
+                           "the model's project with the CUDA toolkit (FLOWC_CUDA=ON), or compile it with --target "
+                           "cpu");
+}
+#endif
 
 // options->comm, or for FLOWC_COMM_AUTO the environment's choice.
 flowc_status resolve_comm(int32_t requested, flowc_comm_kind* out_kind) {
@@ -174,12 +236,25 @@ flowc_status resolve_comm(int32_t requested, flowc_comm_kind* out_kind) {
   return nullptr;
 }
 
-// The ranks this process runs, with their weights and communicators (engines not yet started).
-flowc_status load_ranks(flowc_model* model, const std::string& dir, int32_t comm) {
+// The ranks this process runs, with their weights, communicators and (cuda) devices; engines not
+// yet started. options->device is read for a cuda model only.
+flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_options* options) {
   const flowc_model_desc& desc = *model->desc;
+  bool cuda = false;
+  FLOWC_RETURN_IF_ERROR(resolve_device(desc, &cuda));
+  if (cuda && desc.mesh_rank) {
+    return flowc_status_make(FLOWC_STATUS_UNIMPLEMENTED,
+                             "the model was compiled for a device mesh on --target cuda, but this runtime runs cuda "
+                             "models on one GPU only (no NCCL communicator yet): compile it for one device, or with "
+                             "--target cpu");
+  }
   if (!desc.mesh_rank) {
     auto rank = std::make_unique<Rank>();
-    FLOWC_RETURN_IF_ERROR(read_rank_weights(dir, desc, rank.get()));
+    if (cuda) {
+      FLOWC_RETURN_IF_ERROR(load_on_gpu(dir, desc, options ? options->device : 0, rank.get()));
+    } else {
+      FLOWC_RETURN_IF_ERROR(read_rank_weights(dir, desc, rank.get()));
+    }
     model->ranks.push_back(std::move(rank));
     return nullptr;
   }
@@ -190,7 +265,7 @@ flowc_status load_ranks(flowc_model* model, const std::string& dir, int32_t comm
   }
   FLOWC_RETURN_IF_ERROR(flowc::Mesh::create(desc.mesh_shape, desc.mesh_rank, &model->mesh));
   flowc_comm_kind kind;
-  FLOWC_RETURN_IF_ERROR(resolve_comm(comm, &kind));
+  FLOWC_RETURN_IF_ERROR(resolve_comm(options ? options->comm : FLOWC_COMM_AUTO, &kind));
   if (kind == FLOWC_COMM_MPI) {
     auto rank = std::make_unique<Rank>();
     FLOWC_RETURN_IF_ERROR(flowc::create_mpi_communicator(
@@ -385,11 +460,10 @@ extern "C" flowc_status flowc_model_load(const char* dir, const flowc_options* o
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "num_threads is %d; use 0 for the default",
                              num_threads);
   }
-  int32_t comm = options ? options->comm : FLOWC_COMM_AUTO;
   return flowc::guarded("flowc_model_load", [&]() -> flowc_status {
     auto model = std::make_unique<flowc_model>();
     model->desc = flowc_model_describe();
-    FLOWC_RETURN_IF_ERROR(load_ranks(model.get(), dir, comm));
+    FLOWC_RETURN_IF_ERROR(load_ranks(model.get(), dir, options));
     FLOWC_RETURN_IF_ERROR(start_engines(model.get(), num_threads));
     *out_model = model.release();
     return nullptr;
@@ -464,6 +538,7 @@ extern "C" flowc_status flowc_model_set_threads(flowc_model* model, int32_t num_
   }
   return flowc::guarded("flowc_model_set_threads", [&]() -> flowc_status {
     std::unique_lock<std::shared_mutex> lock(model->mu);
+    if (model->ranks[0]->gpu) return nullptr;  // a GPU runs the steps: no intra-op threads to set
     return start_engines(model, num_threads);
   });
 }
@@ -472,7 +547,7 @@ extern "C" flowc_status flowc_model_query_threads(const flowc_model* model, int3
   if (!model || !out_count) return invalid("model or out_count is NULL");
   std::shared_lock<std::shared_mutex> lock(model->mu);
   int32_t count = 0;
-  for (const auto& rank : model->ranks) count += rank->device->pool().num_threads();
+  for (const auto& rank : model->ranks) count += rank->cpu ? rank->cpu->pool().num_threads() : 1;
   *out_count = count;
   return nullptr;
 }

@@ -386,8 +386,10 @@ void Engine::fire(Actor& actor) {
   // ranks' collectives wait for this rank's.
   if (!request.status.load(std::memory_order_acquire) || (actor.stream == comm_stream_ && comm_stream_ > 0)) {
     const Call& call = *request.call;
-    flowc_step_ctx ctx{arena_ + size_t(r % num_slots_) * slot_bytes_, call.inputs_, call.outputs_,
-                       weights_, call.batch_, r, device_, pool_, rank_, coords_, comm_, nullptr};
+    int32_t slot = int32_t(r % num_slots_);
+    flowc_step_ctx ctx{arena_ + size_t(slot) * slot_bytes_, call.inputs_, call.outputs_, weights_, call.batch_, r,
+                       device_, pool_, rank_, coords_, comm_, nullptr, device_->stream(actor.stream), actor.stream,
+                       slot};
     int code = 0;
     if (profiling_) {
       auto start = std::chrono::steady_clock::now();
@@ -425,6 +427,7 @@ void Engine::complete(int64_t r) {
   Request& request = requests_[r % num_slots_];
   Call* call = request.call;
   flowc_status status = request.status.exchange(nullptr);
+  if (status) device_->drain_slot(int32_t(r % num_slots_));
   {
     std::lock_guard<std::mutex> lock(admission_mu_);
     completed_++;

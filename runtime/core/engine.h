@@ -14,7 +14,7 @@
 namespace flowc {
 
 struct EngineOptions {
-  Device* device = nullptr;    // arena memory; must outlive the engine
+  Device* device = nullptr;    // arena memory and native streams; must outlive the engine
   ThreadPool* pool = nullptr;  // handed to steps; may be null
   // The rank this engine runs in a device mesh, handed to steps; comm must outlive the engine.
   int32_t rank = 0;

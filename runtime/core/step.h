@@ -25,6 +25,9 @@ struct flowc_step_ctx {
   const int32_t* coords;       // its mesh coordinates, one per axis; null on one device
   flowc::Communicator* comm;   // what flowc/comm.h's collectives run on; null on one device
   const char* error;           // a failing step may point this at text that outlives the call
+  void* stream;                // the native stream this step's work goes on (cudaStream_t); null on cpu
+  int32_t stream_index;        // the plan stream this step runs on
+  int32_t slot;                // this request's arena slot: request % plan.arena_slots
 };
 
 #endif  // FLOWC_CORE_STEP_H_

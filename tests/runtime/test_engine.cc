@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "check.h"
+#include "runtime/base/arena.h"
 #include "runtime/core/engine.h"
 #include "runtime/device/cpu/cpu_device.h"
 
@@ -234,6 +235,74 @@ static void check_pipelining() {
   std::printf("pipelining: steps on two streams overlapped on all 19 neighbouring request pairs\n");
 }
 
+// A device with a native stream per plan stream (host memory underneath), like cuda's: each step
+// must get its stream's handle, and each failed request's slot must be drained before reuse.
+class StreamDevice final : public flowc::Device {
+ public:
+  const char* name() const override { return "streams"; }
+  flowc_status allocate(size_t bytes, void** out_ptr) override { return flowc_arena_allocate(bytes, out_ptr); }
+  void free(void* ptr) override { flowc_arena_free(ptr); }
+  void* stream(int32_t index) override { return &streams_[index]; }
+  void drain_slot(int32_t slot) override {
+    std::lock_guard<std::mutex> lock(mu);
+    drained.push_back(slot);
+  }
+
+  std::mutex mu;
+  std::vector<int32_t> drained;
+
+ private:
+  int streams_[2] = {};
+};
+
+struct Fired {
+  int64_t request;
+  int32_t slot, stream_index;
+  void* stream;
+  uint8_t* arena;
+};
+static std::mutex fired_mu;
+static std::vector<Fired> fired;
+
+static int record(flowc_step_ctx* ctx) {
+  std::lock_guard<std::mutex> lock(fired_mu);
+  fired.push_back({ctx->request, ctx->slot, ctx->stream_index, ctx->stream, ctx->arena});
+  if (ctx->request % 5 == 2 && ctx->stream_index == 0) {
+    ctx->error = "every fifth request fails";
+    return FLOWC_STATUS_OUT_OF_RANGE;
+  }
+  return 0;
+}
+
+static void check_step_context() {
+  constexpr int32_t kArenaSlots = 3;
+  constexpr int kRequests = 20;
+  StreamDevice device;
+  std::vector<flowc_plan_step> steps = {{"first", record, 0, nullptr, 0, r0, 1},
+                                        {"second", record, 1, r0, 1, nullptr, 0}};
+  const int32_t register_slots[] = {2};
+  flowc_plan plan{steps.data(), 2, register_slots, 1, 2, 128, kArenaSlots, nullptr};
+  std::unique_ptr<Engine> engine;
+  flowc_status status = Engine::create(plan, {&device, nullptr}, &engine);
+  CHECK(!status, "%s", flowc_status_get_message(status));
+  for (int k = 0; k < kRequests; ++k) flowc_status_free(engine->run(nullptr, nullptr));
+  engine.reset();
+
+  uint8_t* base = nullptr;
+  for (const Fired& f : fired) {
+    CHECK(f.slot == f.request % kArenaSlots, "request %lld ran in slot %d", (long long)f.request, f.slot);
+    CHECK(f.stream == device.stream(f.stream_index), "request %lld on stream %d got another stream's handle",
+          (long long)f.request, f.stream_index);
+    if (f.slot == 0) base = f.arena;
+  }
+  for (const Fired& f : fired) CHECK(f.arena == base + f.slot * 128, "slot %d's arena is off", f.slot);
+  // Requests 2, 7, 12, 17 failed at their first step (their second is skipped) and were drained.
+  CHECK(fired.size() == 2 * kRequests - 4, "%zu steps fired", fired.size());
+  CHECK((device.drained == std::vector<int32_t>{2 % 3, 7 % 3, 12 % 3, 17 % 3}), "%zu slots drained",
+        device.drained.size());
+  std::printf("step context: each step got its slot, its arena and its stream's handle; failed requests' slots drained\n");
+}
+
 static void check_rejected(std::vector<flowc_plan_step> steps, std::vector<int32_t> slots, const char* expected) {
   flowc::CpuDevice device(1);
   flowc_plan plan{steps.data(), int32_t(steps.size()), slots.data(), int32_t(slots.size()), 2, 64, 1, nullptr};
@@ -268,6 +337,7 @@ int main() {
     }
   }
   check_pipelining();
+  check_step_context();
   {
     // Created and destroyed with no request: shuts down cleanly.
     flowc::CpuDevice device(2);

@@ -40,6 +40,11 @@ typedef struct flowc_model flowc_model;
 //   that rank's weights; 0 threads means the cores shared among the ranks on this host. Loading,
 //   runs and freeing are collective: every process makes the same calls, with the same inputs,
 //   in the same order (concurrent callers in one process are not ordered across processes).
+//
+// A model compiled for target cuda runs on GPU options->device (0 when `options` is NULL), in a
+// runtime built with FLOWC_CUDA; with no usable GPU the load fails with FLOWC_STATUS_UNAVAILABLE.
+// It runs on one GPU only (no mesh yet) and has no intra-op threads: set_threads accepts any
+// count, query_threads reports 1.
 flowc_status flowc_model_load(const char* dir, const flowc_options* options, flowc_model** out_model);
 // Waits for runs in flight; no call on the model may start after this one.
 void flowc_model_free(flowc_model* model);
@@ -80,10 +85,10 @@ flowc_status flowc_model_query_ranks(const flowc_model* model, int32_t* out_rank
 // -- for generated code ----------------------------------------------------------------------
 
 // What a compiled model says of itself; its model.cpp defines flowc_model_describe(). The
-// fields after max_batch describe a device mesh; zero-initialised, they mean one device.
+// fields after max_batch, zero-initialised, mean one device (no mesh), on the CPU.
 typedef struct flowc_model_desc {
   const char* name;
-  flowc_plan plan;  // plan.weights is NULL here: the loader points it at weights.bin's bytes
+  flowc_plan plan;  // plan.weights is NULL here: the loader points it at weights.bin's bytes (on the GPU for cuda)
   const flowc_tensor_info* inputs;
   int32_t num_inputs;
   const flowc_tensor_info* outputs;
@@ -95,6 +100,7 @@ typedef struct flowc_model_desc {
   int32_t mesh_rank;                       // mesh axes; 0: one device
   const int32_t* mesh_shape;               // devices per axis; ranks = their product, row-major
   const uint64_t* rank_weights_checksums;  // per rank, of weights.r<rank>.bin; NULL for one device
+  const char* device;                      // what the steps run on: "cpu" (or NULL) or "cuda"
 } flowc_model_desc;
 
 const flowc_model_desc* flowc_model_describe(void);

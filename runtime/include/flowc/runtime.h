@@ -66,6 +66,7 @@ typedef enum flowc_comm_kind {
 typedef struct flowc_options {
   int32_t num_threads;  // intra-op threads, the caller's included; 0: the core count
   int32_t comm;         // a flowc_comm_kind; one device needs none and ignores it
+  int32_t device;       // which GPU (its CUDA ordinal) a model compiled for cuda runs on; cpu ignores it
 } flowc_options;
 
 typedef struct flowc_engine flowc_engine;

@@ -1,0 +1,251 @@
+#include "runtime/device/cuda/cuda_device.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <vector>
+
+#include "runtime/base/log.h"
+
+namespace flowc {
+
+namespace {
+
+flowc_status cuda_error(int32_t ordinal, const char* call, cudaError_t error) {
+  return flowc_status_make(
+      error == cudaErrorMemoryAllocation ? FLOWC_STATUS_RESOURCE_EXHAUSTED : FLOWC_STATUS_INTERNAL,
+      "cuda device %d: %s failed: %s (%s)", ordinal, call, cudaGetErrorString(error), cudaGetErrorName(error));
+}
+
+// Where a destructor cannot return a status, a failure is logged.
+void warn_on_error(int32_t ordinal, const char* call, cudaError_t error) {
+  if (error == cudaSuccess) return;
+  FLOWC_LOG(FLOWC_LOG_WARN, "cuda device %d: %s failed: %s (%s)", ordinal, call, cudaGetErrorString(error),
+            cudaGetErrorName(error));
+}
+
+size_t round_up(size_t bytes, size_t alignment) { return (bytes + alignment - 1) / alignment * alignment; }
+
+}  // namespace
+
+// `call` is spelled out in the message, e.g. "cudaMalloc(&s.blas_workspace, kBlasWorkspaceBytes)".
+#define FLOWC_CUDA_RETURN_IF_ERROR(ordinal, call)                                                 \
+  do {                                                                                            \
+    cudaError_t flowc_cuda_error_ = (call);                                                       \
+    if (flowc_cuda_error_ != cudaSuccess) return cuda_error((ordinal), #call, flowc_cuda_error_); \
+  } while (0)
+
+struct CudaDevice::Impl {
+  struct Stream {
+    cudaStream_t stream = nullptr;
+    cublasLtHandle_t blas = nullptr;
+    void* blas_workspace = nullptr;
+    void* workspace = nullptr;  // grown by CudaDevice::workspace
+    size_t workspace_bytes = 0;
+  };
+
+  int32_t ordinal = 0;
+  size_t input_stride = 0;   // per slot, of input_staging
+  size_t output_stride = 0;  // per slot, of output_staging: the outputs, then the error flag's copy
+  std::vector<Stream> streams;
+  std::vector<cudaEvent_t> events;  // kEventsPerSlot per slot
+  void* input_staging = nullptr;    // pinned
+  void* output_staging = nullptr;   // pinned
+  int* error_flags = nullptr;       // device, one per slot
+
+  flowc_status init(const Options& options);
+  ~Impl();
+};
+
+// The GPU is current on this thread (create set it).
+flowc_status CudaDevice::Impl::init(const Options& options) {
+  streams.resize(size_t(options.num_streams));
+  for (Stream& s : streams) {
+    // Non-blocking: no implicit ordering with the legacy default stream (load-time copies).
+    FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+    cublasStatus_t status = cublasLtCreate(&s.blas);
+    if (status != CUBLAS_STATUS_SUCCESS) {
+      return flowc_status_make(FLOWC_STATUS_INTERNAL, "cuda device %d: cublasLtCreate failed: %s (%s)", ordinal,
+                               cublasLtGetStatusString(status), cublasLtGetStatusName(status));
+    }
+    FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaMalloc(&s.blas_workspace, kBlasWorkspaceBytes));
+  }
+  events.resize(size_t(options.slots) * kEventsPerSlot);
+  for (cudaEvent_t& event : events) {
+    FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  }
+  input_stride = round_up(options.input_bytes, kStagingAlignment);
+  output_stride = round_up(options.output_bytes, kStagingAlignment) + kStagingAlignment;
+  if (input_stride) {
+    FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaHostAlloc(&input_staging, input_stride * size_t(options.slots),
+                                                      cudaHostAllocDefault));
+  }
+  FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaHostAlloc(&output_staging, output_stride * size_t(options.slots),
+                                                    cudaHostAllocDefault));
+  FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaMalloc(&error_flags, sizeof(int) * size_t(options.slots)));
+  FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaMemset(error_flags, 0, sizeof(int) * size_t(options.slots)));
+  return nullptr;
+}
+
+// Also releases what a failed init got as far as making.
+CudaDevice::Impl::~Impl() {
+  warn_on_error(ordinal, "cudaSetDevice", cudaSetDevice(ordinal));
+  for (Stream& s : streams) {
+    if (s.stream) warn_on_error(ordinal, "cudaStreamSynchronize", cudaStreamSynchronize(s.stream));
+  }
+  for (Stream& s : streams) {
+    if (s.blas) {
+      cublasStatus_t status = cublasLtDestroy(s.blas);
+      if (status != CUBLAS_STATUS_SUCCESS) {
+        FLOWC_LOG(FLOWC_LOG_WARN, "cuda device %d: cublasLtDestroy failed: %s", ordinal,
+                  cublasLtGetStatusString(status));
+      }
+    }
+    warn_on_error(ordinal, "cudaFree", cudaFree(s.workspace));
+    warn_on_error(ordinal, "cudaFree", cudaFree(s.blas_workspace));
+    if (s.stream) warn_on_error(ordinal, "cudaStreamDestroy", cudaStreamDestroy(s.stream));
+  }
+  for (cudaEvent_t event : events) {
+    if (event) warn_on_error(ordinal, "cudaEventDestroy", cudaEventDestroy(event));
+  }
+  warn_on_error(ordinal, "cudaFreeHost", cudaFreeHost(input_staging));
+  warn_on_error(ordinal, "cudaFreeHost", cudaFreeHost(output_staging));
+  warn_on_error(ordinal, "cudaFree", cudaFree(error_flags));
+}
+
+flowc_status CudaDevice::create(const Options& options, std::unique_ptr<CudaDevice>* out_device) {
+  out_device->reset();
+  if (options.num_streams <= 0 || options.slots <= 0) {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                             "cuda device needs at least one stream and one slot (has %d and %d)",
+                             options.num_streams, options.slots);
+  }
+  int count = 0;
+  cudaError_t error = cudaGetDeviceCount(&count);
+  if (error == cudaSuccess && count == 0) error = cudaErrorNoDevice;
+  if (error != cudaSuccess) {
+    return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                             "target cuda: no usable NVIDIA GPU (cudaGetDeviceCount: %s, %s); this model was "
+                             "compiled for --target cuda and needs an NVIDIA GPU with its driver; compile it with "
+                             "--target cpu to run here",
+                             cudaGetErrorString(error), cudaGetErrorName(error));
+  }
+  if (options.ordinal < 0 || options.ordinal >= count) {
+    return flowc_status_make(FLOWC_STATUS_OUT_OF_RANGE,
+                             "target cuda: there is no GPU %d; this machine has %d (0..%d): set flowc_options.device "
+                             "to one of them",
+                             options.ordinal, count, count - 1);
+  }
+  error = cudaSetDevice(options.ordinal);
+  if (error != cudaSuccess) {
+    return flowc_status_make(FLOWC_STATUS_UNAVAILABLE, "target cuda: GPU %d is not usable (cudaSetDevice: %s, %s)",
+                             options.ordinal, cudaGetErrorString(error), cudaGetErrorName(error));
+  }
+  std::unique_ptr<CudaDevice> device(new CudaDevice());
+  device->impl_ = std::make_unique<Impl>();
+  device->impl_->ordinal = options.ordinal;
+  FLOWC_RETURN_IF_ERROR(device->impl_->init(options));
+  FLOWC_LOG(FLOWC_LOG_INFO, "cuda device %d: %d streams, %d slots, %zu + %zu staging bytes per slot",
+            options.ordinal, options.num_streams, options.slots, device->impl_->input_stride,
+            device->impl_->output_stride);
+  *out_device = std::move(device);
+  return nullptr;
+}
+
+CudaDevice::~CudaDevice() = default;
+
+int32_t CudaDevice::ordinal() const { return impl_->ordinal; }
+
+flowc_status CudaDevice::allocate(size_t bytes, void** out_ptr) {
+  *out_ptr = nullptr;
+  if (!bytes) return nullptr;
+  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaSetDevice(impl_->ordinal));
+  cudaError_t error = cudaMalloc(out_ptr, bytes);
+  if (error != cudaSuccess) {
+    *out_ptr = nullptr;
+    return flowc_status_make(
+        error == cudaErrorMemoryAllocation ? FLOWC_STATUS_RESOURCE_EXHAUSTED : FLOWC_STATUS_INTERNAL,
+        "cuda device %d: cannot allocate %zu bytes (cudaMalloc: %s, %s)", impl_->ordinal, bytes,
+        cudaGetErrorString(error), cudaGetErrorName(error));
+  }
+  return nullptr;
+}
+
+void CudaDevice::free(void* ptr) {
+  if (!ptr) return;
+  warn_on_error(impl_->ordinal, "cudaSetDevice", cudaSetDevice(impl_->ordinal));
+  warn_on_error(impl_->ordinal, "cudaFree", cudaFree(ptr));
+}
+
+void* CudaDevice::stream(int32_t index) {
+  // The worker that asks is about to run a step that launches on this stream: the launch needs
+  // this GPU current on its thread. A failure here fails that step's own launch check too.
+  cudaError_t error = cudaSetDevice(impl_->ordinal);
+  if (error != cudaSuccess) {
+    FLOWC_LOG(FLOWC_LOG_ERROR, "cuda device %d: cudaSetDevice failed: %s (%s)", impl_->ordinal,
+              cudaGetErrorString(error), cudaGetErrorName(error));
+  }
+  return impl_->streams[size_t(index)].stream;
+}
+
+void CudaDevice::drain_slot(int32_t slot) {
+  int32_t ordinal = impl_->ordinal;
+  warn_on_error(ordinal, "cudaSetDevice", cudaSetDevice(ordinal));
+  for (Impl::Stream& s : impl_->streams) {
+    warn_on_error(ordinal, "cudaStreamSynchronize", cudaStreamSynchronize(s.stream));
+  }
+  // A kernel may have raised the flag before a later step failed; the final step that clears it was skipped.
+  cudaStream_t stream = impl_->streams[0].stream;
+  warn_on_error(ordinal, "cudaMemsetAsync", cudaMemsetAsync(error_flag(slot), 0, sizeof(int), stream));
+  warn_on_error(ordinal, "cudaStreamSynchronize", cudaStreamSynchronize(stream));
+}
+
+flowc_status CudaDevice::copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return nullptr;
+  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaSetDevice(impl_->ordinal));
+  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  return nullptr;
+}
+
+void* CudaDevice::event(int32_t slot, int32_t k) {
+  return impl_->events[size_t(slot) * kEventsPerSlot + size_t(k)];
+}
+
+void* CudaDevice::blas(int32_t index) { return impl_->streams[size_t(index)].blas; }
+
+void* CudaDevice::blas_workspace(int32_t index, size_t* out_bytes) {
+  *out_bytes = kBlasWorkspaceBytes;
+  return impl_->streams[size_t(index)].blas_workspace;
+}
+
+flowc_status CudaDevice::workspace(int32_t index, size_t bytes, void** out_ptr, size_t* out_bytes) {
+  Impl::Stream& s = impl_->streams[size_t(index)];
+  if (bytes > s.workspace_bytes) {
+    int32_t ordinal = impl_->ordinal;
+    FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaSetDevice(ordinal));
+    // Kernels already enqueued on this stream may still use the old block.
+    FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaStreamSynchronize(s.stream));
+    FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaFree(s.workspace));
+    s.workspace = nullptr;
+    s.workspace_bytes = 0;
+    size_t grown = round_up(bytes, kStagingAlignment);
+    FLOWC_RETURN_IF_ERROR(allocate(grown, &s.workspace));
+    s.workspace_bytes = grown;
+  }
+  *out_ptr = s.workspace;
+  *out_bytes = s.workspace_bytes;
+  return nullptr;
+}
+
+void* CudaDevice::input_staging(int32_t slot) {
+  return impl_->input_staging ? static_cast<uint8_t*>(impl_->input_staging) + size_t(slot) * impl_->input_stride
+                              : nullptr;
+}
+
+void* CudaDevice::output_staging(int32_t slot) {
+  return static_cast<uint8_t*>(impl_->output_staging) + size_t(slot) * impl_->output_stride;
+}
+
+int* CudaDevice::error_flag(int32_t slot) { return impl_->error_flags + slot; }
+
+}  // namespace flowc

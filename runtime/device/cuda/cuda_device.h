@@ -1,0 +1,74 @@
+#ifndef FLOWC_DEVICE_CUDA_CUDA_DEVICE_H_
+#define FLOWC_DEVICE_CUDA_CUDA_DEVICE_H_
+
+// One NVIDIA GPU: its streams (one per plan stream), events that order them, cuBLASLt handles,
+// device memory for the arenas and weights, pinned host staging for inputs and outputs, and a
+// per-slot error flag that kernels raise on bad input. Declared with opaque handles so that the
+// actor core and model.cc include no CUDA header; cuda_device.cc and the generated steps do.
+//
+// Any thread may call it: each method that calls CUDA makes this GPU current on the calling
+// thread first, and stream() does so for the worker that is about to run a step on it.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "runtime/device/device.h"
+
+namespace flowc {
+
+class CudaDevice final : public Device {
+ public:
+  static constexpr int32_t kEventsPerSlot = 4;
+  // Staging offsets and sizes are multiples of this (a good alignment for cudaMemcpyAsync).
+  static constexpr size_t kStagingAlignment = 256;
+  // cuBLASLt's workspace per stream (what its heuristics may use).
+  static constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;
+
+  struct Options {
+    int32_t ordinal = 0;            // which GPU
+    int32_t num_streams = 1;        // the plan's streams
+    int32_t slots = 1;              // the plan's arena slots (requests in flight)
+    size_t input_bytes = 0;         // pinned staging per slot for the inputs, all together
+    size_t output_bytes = 0;        // and for the outputs; the error flag's copy goes right after
+  };
+
+  // A clear FLOWC_STATUS_UNAVAILABLE error where there is no driver or no GPU (the message names
+  // the CUDA error and says the model was compiled for target cuda).
+  static flowc_status create(const Options& options, std::unique_ptr<CudaDevice>* out_device);
+  // Waits for every stream's work, then releases everything.
+  ~CudaDevice() override;
+
+  const char* name() const override { return "cuda"; }
+  int32_t ordinal() const;
+  flowc_status allocate(size_t bytes, void** out_ptr) override;  // cudaMalloc
+  void free(void* ptr) override;
+  void* stream(int32_t index) override;                          // cudaStream_t of plan stream `index`
+  void drain_slot(int32_t slot) override;  // waits for every stream, clears the slot's error flag
+
+  // Synchronous host-to-device copy (weights at load).
+  flowc_status copy_to_device(void* dst, const void* src, size_t bytes);
+  // cudaEvent_t number k < kEventsPerSlot of arena slot `slot`.
+  void* event(int32_t slot, int32_t k);
+  // cublasLtHandle_t and its workspace, for plan stream `index`.
+  void* blas(int32_t index);
+  void* blas_workspace(int32_t index, size_t* out_bytes);
+  // Device scratch for plan stream `index` of at least `bytes`, grown (never shrunk) on demand;
+  // growing waits for the stream's work first. Only that stream's worker may call it.
+  flowc_status workspace(int32_t index, size_t bytes, void** out_ptr, size_t* out_bytes);
+  // Pinned host memory of arena slot `slot`: input staging (input_bytes), output staging
+  // (output_bytes, then kStagingAlignment bytes where the error flag is copied back).
+  void* input_staging(int32_t slot);
+  void* output_staging(int32_t slot);
+  // Device int of arena slot `slot` that kernels set on bad input (0: none); cleared by the caller.
+  int* error_flag(int32_t slot);
+
+ private:
+  CudaDevice() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flowc
+
+#endif  // FLOWC_DEVICE_CUDA_CUDA_DEVICE_H_
