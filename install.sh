@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs flowc and what it needs on a fresh Debian/Ubuntu machine.
 #   bash install.sh          flowc itself (pip install .)
-#   bash install.sh --test   flowc editable, with the test dependencies (pip install -e ".[test]")
+#   bash install.sh --test   flowc editable, with the test dependencies and the CUDA target's
+#                            libraries (pip install -e ".[test,cuda]"): CI builds CUDA projects with nvcc
+#   bash install.sh --cuda   flowc with the CUDA target's libraries, cuBLAS and NCCL (pip install ".[cuda]")
 # Debian packages: CMake and g++ build the generated C++ projects, OpenBLAS is the CPU
 # backend's BLAS, Graphviz's dot draws flowc viz's pictures, OpenMPI runs a model compiled for
 # a device mesh as one process per rank (mpirun).
@@ -19,11 +21,11 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-if [ "${1:-}" = "--test" ]; then
-  python3 -m pip install -q -e ".[test]"
-else
-  python3 -m pip install -q .
-fi
+case "${1:-}" in
+  --test) python3 -m pip install -q -e ".[test,cuda]" ;;
+  --cuda) python3 -m pip install -q ".[cuda]" ;;
+  *) python3 -m pip install -q . ;;
+esac
 
 # The CPU runtime and kernels, compiled once into flowc's cache ($FLOWC_CACHE_DIR/cpu-runtime, default
 # ~/.cache/flowc/cpu-runtime): a model's compile then builds only its own code.

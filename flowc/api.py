@@ -44,7 +44,7 @@ def rank_weights_file(rank: int) -> str:
     return f"weights.r{rank}.npz"
 
 # target -> whether this version can build it; the others are on the way
-TARGETS = {"reference": True, "cpu": True, "cuda": False}
+TARGETS = {"reference": True, "cpu": True, "cuda": True}
 
 log = logging.getLogger("flowc")
 
@@ -78,7 +78,8 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
             progress: Progress | None = None, mesh: str | Sequence[int] | None = None,
             sbp: Mapping[str, str] | None = None, memory_limit: int | str | None = None,
             links: str | Sequence[str] | None = None, device_profile: str | None = None,
-            topology: str | os.PathLike | None = None) -> Artifact:
+            topology: str | os.PathLike | None = None, arch: str | Sequence[str] = "sm_90",
+            precision: str = "fp32") -> Artifact:
     """Import `model` (a path to an .onnx file, an onnx.ModelProto or an ir.Graph, which is
     copied, never changed), pin `input_shapes`, optimise it and write an artifact to `out_dir`
     (a fresh temporary folder when None). `progress(stage, seconds, graph)` sees each stage.
@@ -93,8 +94,16 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     `memory_limit` caps the bytes per device (an int or "8GiB"), `links` names built-in link
     profiles per mesh axis ("nvlink", "pcie", "infiniband", "shm"), `device_profile` the
     device's ("h100", "cpu"; default: the target's), and `topology` a JSON file describing
-    the devices and links instead. Shapes must be static (`input_shapes`)."""
+    the devices and links instead. Shapes must be static (`input_shapes`).
+
+    `target="cuda"` writes a CUDA project for one NVIDIA GPU and builds it with nvcc for `arch`
+    ("sm_90", "sm_80", or several: "sm_80,sm_90"); that needs the CUDA toolkit and cuBLAS (pip
+    install "flowc[cuda]") but no GPU. Loading and running it needs a GPU and its driver.
+    `precision` is "fp32" for now."""
     shape = _check_target(target, devices, mesh)
+    if target == "cuda":
+        from .codegen import cuda
+        cuda.arch_list(arch)   # a bad arch fails before anything is written
     if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
         raise CompileError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}")
     if input_shapes is not None and not isinstance(input_shapes, Mapping):
@@ -127,10 +136,10 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     if max_batch is not None:
         from .codegen.cpu.batch import batch_symbol
         batch_symbol(graph, max_batch)   # before anything is written
-    if target == "cpu":
+    if target in ("cpu", "cuda"):
         from .codegen import cpu
         if max_batch is None:
-            cpu.check_static(graph)
+            cpu.check_static(graph, target)
     _write_artifact(path, graph, target, max_batch, physical, plan)
     report("write", time.perf_counter() - start, graph)
     if target == "cpu":
@@ -139,6 +148,14 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
         report("emit", time.perf_counter() - start, graph)
         start = time.perf_counter()
         cpu.build(path)
+        report("build", time.perf_counter() - start, graph)
+        return Artifact(path, graph, target, emitted, plan)
+    if target == "cuda":
+        start = time.perf_counter()
+        emitted = cuda.emit(graph, path, arch=arch, precision=precision, max_batch=max_batch, physical=physical)
+        report("emit", time.perf_counter() - start, graph)
+        start = time.perf_counter()
+        cuda.build(path)
         report("build", time.perf_counter() - start, graph)
         return Artifact(path, graph, target, emitted, plan)
     return Artifact(path, graph, target, None, plan)
@@ -355,10 +372,13 @@ class Model:
         self.mesh = mesh             # the device mesh it was compiled for; None: one device
         self._compiled = None
         self._physical = None        # target reference on a mesh: the graph every rank runs
+        names = ([v.name for v in graph.inputs], [v.name for v in graph.outputs])
         if target == "cpu":
             from .codegen import cpu
-            names = ([v.name for v in graph.inputs], [v.name for v in graph.outputs])
             self._compiled = cpu.load(path, names=names)
+        elif target == "cuda":
+            from .codegen import cuda
+            self._compiled = cuda.load(path, names=names)
 
     @property
     def inputs(self) -> list[TensorInfo]:

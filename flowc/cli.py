@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("compile", parents=[common, shapes], help="compile a model into an artifact folder")
     p.add_argument("model", help="an .onnx file")
     p.add_argument("--target", default="cpu", help=f"one of {', '.join(api.TARGETS)} (default: cpu)")
+    p.add_argument("--arch", default="sm_90", help="target cuda: the GPU architectures to build for, sm_80, sm_90 or "
+                   "several comma-separated (default: sm_90)")
+    p.add_argument("--precision", default="fp32", choices=["fp32"],
+                   help="target cuda: the precision kernels compute in (fp32 for now)")
     _parallel_options(p)
     p.add_argument("--explain", action="store_true",
                    help="print the parallel plan: each op's SBP signature, its cost and the runner-up, the boxing")
@@ -158,7 +162,8 @@ def _compile(args) -> None:
     with _showing_builds():
         artifact = api.compile(args.model, target=args.target, out_dir=args.output,
                                input_shapes=_input_shapes(args.input_shape), max_batch=args.max_batch,
-                               progress=progress, **_parallel_kwargs(args))
+                               progress=progress, **_parallel_kwargs(args),
+                               **({"arch": args.arch, "precision": args.precision} if args.target == "cuda" else {}))
     graph = artifact.graph
     where = "" if artifact.plan is None else f", mesh {artifact.plan.mesh}"
     print(f"flowc: wrote {artifact.path} (target {artifact.target}{where}, {len(graph.nodes)} ops)")
@@ -199,7 +204,7 @@ def _histogram(title: str, keys, width: int = REPORT_WIDTH, notes=None) -> None:
 
 
 def _print_cpu_report(result, width: int = REPORT_WIDTH) -> None:
-    """The cpu target's sections: fusion, kernels, the arena against its bounds, weights."""
+    """The cpu and cuda targets' sections: fusion, kernels, the arena against its bounds, weights."""
     lowered = result.lowered
     fused = sum(1 for n in lowered.nodes if n.op.startswith("Fused"))
     print(f"fusion: {result.ops_before} ops -> {len(lowered.nodes)} ops ({fused} fused), "
@@ -216,8 +221,9 @@ def _print_cpu_report(result, width: int = REPORT_WIDTH) -> None:
         counts = kinds.setdefault(_kernel_kind(node), [0, 0])
         counts[0] += 1
         counts[1] += node.op in ("FusedMatMul", "FusedConv")
-    if result.ops_after > len(lowered.nodes):   # the copy of graph outputs no node writes
-        kinds.setdefault("output copy", [0, 0])[0] += result.ops_after - len(lowered.nodes)
+    if result.ops_after > len(lowered.nodes):   # cpu: the copy of graph outputs no node writes; cuda: the copy actors
+        kind = "upload, download" if result.cuda else "output copy"
+        kinds.setdefault(kind, [0, 0])[0] += result.ops_after - len(lowered.nodes)
     print(f"kernels ({result.ops_after}):")
     for kind, (count, epilogues) in sorted(kinds.items(), key=lambda kv: -kv[1][0]):
         note = f"  ({epilogues} with epilogue)" if epilogues else ""

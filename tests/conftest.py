@@ -11,6 +11,7 @@ import pytest
 os.environ["FLOWC_DEBUG"] = "1"
 
 import models  # noqa: E402
+from gpu import gpu_missing  # noqa: E402
 
 _REPORTS = pytest.StashKey[list]()
 
@@ -23,6 +24,14 @@ def _missing_tools() -> str | None:
     if not any(shutil.which(c) for c in filter(None, [os.environ.get("CC"), "cc", "gcc", "clang"])):
         return "no C compiler (cc, gcc or clang) on PATH"
     return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` are skipped, with the reason, where there is no GPU."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    missing = gpu_missing() if gpu_tests else None
+    for item in gpu_tests if missing else []:
+        item.add_marker(pytest.mark.skip(reason=f"needs an NVIDIA GPU: {missing}"))
 
 
 @pytest.fixture(scope="session")

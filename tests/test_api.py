@@ -204,8 +204,9 @@ def test_bad_input_shapes_are_named(tmp_path, shapes, message):
 
 @pytest.mark.parametrize("kwargs,message", [
     ({}, 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile) or bound a symbolic batch (max_batch=N, --max-batch N)'),
-    ({"target": "cuda"}, "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference, cpu"),
-    ({"target": "tpu"}, "unknown target 'tpu'; targets: reference, cpu, cuda (available now: reference, cpu)"),
+    ({"target": "cuda"}, 'tensor "x" has type f32[B,16]: target cuda needs static shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile)'),
+    ({"target": "cuda", "arch": "sm_70"}, "arch 'sm_70' is not a GPU architecture target cuda builds for; use one or more of sm_80, sm_86, sm_89, sm_90, sm_90a (comma-separated)"),
+    ({"target": "tpu"}, "unknown target 'tpu'; targets: reference, cpu, cuda (available now: reference, cpu, cuda)"),
     ({"target": "reference", "devices": 0}, "devices must be a positive int, got 0"),
 ])
 def test_targets_not_available_are_refused(tmp_path, mlp_path, kwargs, message):
@@ -328,7 +329,7 @@ def test_load_a_folder_that_is_no_artifact(tmp_path):
      "artifact.json is not a flowc artifact manifest"),
     (lambda out: _edit_manifest(out, format_version=99),
      "artifact format version 99, this flowc (0.1.0) reads version 1; compile the model again"),
-    (lambda out: _edit_manifest(out, target="cuda"), "target 'cuda' cannot be run by flowc 0.1.0"),
+    (lambda out: _edit_manifest(out, target="tpu"), "target 'tpu' cannot be run by flowc 0.1.0"),
     (lambda out: _edit_manifest(out, outputs=[]),
      "the outputs in artifact.json do not match model.fir; compile the model again"),
     (lambda out: (out / "weights.npz").write_bytes(b"garbage"), "cannot read its graph and weights"),
@@ -355,7 +356,7 @@ def _edit_manifest(out: Path, **changes) -> None:
 # -- arguments and graphs given to compile --------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(target=[]), "unknown target []; targets: reference, cpu, cuda (available now: reference, cpu)"),
+    (dict(target=[]), "unknown target []; targets: reference, cpu, cuda (available now: reference, cpu, cuda)"),
     (dict(out_dir=5), "out_dir must be a path (str or os.PathLike), got int"),
     (dict(input_shapes=[("x", [1, 4])]),
      'input_shapes must be a mapping of input name -> shape, e.g. {"x": [8, 784]}, got list'),

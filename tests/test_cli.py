@@ -104,7 +104,7 @@ def test_compile_report_and_verbose_progress(tmp_path, mlp):
 
 @pytest.mark.parametrize("args,message", [
     ([], 'tensor "x" has type f32[B,16]: target cpu needs static shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile) or bound a symbolic batch (max_batch=N, --max-batch N)'),
-    (["--target", "cuda"], "target 'cuda' is not available yet in flowc 0.1.0; available targets: reference, cpu"),
+    (["--target", "cuda"], 'tensor "x" has type f32[B,16]: target cuda needs static shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile)'),
     (["--target", "reference", "--devices", "2"],
      'tensor "x" has type f32[B,16]: a plan over several devices needs static shapes; pin the input shapes '
      '(input_shapes= in flowc.compile, --input-shape NAME=D0,D1,... for flowc compile)'),

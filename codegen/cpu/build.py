@@ -34,6 +34,7 @@ import subprocess
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -41,13 +42,26 @@ from flowc.errors import CompileError, quote_name
 
 log = logging.getLogger("flowc")
 STAMP = ".flowc-build-hash"
-SOURCE_SUFFIXES = {".h", ".c", ".cc", ".cpp", ".txt", ".bin"}
+SOURCE_SUFFIXES = {".h", ".c", ".cc", ".cpp", ".cu", ".cuh", ".cmake", ".txt", ".bin"}
 # The weights (one file, or one per rank of a mesh): read at load, so no part of the build.
 WEIGHTS_FILE = re.compile(r"weights(\.r\d+)?\.bin")
-RUNTIME_TARGETS = ("flowc_runtime", "flowc_kernels_cpu")   # as in templates/CMakeLists.txt
-CACHE_FORMAT = b"flowc cpu runtime objects 1"
-CACHE_SUBDIR = "cpu-runtime"
 KEY_FILE = "KEY"
+
+
+@dataclass(frozen=True)
+class RuntimeParts:
+    """The runtime libraries a kind of project keeps in the runtime cache (the CPU target's, the
+    CUDA target's): their CMake targets, the cache's subfolder, and the compilers besides the C++
+    one whose identity goes into the key."""
+    targets: tuple[str, ...]
+    subdir: str
+    format: bytes
+    tools: tuple[str, ...] = ()
+
+
+CPU_RUNTIME = RuntimeParts(("flowc_runtime", "flowc_kernels_cpu"), "cpu-runtime",   # as in templates/CMakeLists.txt
+                           b"flowc cpu runtime objects 1")
+RUNTIME_TARGETS, CACHE_SUBDIR = CPU_RUNTIME.targets, CPU_RUNTIME.subdir
 
 # progress(None, message) as a build starts, then progress(percent, what) for each step
 BuildProgress = Callable[[int | None, str], None]
@@ -78,7 +92,7 @@ def source_hash(out_dir: Path, options: list[str]) -> str:
 
 
 def build(out_dir, *, native: bool = False, jobs: int = 2, progress: BuildProgress | None = None,
-          runtime_cache: bool = True) -> Path:
+          runtime_cache: bool = True, parts: RuntimeParts = CPU_RUNTIME) -> Path:
     """Build the project in `out_dir` (Release, `jobs` parallel jobs); returns the shared library.
 
     With `runtime_cache` (and a usable cache folder) the runtime and kernels come prebuilt from
@@ -100,9 +114,9 @@ def build(out_dir, *, native: bool = False, jobs: int = 2, progress: BuildProgre
     progress = progress or _progress_here.get() or _log_progress
     start = time.perf_counter()
     build_dir.mkdir(parents=True, exist_ok=True)
-    cache = runtime_cache_dir() if runtime_cache else None
-    key = runtime_key(out_dir, options, build_dir) if cache else None
-    prebuilt = _cached_entry(cache / key) if cache else None
+    cache = runtime_cache_dir(parts.subdir) if runtime_cache else None
+    key = runtime_key(out_dir, options, build_dir, parts) if cache else None
+    prebuilt = _cached_entry(cache / key, parts.targets) if cache else None
     configure = [*options, f"-DFLOWC_PREBUILT_RUNTIME={prebuilt or ''}"]
     progress(None, f"building {out_dir} (cmake, {jobs} jobs{', runtime from the cache' if prebuilt else ''})")
     if not (build_dir / "CMakeCache.txt").is_file():
@@ -112,7 +126,7 @@ def build(out_dir, *, native: bool = False, jobs: int = 2, progress: BuildProgre
     _run(["cmake", "--build", str(build_dir), "-j", str(jobs)], "build", progress)
     if cache and not prebuilt:
         # keyed by the compiler this configure settled on
-        _publish_runtime(build_dir, cache, runtime_key(out_dir, options, build_dir))
+        _publish_runtime(build_dir, cache, runtime_key(out_dir, options, build_dir, parts), parts.targets)
     for old in build_dir.glob("libflowc_model.*.so"):
         old.unlink()
     built = build_dir / "libflowc_model.so"
@@ -146,14 +160,14 @@ def prebuild_runtime() -> float:
     return time.perf_counter() - start
 
 
-def runtime_cache_dir() -> Path | None:
+def runtime_cache_dir(subdir: str = CACHE_SUBDIR) -> Path | None:
     """The folder of the runtime cache, created private to this user; None (and a warning) when
     it cannot be made or is not safe to use (not a folder of ours, or writable by others)."""
     root = os.environ.get("FLOWC_CACHE_DIR")
     if not root:
         xdg = os.environ.get("XDG_CACHE_HOME")
         root = Path(xdg) / "flowc" if xdg and os.path.isabs(xdg) else Path.home() / ".cache" / "flowc"
-    folder = Path(root).expanduser() / CACHE_SUBDIR
+    folder = Path(root).expanduser() / subdir
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = folder.lstat()
@@ -168,10 +182,11 @@ def runtime_cache_dir() -> Path | None:
     return folder
 
 
-def runtime_key(out_dir: Path, options: list[str], build_dir: Path | None = None) -> str:
+def runtime_key(out_dir: Path, options: list[str], build_dir: Path | None = None,
+                parts: RuntimeParts = CPU_RUNTIME) -> str:
     """A hash of what the runtime objects depend on: the project's runtime/ sources and
-    CMakeLists.txt, the options, the compiler (and its flags) CMake uses, the MPI it finds."""
-    h = hashlib.sha256(CACHE_FORMAT + b"\0")
+    CMakeLists.txt, the options, the compilers (and their flags) CMake uses, the MPI it finds."""
+    h = hashlib.sha256(parts.format + b"\0")
     for opt in options:
         h.update(opt.encode() + b"\0")
     files = [out_dir / "CMakeLists.txt"] + sorted(p for p in (out_dir / "runtime").rglob("*") if p.is_file())
@@ -181,16 +196,22 @@ def runtime_key(out_dir: Path, options: list[str], build_dir: Path | None = None
     for var in ("CXX", "CC", "CXXFLAGS", "CFLAGS", "CPPFLAGS"):
         h.update(f"{var}={os.environ.get(var, '')}".encode() + b"\0")
     compiler = _configured_compiler(build_dir) or os.environ.get("CXX", "").split(" ")[0] or "c++"
-    path = shutil.which(compiler) or compiler
-    try:
-        real = os.path.realpath(path)
-        st = os.stat(real)
-        h.update(f"{real}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    except OSError:
-        h.update(path.encode())
+    for tool in (compiler, *parts.tools):
+        h.update(_identity(tool).encode())
     h.update(f"{platform.system()} {platform.machine()}".encode())
     h.update(_mpi_probe().encode())
     return h.hexdigest()[:24]
+
+
+def _identity(tool: str) -> str:
+    """Which file `tool` (a name on PATH or a path) is, and its size and time."""
+    path = shutil.which(tool) or tool
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        return f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0"
+    except OSError:
+        return path + "\0"
 
 
 def _mpi_probe() -> str:
@@ -221,12 +242,12 @@ def _configured_compiler(build_dir: Path | None) -> str | None:
     return None
 
 
-def _cached_entry(entry: Path) -> Path | None:
+def _cached_entry(entry: Path, targets: tuple[str, ...] = RUNTIME_TARGETS) -> Path | None:
     """`entry` when it is a complete cache entry for its key, else None."""
     try:
         if (entry / KEY_FILE).read_text() != entry.name:
             return None
-        for target in RUNTIME_TARGETS:
+        for target in targets:
             names = (entry / f"{target}.objects").read_text().split()
             if not names or not all((entry / target / n).is_file() for n in names):
                 return None
@@ -235,7 +256,7 @@ def _cached_entry(entry: Path) -> Path | None:
     return entry
 
 
-def _publish_runtime(build_dir: Path, cache: Path, key: str) -> None:
+def _publish_runtime(build_dir: Path, cache: Path, key: str, targets: tuple[str, ...] = RUNTIME_TARGETS) -> None:
     """Copy the runtime objects this build made into the cache under `key`: into a private
     folder first, then renamed into place at once (if another builder got there first, its
     entry stays and ours goes). A failure only costs the next build its head start."""
@@ -244,7 +265,7 @@ def _publish_runtime(build_dir: Path, cache: Path, key: str) -> None:
     lock = None
     try:
         tmp.mkdir(mode=0o700)
-        for target in RUNTIME_TARGETS:
+        for target in targets:
             listing = build_dir / "flowc-objects" / f"{target}.txt"
             objects = [Path(line) for line in listing.read_text().split("\n") if line.strip()]
             (tmp / target).mkdir()
@@ -255,7 +276,7 @@ def _publish_runtime(build_dir: Path, cache: Path, key: str) -> None:
             (tmp / f"{target}.objects").write_text("".join(n + "\n" for n in names))
         (tmp / KEY_FILE).write_text(key)
         lock = _lock(cache / f".lock-{key}")      # publishers one at a time; readers never wait
-        if _cached_entry(entry) is not None:
+        if _cached_entry(entry, targets) is not None:
             return
         if entry.exists() or entry.is_symlink():
             # a broken entry (not ours to trust): move it aside, then drop it
@@ -267,7 +288,7 @@ def _publish_runtime(build_dir: Path, cache: Path, key: str) -> None:
         os.rename(tmp, entry)
         log.info("runtime objects cached in %s", entry)
     except OSError as e:
-        if _cached_entry(entry) is None:
+        if _cached_entry(entry, targets) is None:
             log.warning("could not cache the runtime objects in %s: %s", entry, e.strerror or e)
     finally:
         if lock is not None:

@@ -45,7 +45,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 RUNTIME = Path(flowc.runtime.__file__).resolve().parent
 # Runtime sources a generated project compiles (the tests, bindings and Python stay behind).
 RUNTIME_PARTS = ("CMakeLists.txt", "include", "base", "device", "comm", "core", "api", "kernels/cpu")
-RUNTIME_SUFFIXES = {".h", ".cc", ".cpp", ".txt"}
+RUNTIME_SUFFIXES = {".h", ".cc", ".cpp", ".cu", ".cuh", ".cmake", ".txt"}
 ARENA_SLOTS = 2          # requests in flight at once, each with its own arena
 MAX_RANK = 6             # the layout kernels' limit
 ATTENTION_ROWS = 32      # query rows per FusedAttention job: scores of 32 x keys floats per thread
@@ -62,6 +62,7 @@ class EmitResult:
     lowered: Graph                       # the graph the steps were emitted from, after LOWERING (rank 0's)
     max_batch: int | None = None         # the batch bound of a dynamic-batch project (plan and lowered at it)
     mesh: tuple[int, ...] | None = None  # the device mesh of a parallel plan's project
+    cuda: bool = False                   # a CUDA project (codegen/cuda): its arena holds the inputs and outputs too
 
 
 def emit(graph: Graph, out_dir, *, threads: int | None = None, max_batch: int | None = None,
@@ -189,14 +190,14 @@ def _emit_mesh(physical: PhysicalGraph) -> _Emitter:
     return emitter
 
 
-def check_static(graph: Graph) -> None:
+def check_static(graph: Graph, target: str = "cpu") -> None:
     """CompileError naming the first tensor whose shape is not static."""
+    bound = " or bound a symbolic batch (max_batch=N, --max-batch N)" if target == "cpu" else ""
     for v in list(graph.inputs) + [o for n in graph.nodes for o in n.outputs]:
         if v.type is None or v.type.shape is None or not all(isinstance(d, int) for d in v.type.shape):
-            raise CompileError(f"tensor {quote_name(v.name)} has type {v.type}: target cpu needs static "
+            raise CompileError(f"tensor {quote_name(v.name)} has type {v.type}: target {target} needs static "
                                "shapes; pin the input shapes (input_shapes= in flowc.compile, --input-shape "
-                               "NAME=D0,D1,... for flowc compile) or bound a symbolic batch (max_batch=N, "
-                               "--max-batch N)")
+                               f"NAME=D0,D1,... for flowc compile){bound}")
 
 
 def c_string(text: str) -> str:
@@ -210,9 +211,9 @@ def c_comment(text: str) -> str:
     return "".join(c if c.isascii() and (c.isalnum() or c in " _.,:=()[]-+") else "_" for c in text)[:120]
 
 
-def _unsupported(node: Node) -> CompileError:
+def _unsupported(node: Node, target: str = "cpu") -> CompileError:
     name = node.name or (node.outputs[0].name if node.outputs else "")
-    return CompileError(f"op {node.op} (node {quote_name(name)}) is not supported by target cpu yet")
+    return CompileError(f"op {node.op} (node {quote_name(name)}) is not supported by target {target} yet")
 
 
 class _Weights:
@@ -296,6 +297,46 @@ class _Emitter(CollectiveSteps):
         arena = [u for u in (v, out) if u.producer is not None and id(u) not in self.outputs]
         return len(arena) == 2 and self.plan.offsets.get(v.name) == self.plan.offsets.get(out.name)
 
+    # -- the project's shape: files, streams, step prologues -------------------------------
+    device = "cpu"
+    prelude: list[str] = []         # code before the step functions (CUDA kernels)
+
+    runtime_parts = RUNTIME_PARTS
+
+    def project_files(self) -> dict[str, str]:
+        """The generated files of the project folder, by name."""
+        return {"model.cpp": _model_cpp(self), "model.h": _model_h(self), "main.c": (TEMPLATES / "main.c").read_text(),
+                "flowc_steps.h": (TEMPLATES / "flowc_steps.h").read_text(),
+                "CMakeLists.txt": (TEMPLATES / "CMakeLists.txt").read_text()}
+
+    def includes(self) -> list[str]:
+        return ['#include "flowc/model.h"'] + (['#include "flowc/comm.h"'] if self.mesh else []) + \
+            ['#include "flowc_steps.h"']
+
+    def step_prologue(self, body: list[str]) -> list[str]:
+        return ["const flowc_parallel par = flowc::steps::parallel(ctx);"] if any("par" in line for line in body) \
+            else []
+
+    def stream_of(self, step: int) -> int:
+        return COMM_STREAM if step in self.comm_steps else 0
+
+    def num_streams(self) -> int:
+        return COMM_STREAM + 1 if self.comm_steps else 1
+
+    def call(self, fn: str, args: str) -> str:
+        """A call of kernel `fn` of the CPU library with `args` (C text) and the step's thread pool."""
+        return f"{fn}({args}, &par);"
+
+    def checked_call(self, fn: str, args: str, message: str) -> list[str]:
+        """A call of a kernel that returns false on bad input: the step then fails with `message`."""
+        return [f"if (!{fn}({args}, &par)) {{", f"  ctx->error = {c_string(message)};",
+                "  return FLOWC_STATUS_INVALID_ARGUMENT;", "}"]
+
+    def scratch_buffer(self, ctype: str, slot: int, count: int) -> str:
+        """A C expression: a buffer of `count` elements of `ctype` for this step alone (`slot` < 4
+        keeps one step's buffers apart)."""
+        return f"flowc::steps::scratch<{ctype}>({slot}, {count})"
+
     def add_step(self, name: str, lines: list[str]) -> None:
         self.steps.append((c_string(name), lines))
 
@@ -312,7 +353,7 @@ class _Emitter(CollectiveSteps):
             if fn is None and (node.opdef.family == "elementwise"):
                 fn = self._elementwise
             if fn is None:
-                raise _unsupported(node)
+                raise self._unsupported(node)
             body = fn(node)
         comment = f"// {c_comment(node.op)} {c_comment(node.name or out.name)}"
         if on_comm_stream(node):
@@ -321,7 +362,7 @@ class _Emitter(CollectiveSteps):
 
     def _single_output(self, node: Node) -> Value:
         if len(node.outputs) != 1:
-            raise _unsupported(node)
+            raise self._unsupported(node)
         return node.outputs[0]
 
     def _copy(self, node: Node) -> list[str]:
@@ -335,7 +376,7 @@ class _Emitter(CollectiveSteps):
 
     def _op_Dropout(self, node):
         if len(node.outputs) > 1:
-            raise _unsupported(node)
+            raise self._unsupported(node)
         return self._copy(node)
 
     def _elementwise(self, node: Node) -> list[str]:
@@ -382,13 +423,15 @@ class _Emitter(CollectiveSteps):
     def _f32(self, node: Node, values) -> None:
         for v in values:
             if v is not None and v.type.dtype.name != "f32":
-                raise CompileError(f"{describe_node(node)}: tensor {quote_name(v.name)} is {v.type}; target cpu "
+                raise CompileError(f"{describe_node(node)}: tensor {quote_name(v.name)} is {v.type}; target {self.device} "
                                    f"runs {node.op} on f32 only for now")
 
-    @staticmethod
-    def _refuse(node: Node, why: str) -> CompileError:
+    def _unsupported(self, node: Node) -> CompileError:
+        return _unsupported(node, self.device)
+
+    def _refuse(self, node: Node, why: str) -> CompileError:
         """The unsupported-op error, saying which case of the op is missing."""
-        return CompileError(f"{_unsupported(node)}: {why}")
+        return CompileError(f"{self._unsupported(node)}: {why}")
 
     # -- matrix products -----------------------------------------------------------------
     def _op_MatMul(self, node, extras=()):
@@ -406,7 +449,7 @@ class _Emitter(CollectiveSteps):
         nb = math.prod(batch)
         acc_shape = batch + (m, n)
         if math.prod(acc_shape) != out.type.numel():
-            raise _unsupported(node)   # an epilogue that broadcasts past the product
+            raise self._unsupported(node)   # an epilogue that broadcasts past the product
         lines = ["const flowc_parallel* pp = &par;",
                  f"const float* A = {self.ptr(a)};", f"const float* B = {self.ptr(b)};",
                  f"float* Y = {self.ptr(out, write=True)};"]
@@ -493,23 +536,8 @@ class _Emitter(CollectiveSteps):
 
     # -- convolution and pooling ---------------------------------------------------------
     def _op_Conv(self, node):
-        out = self._single_output(node)
-        x, w = node.inputs[0], node.inputs[1]
-        bias = node.input(2)
-        self._f32(node, [x, w, bias, out])
-        xs, ws = tuple(x.type.shape), tuple(w.type.shape)
-        if len(xs) not in (3, 4):
-            raise _unsupported(node)
-        kernel = ws[2:]
-        outs, begin, end = _window(node, xs[2:], kernel)
-        strides = _per_axis(node, "strides", len(kernel))
-        dilations = _per_axis(node, "dilations", len(kernel))
-        if len(xs) == 3:
-            xs, kernel, outs, begin, end, strides, dilations = _as_2d(xs, kernel, outs, begin, end, strides,
-                                                                      dilations)
-        p = [xs[0], xs[1], xs[2], xs[3], ws[0], kernel[0], kernel[1], node.attr("group"), strides[0], strides[1],
-             begin[0], begin[1], end[0], end[1], dilations[0], dilations[1], outs[0], outs[1]]
-        lines = [f"static const flowc_conv2d_params p = {{{', '.join(map(str, p))}}};",
+        out, x, w, bias = node.outputs[0], node.inputs[0], node.inputs[1], node.input(2)
+        lines = [self._conv_params(node),
                  "float* ws = flowc::steps::scratch<float>(0, flowc_conv2d_workspace_f32(&p, &par));",
                  f"flowc_conv2d_f32(&p, {self.ptr(x)}, {self.ptr(w)}, "
                  f"{self.ptr(bias) if bias is not None else 'nullptr'}, {self.ptr(out, write=True)}, ws, &par);"]
@@ -519,14 +547,40 @@ class _Emitter(CollectiveSteps):
 
     _op_FusedConv = _op_Conv
 
-    def _op_ConvTranspose(self, node):
+    def _conv_params(self, node: Node) -> str:
+        """The flowc_conv2d_params table `p` of a Conv (1-D as 2-D of unit height)."""
         out = self._single_output(node)
         x, w = node.inputs[0], node.inputs[1]
-        bias = node.input(2)
-        self._f32(node, [x, w, bias, out])
+        self._f32(node, [x, w, node.input(2), out])
         xs, ws = tuple(x.type.shape), tuple(w.type.shape)
         if len(xs) not in (3, 4):
-            raise self._refuse(node, f"{len(xs) - 2}-D transposed convolution (target cpu has 1-D and 2-D)")
+            raise self._unsupported(node)
+        kernel = ws[2:]
+        outs, begin, end = _window(node, xs[2:], kernel)
+        strides = _per_axis(node, "strides", len(kernel))
+        dilations = _per_axis(node, "dilations", len(kernel))
+        if len(xs) == 3:
+            xs, kernel, outs, begin, end, strides, dilations = _as_2d(xs, kernel, outs, begin, end, strides,
+                                                                      dilations)
+        p = [xs[0], xs[1], xs[2], xs[3], ws[0], kernel[0], kernel[1], node.attr("group"), strides[0], strides[1],
+             begin[0], begin[1], end[0], end[1], dilations[0], dilations[1], outs[0], outs[1]]
+        return f"static const flowc_conv2d_params p = {{{', '.join(map(str, p))}}};"
+
+    def _op_ConvTranspose(self, node):
+        out, x, w, bias = node.outputs[0], node.inputs[0], node.inputs[1], node.input(2)
+        return [self._conv_transpose_params(node),
+                "float* ws = flowc::steps::scratch<float>(0, flowc_conv_transpose2d_workspace_f32(&p, &par));",
+                f"flowc_conv_transpose2d_f32(&p, {self.ptr(x)}, {self.ptr(w)}, "
+                f"{self.ptr(bias) if bias is not None else 'nullptr'}, {self.ptr(out, write=True)}, ws, &par);"]
+
+    def _conv_transpose_params(self, node: Node) -> str:
+        """The flowc_conv_transpose2d_params table `p` of a ConvTranspose."""
+        out = self._single_output(node)
+        x, w = node.inputs[0], node.inputs[1]
+        self._f32(node, [x, w, node.input(2), out])
+        xs, ws = tuple(x.type.shape), tuple(w.type.shape)
+        if len(xs) not in (3, 4):
+            raise self._refuse(node, f"{len(xs) - 2}-D transposed convolution (target {self.device} has 1-D and 2-D)")
         kernel = ws[2:]
         outs, begin, _ = _transpose_window(node, xs[2:], kernel)
         strides = _per_axis(node, "strides", len(kernel))
@@ -535,15 +589,12 @@ class _Emitter(CollectiveSteps):
             xs, kernel, outs, begin, _, strides, dilations = _as_2d(xs, kernel, outs, begin, begin, strides,
                                                                     dilations)
         p = [*xs, out.type.shape[1], *kernel, node.attr("group"), *strides, *begin, *dilations, *outs]
-        return [f"static const flowc_conv_transpose2d_params p = {{{', '.join(map(str, p))}}};",
-                "float* ws = flowc::steps::scratch<float>(0, flowc_conv_transpose2d_workspace_f32(&p, &par));",
-                f"flowc_conv_transpose2d_f32(&p, {self.ptr(x)}, {self.ptr(w)}, "
-                f"{self.ptr(bias) if bias is not None else 'nullptr'}, {self.ptr(out, write=True)}, ws, &par);"]
+        return f"static const flowc_conv_transpose2d_params p = {{{', '.join(map(str, p))}}};"
 
     def _pool_params(self, node: Node, x: Value, out: Value) -> str:
         xs = tuple(x.type.shape)
         if len(xs) not in (3, 4):
-            raise self._refuse(node, f"{len(xs) - 2}-D pooling (target cpu has 1-D and 2-D)")
+            raise self._refuse(node, f"{len(xs) - 2}-D pooling (target {self.device} has 1-D and 2-D)")
         kernel = tuple(node.attr("kernel_shape"))
         outs, begin, end = _window(node, xs[2:], kernel, bool(node.attr("ceil_mode")))
         strides, dilations = _per_axis(node, "strides", len(kernel)), _per_axis(node, "dilations", len(kernel))
@@ -559,10 +610,10 @@ class _Emitter(CollectiveSteps):
         if len(node.outputs) == 2:
             column_major = "true" if node.attr("storage_order") else "false"
             return [self._pool_params(node, x, out),
-                    f"flowc_maxpool2d_indices_f32(&p, {column_major}, {self.ptr(x)}, {self.ptr(out, write=True)}, "
-                    f"{self.ptr(node.outputs[1], write=True)}, &par);"]
+                    self.call("flowc_maxpool2d_indices_f32", f"&p, {column_major}, {self.ptr(x)}, {self.ptr(out, write=True)}, "
+                    f"{self.ptr(node.outputs[1], write=True)}")]
         return [self._pool_params(node, x, out),
-                f"flowc_maxpool2d_f32(&p, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+                self.call("flowc_maxpool2d_f32", f"&p, {self.ptr(x)}, {self.ptr(out, write=True)}")]
 
     def _op_AveragePool(self, node):
         out = self._single_output(node)
@@ -570,15 +621,15 @@ class _Emitter(CollectiveSteps):
         self._f32(node, [x])
         include = "true" if node.attr("count_include_pad") else "false"
         return [self._pool_params(node, x, out),
-                f"flowc_avgpool2d_f32(&p, {include}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+                self.call("flowc_avgpool2d_f32", f"&p, {include}, {self.ptr(x)}, {self.ptr(out, write=True)}")]
 
     def _op_GlobalAveragePool(self, node):
         out = self._single_output(node)
         x = node.inputs[0]
         self._f32(node, [x])
         xs = x.type.shape
-        return [f"flowc_global_avgpool_f32({xs[0] * xs[1]}, {math.prod(xs[2:])}, {self.ptr(x)}, "
-                f"{self.ptr(out, write=True)}, &par);"]
+        return [self.call("flowc_global_avgpool_f32", f"{xs[0] * xs[1]}, {math.prod(xs[2:])}, {self.ptr(x)}, "
+                f"{self.ptr(out, write=True)}")]
 
     # -- rows: softmax, layer norm, reductions -------------------------------------------
     def _rows(self, node: Node, x: Value, axis: int) -> tuple[int, int]:
@@ -597,8 +648,8 @@ class _Emitter(CollectiveSteps):
         rows, n, inner = math.prod(xs[:axis]), xs[axis], math.prod(xs[axis + 1:])
         fn = "flowc_log_softmax" if log else "flowc_softmax"
         if inner == 1:
-            return [f"{fn}_f32({rows}, {n}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
-        return [f"{fn}_strided_f32({rows}, {n}, {inner}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+            return [self.call(f"{fn}_f32", f"{rows}, {n}, {self.ptr(x)}, {self.ptr(out, write=True)}")]
+        return [self.call(f"{fn}_strided_f32", f"{rows}, {n}, {inner}, {self.ptr(x)}, {self.ptr(out, write=True)}")]
 
     def _op_LogSoftmax(self, node):
         return self._op_Softmax(node, log=True)
@@ -610,11 +661,11 @@ class _Emitter(CollectiveSteps):
         axis = axis_of(node, x.type.rank)
         rows, n = self._rows(node, x, axis)
         if scale.type.numel() != n or (bias is not None and bias.type.numel() != n):
-            raise _unsupported(node)
+            raise self._unsupported(node)
         eps = float(np.float32(node.attr("epsilon"))).hex()
         beta = self.ptr(bias) if bias is not None else "nullptr"
-        return [f"flowc_layer_norm_f32({rows}, {n}, {self.ptr(x)}, {self.ptr(scale)}, {beta}, float({eps}), "
-                f"{self.ptr(out, write=True)}, &par);"]
+        return [self.call("flowc_layer_norm_f32", f"{rows}, {n}, {self.ptr(x)}, {self.ptr(scale)}, {beta}, float({eps}), "
+                f"{self.ptr(out, write=True)}")]
 
     def _op_ReduceSum(self, node):
         """Every Reduce* op: the reduce kernels over x viewed as [outer, r, inner], reduced axes
@@ -630,22 +681,22 @@ class _Emitter(CollectiveSteps):
         if not axes:     # noop_with_empty_axes: each element reduced on its own
             if node.op in REDUCE_KEEPS_ONE:
                 return self._copy(node)
-            return [f"flowc_reduce_trailing_f32({kind}, {x.type.numel()}, 1, {self.ptr(x)}, {y}, &par);"]
+            return [self.call("flowc_reduce_trailing_f32", f"{kind}, {x.type.numel()}, 1, {self.ptr(x)}, {y}")]
         lines, src = [], self.ptr(x)
         if list(axes) != list(range(axes[0], axes[-1] + 1)):
             if len(xs) > MAX_RANK:
-                raise self._refuse(node, f"axes {list(axes)} of rank {len(xs)} (target cpu moves axes of rank up to "
+                raise self._refuse(node, f"axes {list(axes)} of rank {len(xs)} (target {self.device} moves axes of rank up to "
                                          f"{MAX_RANK})")
             perm = [a for a in range(len(xs)) if a not in axes] + list(axes)
             lines = [_int64s("shape", xs),
                      _int64s("perm", perm),
-                     f"float* moved = flowc::steps::scratch<float>(0, {x.type.numel()});",
-                     f"flowc_transpose(4, {len(xs)}, shape, perm, {src}, moved, &par);"]
+                     f"float* moved = {self.scratch_buffer('float', 0, x.type.numel())};",
+                     self.call("flowc_transpose", f"4, {len(xs)}, shape, perm, {src}, moved")]
             src, xs, axes = "moved", tuple(xs[a] for a in perm), tuple(range(len(xs) - len(axes), len(xs)))
         outer, r, inner = math.prod(xs[:axes[0]]), math.prod(xs[axes[0]:axes[-1] + 1]), math.prod(xs[axes[-1] + 1:])
         if inner == 1:
-            return lines + [f"flowc_reduce_trailing_f32({kind}, {outer}, {r}, {src}, {y}, &par);"]
-        return lines + [f"flowc_reduce_middle_f32({kind}, {outer}, {r}, {inner}, {src}, {y}, &par);"]
+            return lines + [self.call("flowc_reduce_trailing_f32", f"{kind}, {outer}, {r}, {src}, {y}")]
+        return lines + [self.call("flowc_reduce_middle_f32", f"{kind}, {outer}, {r}, {inner}, {src}, {y}")]
 
     _op_ReduceMean = _op_ReduceMax = _op_ReduceMin = _op_ReduceProd = _op_ReduceSumSquare = _op_ReduceSum
     _op_ReduceL1 = _op_ReduceL2 = _op_ReduceLogSum = _op_ReduceLogSumExp = _op_ReduceSum
@@ -657,13 +708,13 @@ class _Emitter(CollectiveSteps):
         xs = tuple(x.type.shape)
         perm = node.attr("perm") or tuple(reversed(range(len(xs))))
         if len(xs) > MAX_RANK:
-            raise _unsupported(node)
+            raise self._unsupported(node)
         if len(xs) <= 1:
             return self._copy(node)
         return [_int64s("shape", xs),
                 _int64s("perm", perm),
-                f"flowc_transpose({x.type.dtype.np.itemsize}, {len(xs)}, shape, perm, {self.ptr(x)}, "
-                f"{self.ptr(out, write=True)}, &par);"]
+                self.call("flowc_transpose", f"{x.type.dtype.np.itemsize}, {len(xs)}, shape, perm, {self.ptr(x)}, "
+                          f"{self.ptr(out, write=True)}")]
 
     def _indices(self, v: Value, slot: int) -> tuple[list[str], str]:
         """Lines giving an int64_t* over index tensor `v`, and its name."""
@@ -674,7 +725,7 @@ class _Emitter(CollectiveSteps):
             n = v.type.numel()
             return [f"int64_t* {name} = flowc::steps::scratch<int64_t>({slot}, {n});",
                     f"flowc::steps::widen_indices({n}, {self.ptr(v)}, {name});"], name
-        raise CompileError(f"index tensor {quote_name(v.name)} is {v.type}; target cpu takes i64 or i32 indices")
+        raise CompileError(f"index tensor {quote_name(v.name)} is {v.type}; target {self.device} takes i64 or i32 indices")
 
     def _op_Gather(self, node):
         out = self._single_output(node)
@@ -709,8 +760,8 @@ class _Emitter(CollectiveSteps):
         parts = [v for v in node.inputs]
         return [f"const void* xs[{len(parts)}] = {{{', '.join(self.ptr(v) for v in parts)}}};",
                 f"static const int64_t sizes[{len(parts)}] = {{{', '.join(str(v.type.shape[axis]) for v in parts)}}};",
-                f"flowc_concat({out.type.dtype.np.itemsize}, {len(parts)}, xs, sizes, {math.prod(xs[:axis])}, "
-                f"{math.prod(xs[axis + 1:])}, {self.ptr(out, write=True)}, &par);"]
+                self.call("flowc_concat", f"{out.type.dtype.np.itemsize}, {len(parts)}, xs, sizes, {math.prod(xs[:axis])}, "
+                f"{math.prod(xs[axis + 1:])}, {self.ptr(out, write=True)}")]
 
     def _op_Split(self, node):
         x = node.inputs[0]
@@ -734,7 +785,7 @@ class _Emitter(CollectiveSteps):
         starts, ends, axes, steps = params
         if starts is None or ends is None or any(node.input(i) is not None and params[i - 1] is None
                                                  for i in (3, 4)) or len(xs) > MAX_RANK:
-            raise _unsupported(node)
+            raise self._unsupported(node)
         axes = axes if axes is not None else tuple(range(len(starts)))
         steps = steps if steps is not None else (1,) * len(starts)
         first, step = [0] * len(xs), [1] * len(xs)
@@ -742,7 +793,7 @@ class _Emitter(CollectiveSteps):
             a = a + len(xs) if a < 0 else a
             r = range(xs[a])[_slice_bounds(xs[a], s, e, k)]
             if len(r) != out.type.shape[a]:
-                raise _unsupported(node)
+                raise self._unsupported(node)
             first[a], step[a] = (r.start if len(r) else 0), k
         if len(xs) == 0:
             return self._copy(node)
@@ -750,8 +801,8 @@ class _Emitter(CollectiveSteps):
                 _int64s("starts", first),
                 _int64s("steps", step),
                 _int64s("y_shape", out.type.shape),
-                f"flowc_slice({x.type.dtype.np.itemsize}, {len(xs)}, x_shape, starts, steps, y_shape, "
-                f"{self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+                self.call("flowc_slice", f"{x.type.dtype.np.itemsize}, {len(xs)}, x_shape, starts, steps, y_shape, "
+                f"{self.ptr(x)}, {self.ptr(out, write=True)}")]
 
     def _op_Pad(self, node):
         out = self._single_output(node)
@@ -762,26 +813,32 @@ class _Emitter(CollectiveSteps):
                 not all(isinstance(d, int) for d in pads + (axes or ())):
             raise self._refuse(node, "its pads and axes must be known at compile time")
         if len(xs) > MAX_RANK:
-            raise self._refuse(node, f"rank {len(xs)} (target cpu pads tensors of rank up to {MAX_RANK})")
+            raise self._refuse(node, f"rank {len(xs)} (target {self.device} pads tensors of rank up to {MAX_RANK})")
         widths = _pad_widths(node, len(xs), pads, axes)
         mode = node.attr("mode")
         kept = [size - max(-b, 0) - max(-e, 0) for size, (b, e) in zip(xs, widths)]
-        if mode != "constant" and any(k == 0 and (b > 0 or e > 0) for k, (b, e) in zip(kept, widths)):
-            raise CompileError(f"{describe_node(node)}: mode {mode!r} cannot pad an empty axis of shape {kept}")
+        if mode != "constant" and any(k < 0 or (k == 0 and (b > 0 or e > 0)) for k, (b, e) in zip(kept, widths)):
+            raise CompileError(f"{describe_node(node)}: mode {mode!r} cannot pad an axis cropped to nothing "
+                               f"(sizes left after the negative pads: {kept})")
         if not xs:
             return self._copy(node)
         value = node.input(2)
-        if mode == "constant" and value is not None and value.type.numel():
-            lines = [f"const void* fill = {self.ptr(value)};"]
-        else:
-            t = ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
-            lines = [f"static const {t} zero = {ew.literal(0, x.type.dtype)};", "const void* fill = &zero;"]
+        lines = self._pad_fill(node, value if mode == "constant" and value is not None and value.type.numel() else None)
         return lines + [
             _int64s("x_shape", xs),
             _int64s("begin", [b for b, _ in widths]),
             _int64s("end", [e for _, e in widths]),
-            f"flowc_pad(FLOWC_PAD_{mode.upper()}, {x.type.dtype.np.itemsize}, {len(xs)}, x_shape, begin, end, fill, "
-            f"{self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+            *self.checked_call("flowc_pad", f"FLOWC_PAD_{mode.upper()}, {x.type.dtype.np.itemsize}, {len(xs)}, "
+                               f"x_shape, begin, end, fill, {self.ptr(x)}, {self.ptr(out, write=True)}",
+                               f"{describe_node(node)}: its pads crop an axis to nothing")]
+
+    def _pad_fill(self, node: Node, value: Value | None) -> list[str]:
+        """Lines pointing `fill` at Pad's constant: the tensor `value`, or zero when None."""
+        if value is not None:
+            return [f"const void* fill = {self.ptr(value)};"]
+        x = node.inputs[0]
+        t = ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
+        return [f"static const {t} zero = {ew.literal(0, x.type.dtype)};", "const void* fill = &zero;"]
 
     def _op_Resize(self, node):
         out = self._single_output(node)
@@ -813,14 +870,14 @@ class _Emitter(CollectiveSteps):
         resized = [a in axes and (dims[a] != xs[a] or factor[a] != 1 or box.get(a, (0, 1)) != (0, 1))
                    for a in range(len(xs))]
         if any(resized[:-2]):
-            raise self._refuse(node, f"it resizes {x.type} to {out.type} (target cpu resizes the last two axes only)")
+            raise self._refuse(node, f"it resizes {x.type} to {out.type} (target {self.device} resizes the last two axes only)")
         if not any(resized):
             return self._copy(node)
         if any(resized[a] and factor[a] is None for a in range(len(xs))):
             raise self._refuse(node, f"it resizes the empty {x.type} to {out.type}")
         mode = node.attr("mode")
         if mode != "nearest" and x.type.dtype.name != "f32":
-            raise self._refuse(node, f"mode {mode} on {x.type} (target cpu interpolates f32; nearest takes any dtype)")
+            raise self._refuse(node, f"mode {mode} on {x.type} (target {self.device} interpolates f32; nearest takes any dtype)")
 
         def axis(a):
             if a < 0:   # rank 1: a unit height, left as it is
@@ -837,11 +894,11 @@ class _Emitter(CollectiveSteps):
         lines = [f"static const flowc_resize_params p = {{{', '.join(p)}}};"]
         extrapolation = ew.literal(node.attr("extrapolation_value"), x.type.dtype)
         if mode != "nearest":
-            return lines + [f"flowc_resize_f32(&p, {extrapolation}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+            return lines + [self.call("flowc_resize_f32", f"&p, {extrapolation}, {self.ptr(x)}, {self.ptr(out, write=True)}")]
         t = ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
         return lines + [f"static const {t} fill = {extrapolation};",
-                        f"flowc_resize_nearest(&p, {x.type.dtype.np.itemsize}, &fill, {self.ptr(x)}, "
-                        f"{self.ptr(out, write=True)}, &par);"]
+                        self.call("flowc_resize_nearest", f"&p, {x.type.dtype.np.itemsize}, &fill, {self.ptr(x)}, "
+                        f"{self.ptr(out, write=True)}")]
 
     # -- arg reductions, running sums, top-k, gather along an axis, group normalisation ----
     def _along_axis(self, x: Value, axis: int) -> str:
@@ -854,8 +911,8 @@ class _Emitter(CollectiveSteps):
         x = node.inputs[0]
         self._f32(node, [x])
         last = "true" if node.attr("select_last_index") else "false"
-        return [f"flowc_arg_reduce_f32({'true' if largest else 'false'}, {last}, "
-                f"{self._along_axis(x, axis_of(node, x.type.rank))}, {self.ptr(x)}, {self.ptr(out, write=True)}, &par);"]
+        return [self.call("flowc_arg_reduce_f32", f"{'true' if largest else 'false'}, {last}, "
+                f"{self._along_axis(x, axis_of(node, x.type.rank))}, {self.ptr(x)}, {self.ptr(out, write=True)}")]
 
     def _op_ArgMin(self, node):
         return self._op_ArgMax(node, largest=False)
@@ -867,11 +924,11 @@ class _Emitter(CollectiveSteps):
         if axis is None or not isinstance(axis[0], int):
             raise self._refuse(node, "its axis must be known at compile time")
         if x.type.dtype.name not in ("f32", "f64", "i32", "i64"):
-            raise self._refuse(node, f"{x.type} (target cpu sums f32, f64, i32 and i64)")
+            raise self._refuse(node, f"{x.type} (target {self.device} sums f32, f64, i32 and i64)")
         rank = x.type.rank
         flags = ", ".join("true" if node.attr(a) else "false" for a in ("exclusive", "reverse"))
-        return [f"flowc_cumsum_{x.type.dtype.name}({self._along_axis(x, axis[0] % rank)}, {flags}, {self.ptr(x)}, "
-                f"{self.ptr(out, write=True)}, &par);"]
+        return [self.call(f"flowc_cumsum_{x.type.dtype.name}", f"{self._along_axis(x, axis[0] % rank)}, {flags}, "
+                          f"{self.ptr(x)}, {self.ptr(out, write=True)}")]
 
     def _op_TopK(self, node):
         x = node.inputs[0]
@@ -883,15 +940,15 @@ class _Emitter(CollectiveSteps):
         if k[0] == 0:
             return []
         largest = "true" if node.attr("largest") else "false"
-        return [f"flowc_topk_f32({largest}, {self._along_axis(x, axis_of(node, x.type.rank))}, {k[0]}, {self.ptr(x)}, "
-                f"{self.ptr(values, write=True)}, {self.ptr(indices, write=True)}, &par);"]
+        return [self.call("flowc_topk_f32", f"{largest}, {self._along_axis(x, axis_of(node, x.type.rank))}, {k[0]}, {self.ptr(x)}, "
+                f"{self.ptr(values, write=True)}, {self.ptr(indices, write=True)}")]
 
     def _op_GatherElements(self, node):
         out = self._single_output(node)
         x, idx = node.inputs
         xs, ix = tuple(x.type.shape), tuple(idx.type.shape)
         if not 1 <= len(xs) <= 8:
-            raise self._refuse(node, f"rank {len(xs)} (target cpu gathers elements of tensors of rank 1 to 8)")
+            raise self._refuse(node, f"rank {len(xs)} (target {self.device} gathers elements of tensors of rank 1 to 8)")
         lines, name = self._indices(idx, 1)
         return lines + [
             _int64s("x_shape", xs),
@@ -905,12 +962,12 @@ class _Emitter(CollectiveSteps):
         x, scale, bias = node.inputs
         self._f32(node, [x, scale, bias])
         if node.op == "GroupNormalization" and node.attr("stash_type") != 1:
-            raise self._refuse(node, f"stash_type {node.attr('stash_type')} (target cpu normalises in f32: 1)")
+            raise self._refuse(node, f"stash_type {node.attr('stash_type')} (target {self.device} normalises in f32: 1)")
         xs = tuple(x.type.shape)
         groups = groups or node.attr("num_groups")
         eps = float(np.float32(node.attr("epsilon"))).hex()
-        return [f"flowc_group_norm_f32({xs[0]}, {xs[1]}, {groups}, {math.prod(xs[2:])}, {self.ptr(x)}, "
-                f"{self.ptr(scale)}, {self.ptr(bias)}, float({eps}), {self.ptr(out, write=True)}, &par);"]
+        return [self.call("flowc_group_norm_f32", f"{xs[0]}, {xs[1]}, {groups}, {math.prod(xs[2:])}, {self.ptr(x)}, "
+                f"{self.ptr(scale)}, {self.ptr(bias)}, float({eps}), {self.ptr(out, write=True)}")]
 
     def _op_InstanceNormalization(self, node):
         return self._op_GroupNormalization(node, groups=node.inputs[0].type.shape[1])
@@ -959,15 +1016,12 @@ def _affine(offsets: list[int]) -> int | None:
 
 def _model_cpp(emitter: _Emitter) -> str:
     g = emitter.graph
-    includes = ['#include "flowc/model.h"'] + (['#include "flowc/comm.h"'] if emitter.mesh else [])
     lines = ["// Generated by flowc. Step functions and the plan of one model; see model.h.",
              "#include <cmath>", "#include <cstdint>", "#include <cstring>", "#include <limits>", "",
-             *includes, '#include "flowc_steps.h"', "", "namespace {", ""]
+             *emitter.includes(), "", "namespace {", "", *emitter.prelude]
     for i, (_, body) in enumerate(emitter.steps):
-        uses_par = any("par" in line for line in body)
         lines.append(f"int s{i}(flowc_step_ctx* ctx) {{")
-        if uses_par:
-            lines.append("  const flowc_parallel par = flowc::steps::parallel(ctx);")
+        lines += ["  " + line for line in emitter.step_prologue(body)]
         lines.append("  (void)ctx;")
         lines += ["  " + line for line in body]
         lines += ["  return 0;", "}", ""]
@@ -983,7 +1037,7 @@ def _model_cpp(emitter: _Emitter) -> str:
     for i, (name, _) in enumerate(emitter.steps):
         reads = f"kRegisters + {i - 1}, 1" if i > 0 else "nullptr, 0"
         writes = f"kRegisters + {i}, 1" if i < n - 1 else "nullptr, 0"
-        stream = COMM_STREAM if i in emitter.comm_steps else 0
+        stream = emitter.stream_of(i)
         lines.append(f"    {{{name}, s{i}, {stream}, {reads}, {writes}}},")
     lines.append("};")
 
@@ -1017,14 +1071,15 @@ def _model_cpp(emitter: _Emitter) -> str:
               f"  d.name = {c_string(g.name)};",
               "  d.plan.steps = kSteps;", f"  d.plan.num_steps = {n};",
               "  d.plan.register_slots = kSlots;", f"  d.plan.num_registers = {n - 1};",
-              f"  d.plan.num_streams = {COMM_STREAM + 1 if comm else 1};",
+              f"  d.plan.num_streams = {emitter.num_streams()};",
               f"  d.plan.arena_bytes = {emitter.plan.peak_bytes}ULL;", f"  d.plan.arena_slots = {ARENA_SLOTS};"]
     if comm:
         lines.append(f"  d.plan.comm_stream = {COMM_STREAM};")
     lines += ["  d.inputs = kInputs;", f"  d.num_inputs = {len(g.inputs)};",
               "  d.outputs = kOutputs;", f"  d.num_outputs = {len(g.outputs)};",
               f"  d.weights_bytes = {len(data)}ULL;", f"  d.weights_checksum = {_checksum(data)}ULL;",
-              f"  d.default_threads = {emitter.threads};", f"  d.max_batch = {emitter.max_batch};"]
+              f"  d.default_threads = {emitter.threads};", f"  d.max_batch = {emitter.max_batch};",
+              f"  d.device = {c_string(emitter.device)};"]
     if emitter.mesh:
         lines += [f"  d.mesh_rank = {len(emitter.mesh)};", "  d.mesh_shape = kMeshShape;",
                   "  d.rank_weights_checksums = kRankChecksums;"]
@@ -1072,13 +1127,7 @@ def _write_project(out_dir: Path, emitter: _Emitter, threads: int | None) -> lis
         if out_dir.exists() and not out_dir.is_dir():
             raise CompileError(f"{where} exists and is not a folder")
         out_dir.mkdir(parents=True, exist_ok=True)
-        files = {
-            "model.cpp": _model_cpp(emitter),
-            "model.h": _model_h(emitter),
-            "main.c": (TEMPLATES / "main.c").read_text(),
-            "flowc_steps.h": (TEMPLATES / "flowc_steps.h").read_text(),
-            "CMakeLists.txt": (TEMPLATES / "CMakeLists.txt").read_text(),
-        }
+        files = emitter.project_files()
         written = []
         for name, text in files.items():
             _write_if_changed(out_dir / name, text.encode())
@@ -1091,7 +1140,7 @@ def _write_project(out_dir: Path, emitter: _Emitter, threads: int | None) -> lis
         for name, data in weights.items():
             _write_if_changed(out_dir / name, data.bytes())
             written.append(out_dir / name)
-        written += _copy_runtime(out_dir / "runtime")
+        written += _copy_runtime(out_dir / "runtime", emitter.runtime_parts)
     except OSError as e:
         raise CompileError(f"{where} cannot be written: {e.strerror or e}") from None
     return written
@@ -1104,9 +1153,9 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _copy_runtime(dest: Path) -> list[Path]:
+def _copy_runtime(dest: Path, parts: tuple[str, ...]) -> list[Path]:
     out = []
-    for part in RUNTIME_PARTS:
+    for part in parts:
         src = RUNTIME / part
         files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
         for f in files:

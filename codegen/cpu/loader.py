@@ -25,7 +25,7 @@ class _TensorInfo(ctypes.Structure):
 
 
 class _Options(ctypes.Structure):
-    _fields_ = [("num_threads", ctypes.c_int32), ("comm", ctypes.c_int32)]
+    _fields_ = [("num_threads", ctypes.c_int32), ("comm", ctypes.c_int32), ("device", ctypes.c_int32)]
 
 
 # flowc_comm_kind: which communicator a mesh model's ranks talk through (runtime/include/flowc/runtime.h)
@@ -69,17 +69,18 @@ class CpuModel:
     this process's rank when started by `mpirun -np <ranks>` (`comm="mpi"`, where every process
     loads and runs alike and each gets the outputs); `comm=None` lets FLOWC_COMM or the launcher
     decide. `ranks` is the mesh's size (1 on one device), `rank` this process's rank under MPI
-    (None when every rank runs here)."""
+    (None when every rank runs here). A CUDA model (codegen/cuda) loads the same way, on GPU
+    number `device`."""
 
     def __init__(self, library: Path, out_dir: Path, threads: int | None = None, names=None,
-                 comm: str | None = None):
+                 comm: str | None = None, device: int = 0):
         self.path = Path(out_dir)
         if comm not in COMM_KINDS:
             raise CompileError(f"comm={comm!r}: choose \"local\", \"mpi\" or None (FLOWC_COMM or the launcher decides)")
         self._lib = ctypes.CDLL(str(library))
         _bind(self._lib)
         handle = ctypes.c_void_p()
-        options = _Options(int(threads or 0), COMM_KINDS[comm])
+        options = _Options(int(threads or 0), COMM_KINDS[comm], int(device))
         self._check(self._lib.flowc_model_load(os.fsencode(self.path), ctypes.byref(options), ctypes.byref(handle)),
                     CompileError, f"loading {self.path}")
         self._handle = handle

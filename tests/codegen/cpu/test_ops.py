@@ -148,7 +148,7 @@ def test_attention(tmp_path, toolchain):
         q, kt, v = c.input([1, rows, 13]), c.input([1, 13, 6]), c.input([1, 6, 9])
         c[f"attention_plain_{rows}"] = op("MatMul", op("Softmax", op("MatMul", q, kt)), v)
     c.check(tmp_path)
-    source = (tmp_path / "model.cpp").read_text()
+    source = next(tmp_path.glob("model.c*")).read_text()   # model.cpp, or model.cu on target cuda
     assert source.count("// FusedAttention") == 4 and "// Softmax" not in source
 
 
@@ -243,4 +243,10 @@ def test_refusals_name_the_case(tmp_path):
 
     def pad_empty(b):
         return b.op("Pad", b.input("x", "f32", [2, 3]), ints(0, -3, 0, 1), mode="edge", name="p")
-    assert refusal(pad_empty, tmp_path) == ('Pad node "p": mode \'edge\' cannot pad an empty axis of shape [2, 0]')
+    assert refusal(pad_empty, tmp_path) == ('Pad node "p": mode \'edge\' cannot pad an axis cropped to nothing '
+                                            '(sizes left after the negative pads: [2, 0])')
+
+    def pad_past(b):
+        return b.op("Pad", b.input("x", "f32", [3, 2]), ints(0, 5, 0, -4), mode="edge", name="p")
+    assert refusal(pad_past, tmp_path) == ('Pad node "p": mode \'edge\' cannot pad an axis cropped to nothing '
+                                           '(sizes left after the negative pads: [3, -2])')

@@ -1,0 +1,509 @@
+"""The CUDA emitter: an optimised graph with static shapes in, a plain CMake project out.
+
+The plan is the CPU target's (same lowering, order and shape logic: this emitter subclasses
+codegen/cpu's), run on one GPU:
+
+- every tensor lives in the device arena, the graph inputs and outputs too; the weights are
+  uploaded once, at load;
+- step 0, a copy actor on stream 1, stages the caller's inputs in pinned memory and uploads them;
+  the compute steps on stream 0 enqueue kernels (the library's, runtime/kernels/cuda, or ones
+  generated here for elementwise chains and epilogues); the last step, a copy actor on stream 2,
+  downloads the outputs. CUDA events order the streams, so the upload of request n + 1 and the
+  download of request n - 1 overlap the compute of request n;
+- a kernel that meets bad input (an index out of range) raises the request slot's error flag with
+  its step's number; the download step reads it and fails that request with the step's message.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from flowc.errors import CompileError, describe_node, quote_name
+from flowc.ir.graph import Graph, Node, Value
+from flowc.ir.infer import known_array
+from flowc.ir.ops.fused import parse_program
+from flowc.ir.ops.rules import axis_of
+from flowc.ir.passes.fuse import IDENTITY_EPILOGUE
+from flowc.ir.passes.parallel import PhysicalGraph
+
+from .. import memory
+from ..cpu import elementwise as ew
+from ..cpu.elementwise import Body, Source, broadcast_strides, ctype
+from ..cpu.emit import (TEMPLATES as CPU_TEMPLATES, EmitResult, _affine, _batch_offsets, _Emitter, _lower, _model_cpp,
+                        _model_h, _write_project, c_string)
+from ..schedule import Schedule, TensorLife, schedule
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+UPLOAD_STREAM, DOWNLOAD_STREAM = 1, 2
+STAGING_ALIGNMENT = 256          # each input's and output's place in the pinned staging buffers
+THREADS = 256                    # per block of the generated elementwise kernels
+MAX_BLOCKS = 1 << 16             # grid-stride loops beyond this
+ARCHS = {"sm_80": "80", "sm_86": "86", "sm_89": "89", "sm_90": "90", "sm_90a": "90a"}
+# The parts of the runtime a CUDA project compiles, beside the CPU ones (whose headers it reads).
+RUNTIME_PARTS = ("CMakeLists.txt", "cmake", "include", "base", "device", "comm", "core", "api", "kernels/cpu",
+                 "kernels/cuda")
+
+
+def arch_list(arch) -> list[str]:
+    """CMAKE_CUDA_ARCHITECTURES entries for `arch`: "sm_90", "sm_80,sm_90" or a list of them."""
+    names = [n.strip() for n in (arch.split(",") if isinstance(arch, str) else list(arch))]
+    out = []
+    for name in filter(None, names):
+        if name not in ARCHS:
+            raise CompileError(f"arch {name!r} is not a GPU architecture target cuda builds for; use one or more of "
+                               f"{', '.join(ARCHS)} (comma-separated)")
+        out.append(ARCHS[name])
+    if not out:
+        raise CompileError("arch is empty; use sm_80 or sm_90 (or several, comma-separated)")
+    return out
+
+
+def emit(graph: Graph, out_dir, *, arch="sm_90", precision: str = "fp32", max_batch: int | None = None,
+         physical: PhysicalGraph | None = None) -> EmitResult:
+    """Write the CUDA project for `graph` (optimised, static shapes) into `out_dir`, built for
+    the GPU architectures `arch` (see arch_list)."""
+    archs = arch_list(arch)
+    if precision != "fp32":
+        raise CompileError(f"precision {precision!r}: target cuda computes in fp32 for now (fp16 and bf16 with fp32 "
+                           "accumulation are not built yet)")
+    if max_batch is not None:
+        raise CompileError(f"max_batch={max_batch}: target cuda runs fixed shapes for now; compile for one batch "
+                           "(input_shapes=, --input-shape)")
+    if physical is not None:
+        raise CompileError(f"a device mesh ({'x'.join(map(str, physical.mesh))}) on target cuda needs the NCCL "
+                           "communicator, which is not built yet; compile with --target cpu for a mesh, or for one GPU")
+    ops_before = len(graph.nodes)
+    lowered = _lower(graph)
+    emitter = _emit_graph(lowered)
+    emitter.archs = archs
+    out_dir = Path(out_dir)
+    files = _write_project(out_dir, emitter, None)
+    return EmitResult(out_dir, tuple(files), ops_before, len(emitter.steps), emitter.plan, len(emitter.weights),
+                      lowered, cuda=True)
+
+
+def _emit_graph(graph: Graph) -> "_CudaEmitter":
+    sched = schedule(graph)
+    emitter = _CudaEmitter(graph, _plan_memory(graph, sched))
+    for step in sched.steps:
+        emitter.node(step.node)
+    emitter.finish_outputs()
+    return emitter
+
+
+def _plan_memory(graph: Graph, sched: Schedule) -> memory.MemoryPlan:
+    """The arena of one request: the schedule's intermediates, and the graph's inputs and produced
+    outputs, which live on the GPU too. Step 0 uploads, steps 1..n compute, step n + 1 downloads."""
+    n = len(sched.steps)
+    step_of = {id(s.node): i + 1 for i, s in enumerate(sched.steps)}
+    last_use: dict[int, int] = {}
+    for s in sched.steps:
+        for v in s.node.inputs:
+            if v is not None:
+                last_use[id(v)] = max(last_use.get(id(v), 0), step_of[id(s.node)])
+    outputs = {id(v) for v in graph.outputs}
+    tensors = [TensorLife(t.name, t.nbytes, t.first + 1, t.last + 1) for t in sched.tensors]
+    for v in graph.inputs:
+        tensors.append(TensorLife(v.name, v.type.nbytes(), 0, n + 1 if id(v) in outputs else last_use.get(id(v), 0)))
+    seen = {id(v) for v in graph.inputs}
+    for v in graph.outputs:
+        if id(v) not in seen and v.producer is not None:
+            seen.add(id(v))
+            tensors.append(TensorLife(v.name, v.type.nbytes(), step_of[id(v.producer)], n + 1))
+    tensors.sort(key=lambda t: t.first)
+    return memory.plan_memory(tensors, sched.inplace)
+
+
+class _CudaEmitter(_Emitter):
+    device = "cuda"
+
+    def __init__(self, graph: Graph, plan: memory.MemoryPlan):
+        super().__init__(graph, plan)
+        self.prelude: list[str] = []
+        self.archs: list[str] = []
+        self.errors: list[str] = []        # by step number - 1: the message of a raised error flag
+        self._kernels = 0
+        self._workspace = 0                # bytes the step being emitted carves from its workspace
+
+    # -- the project's shape ---------------------------------------------------------------
+    runtime_parts = RUNTIME_PARTS
+
+    def project_files(self) -> dict[str, str]:
+        cmake = (TEMPLATES / "CMakeLists.txt").read_text().replace("@FLOWC_CUDA_ARCHITECTURES@", ";".join(self.archs))
+        return {"model.cu": _model_cpp(self), "model.h": _model_h(self), "main.c": (CPU_TEMPLATES / "main.c").read_text(),
+                "CMakeLists.txt": cmake}
+
+    def includes(self) -> list[str]:
+        return ['#include "flowc/model.h"', '#include "runtime/kernels/cuda/kernels.h"',
+                '#include "runtime/kernels/cuda/elementwise.cuh"', '#include "runtime/kernels/cuda/attention.cuh"',
+                '#include "runtime/device/cuda/cuda_steps.h"']
+
+    def step_prologue(self, body: list[str]) -> list[str]:
+        return []
+
+    def stream_of(self, step: int) -> int:
+        if step == 0:
+            return UPLOAD_STREAM
+        return DOWNLOAD_STREAM if step == len(self.steps) - 1 else 0
+
+    def num_streams(self) -> int:
+        return 3
+
+    # -- where tensors live: all in the arena, constants in the device's weights -------------
+    def ptr(self, v: Value, write: bool = False) -> str:
+        t = ctype(v.type.dtype, f"tensor {quote_name(v.name)}")
+        if v.is_const and not write:
+            return (f"reinterpret_cast<const {t}*>(static_cast<const uint8_t*>(ctx->weights) + "
+                    f"{self.weights.add(v)})")
+        return f"reinterpret_cast<{'' if write else 'const '}{t}*>(ctx->arena + {self.plan.offsets[v.name]})"
+
+    def call(self, fn: str, args: str) -> str:
+        cuda = "flowc_cuda_" + fn.removeprefix("flowc_")
+        return f"if (const char* e = {cuda}({args}, &cu)) return flowc::cuda::fail(ctx, e);"
+
+    def checked_call(self, fn: str, args: str, message: str) -> list[str]:
+        return [self.call(fn, args)]   # the CUDA kernels say what was wrong themselves
+
+    def scratch_buffer(self, ctype_: str, slot: int, count: int) -> str:
+        offset = self._workspace
+        self._workspace += memory.align(count * np.dtype(_NP[ctype_]).itemsize)
+        return f"reinterpret_cast<{ctype_}*>(static_cast<uint8_t*>(cu.workspace) + {offset})"
+
+    def _launch_check(self, what: str) -> str:
+        return f"if (int e = flowc::cuda::check(ctx, cudaGetLastError(), {c_string(what)})) return e;"
+
+    # -- one node: its kernels behind the step's context ------------------------------------
+    def node(self, node: Node) -> None:
+        self._workspace = 0
+        super().node(node)
+        name, lines = self.steps[-1]
+        prologue = [f"flowc_cuda cu = flowc::cuda::context(ctx, {len(self.steps)});"]
+        if self._workspace:
+            prologue.append(f"if (int e = flowc::cuda::workspace(ctx, {self._workspace}, &cu)) return e;")
+        self.steps[-1] = (name, lines[:1] + prologue + lines[1:])
+        self.errors.append(f"{describe_node(node)}: an index is out of range")
+
+    def _copy(self, node: Node) -> list[str]:
+        out = self._single_output(node)
+        return [f"void* dst = {self.ptr(out, write=True)};", f"const void* src = {self.ptr(node.inputs[0])};",
+                "if (dst != src) {",
+                f"  if (int e = flowc::cuda::check(ctx, cudaMemcpyAsync(dst, src, {out.type.nbytes()}, "
+                "cudaMemcpyDeviceToDevice, cu.stream), \"cudaMemcpyAsync\")) return e;", "}"]
+
+    _op_Reshape = _op_Flatten = _op_Squeeze = _op_Unsqueeze = _op_Identity = _copy
+
+    def _loop(self, out: Value, sources: list[Source], body: Body) -> list[str]:
+        """A generated kernel applying `body` to every element of `out`, sources broadcast."""
+        numel = out.type.numel()
+        if numel == 0:
+            return []
+        shape = tuple(out.type.shape)
+        t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
+        all_strides = [broadcast_strides(s.shape, shape) for s in sources] + [broadcast_strides(shape, shape)]
+        dims, strides = ew._collapse(shape, all_strides)
+        index = "int64_t" if numel >= 2 ** 31 else "int32_t"
+        name = self._kernel_name()
+        params = [f"{t}* y"] + [f"const {s.ctype}* p{j}" for j, s in enumerate(sources)]
+        code = [f"__global__ void __launch_bounds__({THREADS}) {name}({', '.join(params)}) {{",
+                f"  for ({index} i = {index}(blockIdx.x) * {THREADS} + {index}(threadIdx.x); i < {numel}; "
+                f"i += {index}(gridDim.x) * {THREADS}) {{"]
+        if len(dims) > 1:
+            code.append(f"    {index} q = i, c = 0;")
+            code += [f"    {index} o{j} = 0;" for j in range(len(sources))]
+            for d in reversed(range(len(dims))):
+                code.append(f"    c = q % {dims[d]}; q /= {dims[d]};")
+                code += [f"    o{j} += c * {strides[j][d]};" for j in range(len(sources)) if strides[j][d]]
+            offsets = [f"o{j}" for j in range(len(sources))]
+        else:
+            offsets = ["i" if dims and strides[j][0] else "0" for j in range(len(sources))]
+        code += [f"    const {s.ctype} src{j} = p{j}[{offsets[j]}];" for j, s in enumerate(sources)]
+        code += ["    " + line for line in body.lines]
+        code += [f"    y[i] = {body.result};", "  }", "}", ""]
+        self.prelude += code
+        blocks = min(-(-numel // THREADS), MAX_BLOCKS)
+        args = [self.ptr(out, write=True)] + [s.pointer for s in sources]
+        return [f"{name}<<<{blocks}, {THREADS}, 0, cu.stream>>>({', '.join(args)});", self._launch_check(name)]
+
+    def _kernel_name(self) -> str:
+        self._kernels += 1
+        return f"k{self._kernels}"
+
+    def _op_Range(self, node):
+        """The count is the output's static length; start and delta are read on the device."""
+        out = self._single_output(node)
+        t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
+        name, numel = self._kernel_name(), out.type.numel()
+        self.prelude += [f"__global__ void {name}(const {t}* start, const {t}* delta, {t}* y) {{",
+                         f"  for (int64_t i = int64_t(blockIdx.x) * {THREADS} + threadIdx.x; i < {numel}; "
+                         f"i += int64_t(gridDim.x) * {THREADS}) y[i] = {t}(*start + {t}(i) * *delta);", "}", ""]
+        return [f"{name}<<<{min(-(-numel // THREADS), MAX_BLOCKS)}, {THREADS}, 0, cu.stream>>>("
+                f"{self.ptr(node.inputs[0])}, {self.ptr(node.inputs[2])}, {self.ptr(out, write=True)});",
+                self._launch_check(name)]
+
+    # -- matrix products -------------------------------------------------------------------
+    def _op_MatMul(self, node):
+        out = self._single_output(node)
+        a, b = node.inputs[0], node.inputs[1]
+        self._f32(node, [a, b, out])
+        sa, sb = tuple(a.type.shape), tuple(b.type.shape)
+        bias, epilogue, extras = self._gemm_epilogue(node, out)
+        A, B, Y = self.ptr(a), self.ptr(b), self.ptr(out, write=True)
+        if node.attrs.get("trans_b"):     # B is a matrix [N, K], read transposed
+            n, k = sb
+            lines = [self._gemm(1, "false", "true", math.prod(sa[:-1]), n, k, A, k, 0, B, k, 0, Y, n, 0, bias,
+                                epilogue)]
+        else:
+            sa2 = sa if len(sa) > 1 else (1,) + sa
+            sb2 = sb if len(sb) > 1 else sb + (1,)
+            m, k, n = sa2[-2], sa2[-1], sb2[-1]
+            batch = tuple(np.broadcast_shapes(sa2[:-2], sb2[:-2]))
+            nb = math.prod(batch)
+            if math.prod(batch + (m, n)) != out.type.numel():
+                raise self._unsupported(node)   # an epilogue that broadcasts past the product
+            offs_a, offs_b = _batch_offsets(sa2[:-2], batch, m * k), _batch_offsets(sb2[:-2], batch, k * n)
+            if not any(offs_b) and offs_a == [i * m * k for i in range(nb)]:
+                lines = [self._gemm(1, "false", "false", nb * m, n, k, A, k, 0, B, n, 0, Y, n, 0, bias, epilogue)]
+            elif (stride_a := _affine(offs_a)) is not None and (stride_b := _affine(offs_b)) is not None:
+                lines = [self._gemm(nb, "false", "false", m, n, k, A, k, stride_a, B, n, stride_b, Y, n, m * n, bias,
+                                    epilogue)]
+            else:
+                lines = [self._gemm(1, "false", "false", m, n, k, f"{A} + {oa}", k, 0, f"{B} + {ob}", n, 0,
+                                    f"{Y} + {i * m * n}", n, 0, bias, epilogue)
+                         for i, (oa, ob) in enumerate(zip(offs_a, offs_b))]
+        if extras is not None:
+            lines += self._epilogue(node, out, extras)
+        return lines
+
+    _op_FusedMatMul = _op_MatMul
+
+    def _gemm(self, batch, ta, tb, m, n, k, a, lda, sa, b, ldb, sb, y, ldc, sc, bias, epilogue) -> str:
+        return self.call("flowc_gemm_f32", f"{batch}, {ta}, {tb}, {m}, {n}, {k}, 1.0f, {a}, {lda}, {sa}, {b}, {ldb}, "
+                                           f"{sb}, 0.0f, {y}, {ldc}, {sc}, {bias}, {epilogue}")
+
+    def _gemm_epilogue(self, node: Node, out: Value) -> tuple[str, str, list[Value] | None]:
+        """(bias pointer, cuBLASLt epilogue, extra inputs of a general epilogue or None): a bias
+        along the last axis, then ReLU or tanh-GELU, go into the GEMM; anything else runs as its
+        own elementwise kernel over the product."""
+        none = ("nullptr", "FLOWC_CUDA_EPILOGUE_NONE")
+        if node.op != "FusedMatMul" or node.attr("epilogue") == IDENTITY_EPILOGUE:
+            return *none, None
+        extras = list(node.inputs[2:])
+        program = parse_program(node.attr("epilogue"), ("acc",) + tuple(f"x{i}" for i in range(len(extras))))
+        first, rest = program[0], program[1:]
+        n = out.type.shape[-1] if out.type.shape else 1
+        if (len(extras) == 1 and first.op == "Add" and set(map(str, first.operands)) == {"acc", "x0"}
+                and extras[0].type.dtype.name == "f32" and tuple(extras[0].type.shape)[-1:] == (n,)
+                and extras[0].type.numel() == n and len(rest) <= 1):
+            if not rest:
+                return self.ptr(extras[0]), "FLOWC_CUDA_EPILOGUE_NONE", None
+            last = rest[0]
+            if list(map(str, last.operands)) == [first.dst]:
+                if last.op == "Relu":
+                    return self.ptr(extras[0]), "FLOWC_CUDA_EPILOGUE_RELU", None
+                if last.op == "Gelu" and dict(last.attrs).get("approximate") == "tanh":
+                    return self.ptr(extras[0]), "FLOWC_CUDA_EPILOGUE_GELU_TANH", None
+        return *none, extras
+
+    def _op_FusedAttention(self, node):
+        """flowc_cuda_attention_f32 (attention.cuh) with this node's epilogue (scale, mask) as its
+        functor: the scores never leave the chip."""
+        out = self._single_output(node)
+        q, kt, v = node.inputs[:3]
+        extras = list(node.inputs[3:])
+        self._f32(node, [q, kt, v, out])
+        qs = tuple(q.type.shape)
+        batch, (m, k), n, d = qs[:-2], qs[-2:], kt.type.shape[-1], v.type.shape[-1]
+        scores = batch + (m, n)
+        name = f"Epi{self._kernel_name()}"
+        fields = [f"const {ctype(x.type.dtype, f'tensor {quote_name(x.name)}')}* p{j + 1};"
+                  for j, x in enumerate(extras)]
+        code = [f"struct {name} {{", *["  " + f for f in fields],
+                "  __device__ float operator()(float src0, int64_t b, int64_t i, int64_t j) const {"]
+        if node.attr("epilogue") == IDENTITY_EPILOGUE:
+            code += ["    (void)b; (void)i; (void)j;", "    return src0;"]
+        else:
+            sources = {"acc": out.type.dtype, **{f"x{j}": x.type.dtype for j, x in enumerate(extras)}}
+            body = ew.program_body(node, "epilogue", sources, out.type.dtype)
+            strides = [broadcast_strides(tuple(x.type.shape), scores) for x in extras]
+            code += ["    int64_t q = b, c = 0;", "    (void)q; (void)c; (void)i; (void)j;"]
+            code += [f"    int64_t o{j + 1} = 0;" for j in range(len(extras))]
+            for axis in reversed(range(len(batch))):
+                code.append(f"    c = q % {batch[axis]}; q /= {batch[axis]};")
+                code += [f"    o{j + 1} += c * {st[axis]};" for j, st in enumerate(strides) if st[axis]]
+            for j, st in enumerate(strides):
+                t = ctype(extras[j].type.dtype, f"tensor {quote_name(extras[j].name)}")
+                code.append(f"    const {t} src{j + 1} = p{j + 1}[o{j + 1} + i * {st[-2]} + j * {st[-1]}];")
+            code += ["    " + line for line in body.lines] + [f"    return {body.result};"]
+        self.prelude += code + ["  }", "};", ""]
+        init = ", ".join(self.ptr(x) for x in extras)
+        return [f"const {name} epi{{{init}}};",
+                self.call("flowc_attention_f32", f"{math.prod(batch)}, {m}, {k}, {n}, {d}, {self.ptr(q)}, "
+                                                 f"{self.ptr(kt)}, {self.ptr(v)}, {self.ptr(out, write=True)}, epi")]
+
+    # -- convolution ------------------------------------------------------------------------
+    def _op_Conv(self, node):
+        lines = self._conv(node, self._conv_params(node), "conv2d")
+        if node.op == "FusedConv":
+            lines += self._epilogue(node, node.outputs[0], list(node.inputs[3:]))
+        return lines
+
+    _op_FusedConv = _op_Conv
+
+    def _op_ConvTranspose(self, node):
+        return self._conv(node, self._conv_transpose_params(node), "conv_transpose2d")
+
+    def _conv(self, node: Node, params: str, kind: str) -> list[str]:
+        """The parameter table, the workspace the kernel asks for, and the call."""
+        out, x, w, bias = node.outputs[0], node.inputs[0], node.inputs[1], node.input(2)
+        return [params,
+                f"if (int e = flowc::cuda::workspace(ctx, flowc_cuda_{kind}_workspace_f32(&p), &cu)) return e;",
+                self.call(f"flowc_{kind}_f32", f"&p, {self.ptr(x)}, {self.ptr(w)}, "
+                                               f"{self.ptr(bias) if bias is not None else 'nullptr'}, "
+                                               f"{self.ptr(out, write=True)}")]
+
+    # -- indexing: bad indices raise the error flag ------------------------------------------
+    def _indices(self, v: Value, slot: int) -> tuple[list[str], str]:
+        name = f"idx{slot}"
+        if v.type.dtype.name == "i64":
+            return [f"const int64_t* {name} = {self.ptr(v)};"], name
+        if v.type.dtype.name == "i32":
+            n = v.type.numel()
+            return [f"int64_t* {name} = {self.scratch_buffer('int64_t', slot, n)};",
+                    self.call("flowc_widen_indices", f"{n}, {self.ptr(v)}, {name}")], name
+        raise CompileError(f"index tensor {quote_name(v.name)} is {v.type}; target cuda takes i64 or i32 indices")
+
+    def _op_Gather(self, node):
+        out = self._single_output(node)
+        x, idx = node.inputs
+        xs = tuple(x.type.shape)
+        axis = axis_of(node, len(xs))
+        lines, name = self._indices(idx, 1)
+        return lines + [self.call("flowc_gather", f"{x.type.dtype.np.itemsize}, {math.prod(xs[:axis])}, {xs[axis]}, "
+                                                  f"{math.prod(xs[axis + 1:])}, {self.ptr(x)}, {name}, "
+                                                  f"{idx.type.numel()}, {self.ptr(out, write=True)}")]
+
+    def _op_GatherND(self, node):
+        out = self._single_output(node)
+        x, idx = node.inputs
+        xs, ix = tuple(x.type.shape), tuple(idx.type.shape)
+        b, k = node.attr("batch_dims"), ix[-1]
+        lines, name = self._indices(idx, 1)
+        dims = xs[b:b + k]
+        return lines + [
+            f"static const int64_t dims[{max(k, 1)}] = {{{', '.join(map(str, dims)) or '0'}}};",
+            self.call("flowc_gather_nd", f"{x.type.dtype.np.itemsize}, {math.prod(xs[:b])}, {k}, dims, "
+                                         f"{math.prod(xs[b + k:])}, {math.prod(ix[b:-1])}, {name}, {self.ptr(x)}, "
+                                         f"{self.ptr(out, write=True)}")]
+
+    def _op_GatherElements(self, node):
+        out = self._single_output(node)
+        x, idx = node.inputs
+        xs, ix = tuple(x.type.shape), tuple(idx.type.shape)
+        if not 1 <= len(xs) <= 8:
+            raise self._refuse(node, f"rank {len(xs)} (target cuda gathers elements of tensors of rank 1 to 8)")
+        lines, name = self._indices(idx, 1)
+        return lines + [
+            f"static const int64_t x_shape[{len(xs)}] = {{{', '.join(map(str, xs))}}};",
+            f"static const int64_t index_shape[{len(ix)}] = {{{', '.join(map(str, ix))}}};",
+            self.call("flowc_gather_elements", f"{x.type.dtype.np.itemsize}, {len(xs)}, x_shape, index_shape, "
+                                               f"{axis_of(node, len(xs))}, {self.ptr(x)}, {name}, "
+                                               f"{self.ptr(out, write=True)}")]
+
+    def _op_Split(self, node):
+        x = node.inputs[0]
+        xs = tuple(x.type.shape)
+        axis = axis_of(node, len(xs))
+        outer, inner, elem = math.prod(xs[:axis]), math.prod(xs[axis + 1:]), x.type.dtype.np.itemsize
+        lines, begin = [], 0
+        for out in node.outputs:
+            count = out.type.shape[axis]
+            if out.type.numel():
+                lines.append(self.call("flowc_copy_block", f"{elem}, {outer}, {xs[axis]}, {begin}, {count}, {inner}, "
+                                                           f"{self.ptr(x)}, {self.ptr(out, write=True)}"))
+            begin += count
+        return lines
+
+    def _pad_fill(self, node: Node, value: Value | None) -> list[str]:
+        """The kernels take Pad's constant on the host: a literal when it is known at compile
+        time, else read back from the device first (which waits for the stream: rare)."""
+        if value is None:
+            return super()._pad_fill(node, None)
+        t = ctype(value.type.dtype, f"tensor {quote_name(value.name)}")
+        known = known_array(value)
+        if known is not None:
+            fill = ew.literal(np.asarray(known).reshape(-1)[0], value.type.dtype)
+            return [f"static const {t} fill_value = {fill};", "const void* fill = &fill_value;"]
+        return [f"{t} fill_value;",
+                f"if (int e = flowc::cuda::check(ctx, cudaMemcpyAsync(&fill_value, {self.ptr(value)}, sizeof({t}), "
+                "cudaMemcpyDeviceToHost, cu.stream), \"cudaMemcpyAsync (pad value)\")) return e;",
+                "if (int e = flowc::cuda::check(ctx, cudaStreamSynchronize(cu.stream), \"cudaStreamSynchronize\")) "
+                "return e;",
+                "const void* fill = &fill_value;"]
+
+    # -- the copy actors ---------------------------------------------------------------------
+    def finish_outputs(self) -> None:
+        """The upload step (step 0, stream 1) and the download step (last, stream 2) around the
+        compute steps, which wait for the upload and let the download wait for them."""
+        compute = len(self.steps)
+        check = "if (int e = flowc::cuda::check(ctx, {call}, \"{what}\")) return e;"
+        up = ["// upload the inputs through pinned memory",
+              "cudaStream_t stream = static_cast<cudaStream_t>(ctx->stream);",
+              "uint8_t* staging = static_cast<uint8_t*>(flowc::cuda::input_staging(ctx));", "(void)staging;"]
+        offset = 0
+        for j, v in enumerate(self.graph.inputs):
+            nbytes = v.type.nbytes()
+            if nbytes and v.name in self.plan.offsets:
+                up += [f"std::memcpy(staging + {offset}, ctx->inputs[{j}], {nbytes});",
+                       check.format(call=f"cudaMemcpyAsync(ctx->arena + {self.plan.offsets[v.name]}, staging + "
+                                         f"{offset}, {nbytes}, cudaMemcpyHostToDevice, stream)",
+                                    what="cudaMemcpyAsync (upload)")]
+            offset += _staged(nbytes)
+        up.append(check.format(call="cudaEventRecord(flowc::cuda::event(ctx, 0), stream)", what="cudaEventRecord"))
+        if not compute:
+            up.append(check.format(call="cudaEventRecord(flowc::cuda::event(ctx, 1), stream)", what="cudaEventRecord"))
+        else:
+            first_name, first = self.steps[0]
+            wait = check.format(call="cudaStreamWaitEvent(cu.stream, flowc::cuda::event(ctx, 0), 0)",
+                                what="cudaStreamWaitEvent")
+            self.steps[0] = (first_name, first[:2] + [wait] + first[2:])
+            last_name, last = self.steps[-1]
+            self.steps[-1] = (last_name, last + [check.format(
+                call="cudaEventRecord(flowc::cuda::event(ctx, 1), cu.stream)", what="cudaEventRecord")])
+        self.steps.insert(0, (c_string("upload inputs"), up))
+
+        down = ["// download the outputs and the error flag through pinned memory",
+                "cudaStream_t stream = static_cast<cudaStream_t>(ctx->stream);",
+                "uint8_t* staging = static_cast<uint8_t*>(flowc::cuda::output_staging(ctx));",
+                check.format(call="cudaStreamWaitEvent(stream, flowc::cuda::event(ctx, 1), 0)",
+                             what="cudaStreamWaitEvent")]
+        offset, copies = 0, []
+        for j, v in enumerate(self.graph.outputs):
+            nbytes = v.type.nbytes()
+            if nbytes:
+                down.append(check.format(call=f"cudaMemcpyAsync(staging + {offset}, {self.ptr(v)}, {nbytes}, "
+                                              "cudaMemcpyDeviceToHost, stream)", what="cudaMemcpyAsync (download)"))
+                copies.append(f"std::memcpy(ctx->outputs[{j}], staging + {offset}, {nbytes});")
+            offset += _staged(nbytes)
+        down += [check.format(call=f"cudaMemcpyAsync(staging + {offset}, flowc::cuda::error_flag(ctx), sizeof(int), "
+                                   "cudaMemcpyDeviceToHost, stream)", what="cudaMemcpyAsync (error flag)"),
+                 check.format(call="cudaMemsetAsync(flowc::cuda::error_flag(ctx), 0, sizeof(int), stream)",
+                              what="cudaMemsetAsync"),
+                 check.format(call="cudaStreamSynchronize(stream)", what="the model's kernels"),
+                 "int flag = 0;", f"std::memcpy(&flag, staging + {offset}, sizeof(int));",
+                 f"if (flag > 0 && flag <= {len(self.errors)}) {{",
+                 "  ctx->error = kStepErrors[flag - 1];", "  return FLOWC_STATUS_OUT_OF_RANGE;", "}",
+                 *copies]
+        self.prelude += [f"const char* const kStepErrors[{max(len(self.errors), 1)}] = {{",
+                         *[f"    {c_string(e)}," for e in self.errors or ["none"]], "};", ""]
+        self.add_step("download outputs", down)
+
+
+_NP = {"float": np.float32, "double": np.float64, "int64_t": np.int64, "int32_t": np.int32}
+
+
+def _staged(nbytes: int) -> int:
+    return -(-nbytes // STAGING_ALIGNMENT) * STAGING_ALIGNMENT
+
+

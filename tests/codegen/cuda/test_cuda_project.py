@@ -1,0 +1,101 @@
+"""Target cuda without a GPU: the project it writes, its build with nvcc for sm_80 and sm_90
+against cuBLASLt, and the clear error a model gives where there is no GPU to run it."""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import flowc
+from flowc.codegen import cuda
+from flowc.errors import CompileError
+from flowc.frontend.builder import GraphBuilder
+
+from gpu import gpu_missing
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLES = REPO / "examples" / "models"
+
+
+@pytest.fixture(scope="module")
+def built(cuda_toolchain, tmp_path_factory):
+    """The shipped CNN and transformer compiled for target cuda, sm_80 and sm_90, built once."""
+    out = {}
+    for name, shapes in (("tinycnn", {"image": [2, 3, 32, 32]}), ("tinyformer", {"x": [2, 8, 32]})):
+        folder = tmp_path_factory.mktemp(f"cuda-{name}")
+        out[name] = flowc.compile(str(EXAMPLES / f"{name}.onnx"), target="cuda", arch="sm_80,sm_90",
+                                  out_dir=folder, input_shapes=shapes)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tinycnn", "tinyformer"])
+def test_project_builds_for_sm80_and_sm90_against_cublaslt(built, name):
+    artifact = built[name]
+    build = artifact.path / "build"
+    assert "FLOWC_CUDA_ARCHITECTURES:STRING=80;90" in (build / "CMakeCache.txt").read_text()
+    flags = "".join(p.read_text() for p in build.rglob("flags.make"))
+    for sm in ("80", "90"):
+        assert re.search(rf"arch=compute_{sm},code=\[?[^ ]*sm_{sm}", flags), f"no sm_{sm} code in the build flags"
+    library = next(build.glob("libflowc_model.*.so"))
+    linked = subprocess.run(["ldd", str(library)], capture_output=True, text=True).stdout
+    assert re.search(r"libcublasLt\.so\.\d+ => /", linked), linked
+    assert re.search(r"libcudart\.so\.\d+ => /", linked), linked
+    assert (build / "main").is_file()
+    source = (artifact.path / "model.cu").read_text()
+    assert "<<<" in source or "flowc_cuda_" in source
+
+
+@pytest.mark.slow
+def test_running_without_a_gpu_fails_clearly(built):
+    if gpu_missing() is None:
+        pytest.skip("a GPU is present: the model runs (tests/codegen/cuda/test_cuda_models.py)")
+    with pytest.raises(CompileError, match="no usable NVIDIA GPU.*compiled for --target cuda"):
+        flowc.load(built["tinycnn"].path)
+    main = built["tinycnn"].path / "build" / "main"
+    x = built["tinycnn"].path / "x.npy"
+    np.save(x, np.zeros((2, 3, 32, 32), np.float32))
+    done = subprocess.run([str(main), str(built["tinycnn"].path), str(x)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and done.returncode < 128, (done.returncode, done.stderr)   # an error, not a crash
+    assert "no usable NVIDIA GPU" in done.stderr
+
+
+def _graph():
+    b = GraphBuilder("g")
+    x = b.input("x", "f32", [2, 8])
+    b.output(b.op("Relu", x), name="y")
+    return b.build()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"arch": "sm_70"}, "arch 'sm_70' is not a GPU architecture target cuda builds for"),
+    ({"arch": ""}, "arch is empty"),
+    ({"precision": "fp16"}, "precision 'fp16': target cuda computes in fp32 for now"),
+    ({"max_batch": 4}, "max_batch=4: target cuda runs fixed shapes for now"),
+])
+def test_refusals(tmp_path, kwargs, message):
+    with pytest.raises(CompileError, match=re.escape(message)):
+        cuda.emit(_graph(), tmp_path / "m", **kwargs)
+
+
+def test_mesh_is_refused_until_nccl(tmp_path):
+    b = GraphBuilder("g")
+    x = b.input("x", "f32", [4, 8])
+    b.output(b.op("MatMul", x, b.const(np.ones((8, 8), np.float32))), name="y")
+    with pytest.raises(CompileError, match="needs the NCCL communicator"):
+        flowc.compile(b.build(), target="cuda", devices=2, out_dir=tmp_path / "m")
+
+
+def test_project_layout_and_plan(tmp_path):
+    """Upload on stream 1, compute on 0, download on 2; the runtime's CUDA parts are copied."""
+    result = cuda.emit(_graph(), tmp_path / "m", arch="sm_80")
+    source = (tmp_path / "m" / "model.cu").read_text()
+    assert '{"upload inputs", s0, 1,' in source and '"download outputs"' in source and "d.plan.num_streams = 3;" in source
+    assert 'd.device = "cuda";' in source
+    assert "set(FLOWC_CUDA_ARCHITECTURES \"80\"" in (tmp_path / "m" / "CMakeLists.txt").read_text()
+    for part in ("runtime/kernels/cuda/kernels.h", "runtime/device/cuda/cuda_device.cc", "runtime/cmake/FlowcCuda.cmake"):
+        assert (tmp_path / "m" / part).is_file(), part
+    assert result.ops_after == 3   # upload, Relu, download
