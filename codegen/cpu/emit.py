@@ -48,6 +48,7 @@ RUNTIME_PARTS = ("CMakeLists.txt", "include", "base", "device", "comm", "core", 
 RUNTIME_SUFFIXES = {".h", ".cc", ".cpp", ".cu", ".cuh", ".cmake", ".txt"}
 ARENA_SLOTS = 2          # requests in flight at once, each with its own arena
 MAX_RANK = 6             # the layout kernels' limit
+OUT_OF_RANGE = "an index is out of range"
 ATTENTION_ROWS = 32      # query rows per FusedAttention job: scores of 32 x keys floats per thread
 
 
@@ -323,14 +324,16 @@ class _Emitter(CollectiveSteps):
     def num_streams(self) -> int:
         return COMM_STREAM + 1 if self.comm_steps else 1
 
-    def call(self, fn: str, args: str) -> str:
-        """A call of kernel `fn` of the CPU library with `args` (C text) and the step's thread pool."""
-        return f"{fn}({args}, &par);"
+    def call(self, fn: str, args: str, *, pool: bool = True) -> str:
+        """A call of kernel `fn` of the CPU library (or a flowc::steps helper) with `args` (C text)
+        and, with `pool`, the step's thread pool."""
+        return f"{fn}({args}{', &par' if pool else ''});"
 
-    def checked_call(self, fn: str, args: str, message: str) -> list[str]:
+    def checked_call(self, fn: str, args: str, message: str, status: str = "FLOWC_STATUS_INVALID_ARGUMENT", *,
+                     pool: bool = True) -> list[str]:
         """A call of a kernel that returns false on bad input: the step then fails with `message`."""
-        return [f"if (!{fn}({args}, &par)) {{", f"  ctx->error = {c_string(message)};",
-                "  return FLOWC_STATUS_INVALID_ARGUMENT;", "}"]
+        return [f"if (!{fn}({args}{', &par' if pool else ''})) {{", f"  ctx->error = {c_string(message)};",
+                f"  return {status};", "}"]
 
     def scratch_buffer(self, ctype: str, slot: int, count: int) -> str:
         """A C expression: a buffer of `count` elements of `ctype` for this step alone (`slot` < 4
@@ -723,8 +726,8 @@ class _Emitter(CollectiveSteps):
             return [f"const int64_t* {name} = {self.ptr(v)};"], name
         if v.type.dtype.name == "i32":
             n = v.type.numel()
-            return [f"int64_t* {name} = flowc::steps::scratch<int64_t>({slot}, {n});",
-                    f"flowc::steps::widen_indices({n}, {self.ptr(v)}, {name});"], name
+            return [f"int64_t* {name} = {self.scratch_buffer('int64_t', slot, n)};",
+                    self.call("flowc::steps::widen_indices", f"{n}, {self.ptr(v)}, {name}", pool=False)], name
         raise CompileError(f"index tensor {quote_name(v.name)} is {v.type}; target {self.device} takes i64 or i32 indices")
 
     def _op_Gather(self, node):
@@ -733,10 +736,10 @@ class _Emitter(CollectiveSteps):
         xs = tuple(x.type.shape)
         axis = axis_of(node, len(xs))
         lines, name = self._indices(idx, 1)
-        return lines + [
-            f"if (!flowc_gather({x.type.dtype.np.itemsize}, {math.prod(xs[:axis])}, {xs[axis]}, "
-            f"{math.prod(xs[axis + 1:])}, {self.ptr(x)}, {name}, {idx.type.numel()}, {self.ptr(out, write=True)}, &par)) {{",
-            '  ctx->error = "an index is out of range";', "  return FLOWC_STATUS_OUT_OF_RANGE;", "}"]
+        return lines + self.checked_call(
+            "flowc_gather", f"{x.type.dtype.np.itemsize}, {math.prod(xs[:axis])}, {xs[axis]}, {math.prod(xs[axis + 1:])}, "
+                            f"{self.ptr(x)}, {name}, {idx.type.numel()}, {self.ptr(out, write=True)}",
+            OUT_OF_RANGE, "FLOWC_STATUS_OUT_OF_RANGE")
 
     def _op_GatherND(self, node):
         out = self._single_output(node)
@@ -747,11 +750,10 @@ class _Emitter(CollectiveSteps):
         batch = math.prod(xs[:b])
         count = math.prod(ix[b:-1])
         dims = xs[b:b + k]
-        return lines + [
-            f"static const int64_t dims[{max(k, 1)}] = {{{', '.join(map(str, dims)) or '0'}}};",
-            f"if (!flowc::steps::gather_nd({x.type.dtype.np.itemsize}, {batch}, {k}, dims, "
-            f"{math.prod(xs[b + k:])}, {count}, {name}, {self.ptr(x)}, {self.ptr(out, write=True)})) {{",
-            '  ctx->error = "an index is out of range";', "  return FLOWC_STATUS_OUT_OF_RANGE;", "}"]
+        return lines + [_int64s("dims", dims)] + self.checked_call(
+            "flowc::steps::gather_nd", f"{x.type.dtype.np.itemsize}, {batch}, {k}, dims, {math.prod(xs[b + k:])}, "
+                                       f"{count}, {name}, {self.ptr(x)}, {self.ptr(out, write=True)}",
+            OUT_OF_RANGE, "FLOWC_STATUS_OUT_OF_RANGE", pool=False)
 
     def _op_Concat(self, node):
         out = self._single_output(node)
@@ -772,8 +774,9 @@ class _Emitter(CollectiveSteps):
         for out in node.outputs:
             count = out.type.shape[axis]
             if out.type.numel():
-                lines.append(f"flowc::steps::copy_block({elem}, {outer}, {xs[axis]}, {begin}, {count}, {inner}, "
-                             f"{self.ptr(x)}, {self.ptr(out, write=True)});")
+                lines.append(self.call("flowc::steps::copy_block", f"{elem}, {outer}, {xs[axis]}, {begin}, {count}, "
+                                                                    f"{inner}, {self.ptr(x)}, {self.ptr(out, write=True)}",
+                                       pool=False))
             begin += count
         return lines
 
@@ -950,12 +953,10 @@ class _Emitter(CollectiveSteps):
         if not 1 <= len(xs) <= 8:
             raise self._refuse(node, f"rank {len(xs)} (target {self.device} gathers elements of tensors of rank 1 to 8)")
         lines, name = self._indices(idx, 1)
-        return lines + [
-            _int64s("x_shape", xs),
-            _int64s("index_shape", ix),
-            f"if (!flowc_gather_elements({x.type.dtype.np.itemsize}, {len(xs)}, x_shape, index_shape, "
-            f"{axis_of(node, len(xs))}, {self.ptr(x)}, {name}, {self.ptr(out, write=True)}, &par)) {{",
-            '  ctx->error = "an index is out of range";', "  return FLOWC_STATUS_OUT_OF_RANGE;", "}"]
+        return lines + [_int64s("x_shape", xs), _int64s("index_shape", ix)] + self.checked_call(
+            "flowc_gather_elements", f"{x.type.dtype.np.itemsize}, {len(xs)}, x_shape, index_shape, "
+                                     f"{axis_of(node, len(xs))}, {self.ptr(x)}, {name}, {self.ptr(out, write=True)}",
+            OUT_OF_RANGE, "FLOWC_STATUS_OUT_OF_RANGE")
 
     def _op_GroupNormalization(self, node, groups=None):
         out = self._single_output(node)

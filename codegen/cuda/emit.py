@@ -24,14 +24,13 @@ from flowc.errors import CompileError, describe_node, quote_name
 from flowc.ir.graph import Graph, Node, Value
 from flowc.ir.infer import known_array
 from flowc.ir.ops.fused import parse_program
-from flowc.ir.ops.rules import axis_of
 from flowc.ir.passes.fuse import IDENTITY_EPILOGUE
 from flowc.ir.passes.parallel import PhysicalGraph
 
 from .. import memory
 from ..cpu import elementwise as ew
 from ..cpu.elementwise import Body, Source, broadcast_strides, ctype
-from ..cpu.emit import (TEMPLATES as CPU_TEMPLATES, EmitResult, _affine, _batch_offsets, _Emitter, _lower, _model_cpp,
+from ..cpu.emit import (OUT_OF_RANGE, TEMPLATES as CPU_TEMPLATES, EmitResult, _affine, _batch_offsets, _Emitter, _lower, _model_cpp,
                         _model_h, _write_project, c_string)
 from ..schedule import Schedule, TensorLife, schedule
 
@@ -159,12 +158,15 @@ class _CudaEmitter(_Emitter):
                     f"{self.weights.add(v)})")
         return f"reinterpret_cast<{'' if write else 'const '}{t}*>(ctx->arena + {self.plan.offsets[v.name]})"
 
-    def call(self, fn: str, args: str) -> str:
-        cuda = "flowc_cuda_" + fn.removeprefix("flowc_")
+    def call(self, fn: str, args: str, *, pool: bool = True) -> str:
+        """The CUDA library's kernel of the CPU one `fn` (flowc_x or flowc::steps::x: flowc_cuda_x),
+        with the step's flowc_cuda; a failure fails the step with the kernel's message."""
+        cuda = "flowc_cuda_" + fn.rpartition("::")[2].removeprefix("flowc_")
         return f"if (const char* e = {cuda}({args}, &cu)) return flowc::cuda::fail(ctx, e);"
 
-    def checked_call(self, fn: str, args: str, message: str) -> list[str]:
-        return [self.call(fn, args)]   # the CUDA kernels say what was wrong themselves
+    def checked_call(self, fn: str, args: str, message: str, status: str = "", *, pool: bool = True) -> list[str]:
+        # bad indices raise the slot's error flag (the download step reports them); the rest fail the call
+        return [self.call(fn, args)]
 
     def scratch_buffer(self, ctype_: str, slot: int, count: int) -> str:
         offset = self._workspace
@@ -183,7 +185,7 @@ class _CudaEmitter(_Emitter):
         if self._workspace:
             prologue.append(f"if (int e = flowc::cuda::workspace(ctx, {self._workspace}, &cu)) return e;")
         self.steps[-1] = (name, lines[:1] + prologue + lines[1:])
-        self.errors.append(f"{describe_node(node)}: an index is out of range")
+        self.errors.append(f"{describe_node(node)}: {OUT_OF_RANGE}")
 
     def _copy(self, node: Node) -> list[str]:
         out = self._single_output(node)
@@ -362,68 +364,6 @@ class _CudaEmitter(_Emitter):
                 self.call(f"flowc_{kind}_f32", f"&p, {self.ptr(x)}, {self.ptr(w)}, "
                                                f"{self.ptr(bias) if bias is not None else 'nullptr'}, "
                                                f"{self.ptr(out, write=True)}")]
-
-    # -- indexing: bad indices raise the error flag ------------------------------------------
-    def _indices(self, v: Value, slot: int) -> tuple[list[str], str]:
-        name = f"idx{slot}"
-        if v.type.dtype.name == "i64":
-            return [f"const int64_t* {name} = {self.ptr(v)};"], name
-        if v.type.dtype.name == "i32":
-            n = v.type.numel()
-            return [f"int64_t* {name} = {self.scratch_buffer('int64_t', slot, n)};",
-                    self.call("flowc_widen_indices", f"{n}, {self.ptr(v)}, {name}")], name
-        raise CompileError(f"index tensor {quote_name(v.name)} is {v.type}; target cuda takes i64 or i32 indices")
-
-    def _op_Gather(self, node):
-        out = self._single_output(node)
-        x, idx = node.inputs
-        xs = tuple(x.type.shape)
-        axis = axis_of(node, len(xs))
-        lines, name = self._indices(idx, 1)
-        return lines + [self.call("flowc_gather", f"{x.type.dtype.np.itemsize}, {math.prod(xs[:axis])}, {xs[axis]}, "
-                                                  f"{math.prod(xs[axis + 1:])}, {self.ptr(x)}, {name}, "
-                                                  f"{idx.type.numel()}, {self.ptr(out, write=True)}")]
-
-    def _op_GatherND(self, node):
-        out = self._single_output(node)
-        x, idx = node.inputs
-        xs, ix = tuple(x.type.shape), tuple(idx.type.shape)
-        b, k = node.attr("batch_dims"), ix[-1]
-        lines, name = self._indices(idx, 1)
-        dims = xs[b:b + k]
-        return lines + [
-            f"static const int64_t dims[{max(k, 1)}] = {{{', '.join(map(str, dims)) or '0'}}};",
-            self.call("flowc_gather_nd", f"{x.type.dtype.np.itemsize}, {math.prod(xs[:b])}, {k}, dims, "
-                                         f"{math.prod(xs[b + k:])}, {math.prod(ix[b:-1])}, {name}, {self.ptr(x)}, "
-                                         f"{self.ptr(out, write=True)}")]
-
-    def _op_GatherElements(self, node):
-        out = self._single_output(node)
-        x, idx = node.inputs
-        xs, ix = tuple(x.type.shape), tuple(idx.type.shape)
-        if not 1 <= len(xs) <= 8:
-            raise self._refuse(node, f"rank {len(xs)} (target cuda gathers elements of tensors of rank 1 to 8)")
-        lines, name = self._indices(idx, 1)
-        return lines + [
-            f"static const int64_t x_shape[{len(xs)}] = {{{', '.join(map(str, xs))}}};",
-            f"static const int64_t index_shape[{len(ix)}] = {{{', '.join(map(str, ix))}}};",
-            self.call("flowc_gather_elements", f"{x.type.dtype.np.itemsize}, {len(xs)}, x_shape, index_shape, "
-                                               f"{axis_of(node, len(xs))}, {self.ptr(x)}, {name}, "
-                                               f"{self.ptr(out, write=True)}")]
-
-    def _op_Split(self, node):
-        x = node.inputs[0]
-        xs = tuple(x.type.shape)
-        axis = axis_of(node, len(xs))
-        outer, inner, elem = math.prod(xs[:axis]), math.prod(xs[axis + 1:]), x.type.dtype.np.itemsize
-        lines, begin = [], 0
-        for out in node.outputs:
-            count = out.type.shape[axis]
-            if out.type.numel():
-                lines.append(self.call("flowc_copy_block", f"{elem}, {outer}, {xs[axis]}, {begin}, {count}, {inner}, "
-                                                           f"{self.ptr(x)}, {self.ptr(out, write=True)}"))
-            begin += count
-        return lines
 
     def _pad_fill(self, node: Node, value: Value | None) -> list[str]:
         """The kernels take Pad's constant on the host: a literal when it is known at compile
