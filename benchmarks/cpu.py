@@ -202,10 +202,10 @@ def run_worker(job: dict, scratch: Path, threads: int, timeout: float) -> dict:
     return json.loads(result_path.read_text())
 
 
-def compare(outputs: Path, reference: Path) -> tuple[float, bool]:
-    """The max abs difference over all outputs, and whether all are within RTOL/ATOL."""
+def compare(outputs: Path, reference: Path, rtol: float = RTOL, atol: float = ATOL) -> tuple[float, bool]:
+    """The max abs difference over all outputs (matched by name), and whether all are within rtol/atol."""
     with np.load(outputs) as got, np.load(reference) as want:
-        if len(got.files) != len(want.files):
+        if sorted(got.files) != sorted(want.files):
             return float("nan"), False
         diffs, close = [], True
         for key in want.files:
@@ -213,7 +213,7 @@ def compare(outputs: Path, reference: Path) -> tuple[float, bool]:
             if g.shape != w.shape:
                 return float("nan"), False
             diffs.append(float(np.max(np.abs(g - w))) if g.size else 0.0)
-            close &= bool(np.allclose(g, w, rtol=RTOL, atol=ATOL))
+            close &= bool(np.allclose(g, w, rtol=rtol, atol=atol))
         return max(diffs, default=0.0), close
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import models  # noqa: E402  (benchmarks/models.py; torch and transformers are imported lazily)
-from cpu import DEFAULT_CACHE, child_env, first_line, timed, version  # noqa: E402  (benchmarks/cpu.py)
+from cpu import DEFAULT_CACHE, child_env, compare, first_line, timed, version  # noqa: E402  (benchmarks/cpu.py)
 
 BACKENDS = ("torch", "torch.compile", "tensorrt", "flowc")
 REFERENCE = "torch"
@@ -78,12 +78,7 @@ def resnet50(blocks=(3, 4, 6, 3), width: int = 64, classes: int = 1000):
     model = nn.Sequential(conv_bn(3, width, 7, 2), nn.ReLU(), nn.MaxPool2d(3, 2, 1), *stages,
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(cin, classes))
     with torch.no_grad():
-        for m in model.modules():   # non-trivial statistics, so that a wrong BatchNorm fold shows in the diff
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
+        models.vary_batchnorm(model)
     return model
 
 
@@ -390,21 +385,6 @@ def run_worker(job: dict, scratch: Path, timeout: float) -> dict:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         return {"status": f"error: worker exited with {proc.returncode}: {tail}", "error": proc.stderr[-4000:]}
     return json.loads(result_path.read_text())
-
-
-def compare(outputs: Path, reference: Path, rtol: float, atol: float) -> tuple[float, bool]:
-    """The max abs difference over all outputs (matched by name), and whether all are within rtol/atol."""
-    with np.load(outputs) as got, np.load(reference) as want:
-        if sorted(got.files) != sorted(want.files):
-            return float("nan"), False
-        diffs, close = [], True
-        for key in want.files:
-            g, w = got[key].astype(np.float32), want[key].astype(np.float32)
-            if g.shape != w.shape:
-                return float("nan"), False
-            diffs.append(float(np.max(np.abs(g - w))) if g.size else 0.0)
-            close &= bool(np.allclose(g, w, rtol=rtol, atol=atol))
-        return max(diffs, default=0.0), close
 
 
 def bench_config(name: str, batch: int, args, work: Path, flowc_refusal: str | None) -> list[dict]:

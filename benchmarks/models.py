@@ -84,13 +84,19 @@ def _resnet18():
         conv_bn(3, 64, 7, 2), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
         layer(64, 64, 1), layer(64, 128, 2), layer(128, 256, 2), layer(256, 512, 2),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(512, 1000))
-    for m in model.modules():   # non-trivial statistics, so that a wrong BatchNorm fold shows in the diff
+    vary_batchnorm(model)
+    return model
+
+
+def vary_batchnorm(model) -> None:
+    """Non-trivial BatchNorm statistics, so that a wrong BatchNorm fold shows in the diff."""
+    from torch import nn
+    for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
             m.weight.uniform_(0.5, 1.5)
             m.bias.uniform_(-0.2, 0.2)
-    return model
 
 
 def _image_inputs(batch, rng):
