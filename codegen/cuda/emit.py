@@ -205,7 +205,8 @@ class _CudaEmitter(_Emitter):
         t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
         all_strides = [broadcast_strides(s.shape, shape) for s in sources] + [broadcast_strides(shape, shape)]
         dims, strides = ew._collapse(shape, all_strides)
-        index = "int64_t" if numel >= 2 ** 31 else "int32_t"
+        # 32-bit indices while the grid-stride loop's last step stays below 2^31
+        index = "int64_t" if numel + MAX_BLOCKS * THREADS >= 2 ** 31 else "int32_t"
         name = self._kernel_name()
         params = [f"{t}* y"] + [f"const {s.ctype}* p{j}" for j, s in enumerate(sources)]
         code = [f"__global__ void __launch_bounds__({THREADS}) {name}({', '.join(params)}) {{",
@@ -250,7 +251,9 @@ class _CudaEmitter(_Emitter):
         a, b = node.inputs[0], node.inputs[1]
         self._f32(node, [a, b, out])
         sa, sb = tuple(a.type.shape), tuple(b.type.shape)
-        bias, epilogue, extras = self._gemm_epilogue(node, out)
+        # the GEMM's N: B's columns (rows when read transposed); a vector B gives N = 1
+        gemm_n = sb[0] if node.attrs.get("trans_b") else (sb[-1] if len(sb) > 1 else 1)
+        bias, epilogue, extras = self._gemm_epilogue(node, out, gemm_n)
         A, B, Y = self.ptr(a), self.ptr(b), self.ptr(out, write=True)
         if node.attrs.get("trans_b"):     # B is a matrix [N, K], read transposed
             n, k = sb
@@ -284,18 +287,17 @@ class _CudaEmitter(_Emitter):
         return self.call("flowc_gemm_f32", f"{batch}, {ta}, {tb}, {m}, {n}, {k}, 1.0f, {a}, {lda}, {sa}, {b}, {ldb}, "
                                            f"{sb}, 0.0f, {y}, {ldc}, {sc}, {bias}, {epilogue}")
 
-    def _gemm_epilogue(self, node: Node, out: Value) -> tuple[str, str, list[Value] | None]:
+    def _gemm_epilogue(self, node: Node, out: Value, n: int) -> tuple[str, str, list[Value] | None]:
         """(bias pointer, cuBLASLt epilogue, extra inputs of a general epilogue or None): a bias
-        along the last axis, then ReLU or tanh-GELU, go into the GEMM; anything else runs as its
-        own elementwise kernel over the product."""
+        of the GEMM's `n` columns along the output's last axis, then ReLU or tanh-GELU, go into
+        the GEMM; anything else runs as its own elementwise kernel over the product."""
         none = ("nullptr", "FLOWC_CUDA_EPILOGUE_NONE")
         if node.op != "FusedMatMul" or node.attr("epilogue") == IDENTITY_EPILOGUE:
             return *none, None
         extras = list(node.inputs[2:])
         program = parse_program(node.attr("epilogue"), ("acc",) + tuple(f"x{i}" for i in range(len(extras))))
         first, rest = program[0], program[1:]
-        n = out.type.shape[-1] if out.type.shape else 1
-        if (len(extras) == 1 and first.op == "Add" and set(map(str, first.operands)) == {"acc", "x0"}
+        if (len(extras) == 1 and tuple(out.type.shape)[-1:] == (n,) and first.op == "Add" and set(map(str, first.operands)) == {"acc", "x0"}
                 and extras[0].type.dtype.name == "f32" and tuple(extras[0].type.shape)[-1:] == (n,)
                 and extras[0].type.numel() == n and len(rest) <= 1):
             if not rest:

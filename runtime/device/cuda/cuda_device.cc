@@ -26,6 +26,26 @@ void warn_on_error(int32_t ordinal, const char* call, cudaError_t error) {
 
 size_t round_up(size_t bytes, size_t alignment) { return (bytes + alignment - 1) / alignment * alignment; }
 
+// Makes `ordinal` the calling thread's GPU for a scope, then gives the caller's back: loading or
+// freeing a model must not change the device a host program (PyTorch, say) has current.
+class CurrentDevice {
+ public:
+  explicit CurrentDevice(int32_t ordinal) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
+    error_ = cudaSetDevice(ordinal);
+  }
+  ~CurrentDevice() {
+    if (previous_ >= 0) cudaSetDevice(previous_);
+  }
+  CurrentDevice(const CurrentDevice&) = delete;
+  CurrentDevice& operator=(const CurrentDevice&) = delete;
+  cudaError_t error() const { return error_; }
+
+ private:
+  int previous_ = -1;
+  cudaError_t error_ = cudaSuccess;
+};
+
 }  // namespace
 
 // `call` is spelled out in the message, e.g. "cudaMalloc(&s.blas_workspace, kBlasWorkspaceBytes)".
@@ -84,12 +104,15 @@ flowc_status CudaDevice::Impl::init(const Options& options) {
                                                     cudaHostAllocDefault));
   FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaMalloc(&error_flags, sizeof(int) * size_t(options.slots)));
   FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaMemset(error_flags, 0, sizeof(int) * size_t(options.slots)));
+  // The memset ran on the legacy stream, which the non-blocking streams do not wait for.
+  FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaDeviceSynchronize());
   return nullptr;
 }
 
 // Also releases what a failed init got as far as making.
 CudaDevice::Impl::~Impl() {
-  warn_on_error(ordinal, "cudaSetDevice", cudaSetDevice(ordinal));
+  CurrentDevice current(ordinal);
+  warn_on_error(ordinal, "cudaSetDevice", current.error());
   for (Stream& s : streams) {
     if (s.stream) warn_on_error(ordinal, "cudaStreamSynchronize", cudaStreamSynchronize(s.stream));
   }
@@ -136,7 +159,8 @@ flowc_status CudaDevice::create(const Options& options, std::unique_ptr<CudaDevi
                              "to one of them",
                              options.ordinal, count, count - 1);
   }
-  error = cudaSetDevice(options.ordinal);
+  CurrentDevice current(options.ordinal);
+  error = current.error();
   if (error != cudaSuccess) {
     return flowc_status_make(FLOWC_STATUS_UNAVAILABLE, "target cuda: GPU %d is not usable (cudaSetDevice: %s, %s)",
                              options.ordinal, cudaGetErrorString(error), cudaGetErrorName(error));
@@ -159,7 +183,8 @@ int32_t CudaDevice::ordinal() const { return impl_->ordinal; }
 flowc_status CudaDevice::allocate(size_t bytes, void** out_ptr) {
   *out_ptr = nullptr;
   if (!bytes) return nullptr;
-  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaSetDevice(impl_->ordinal));
+  CurrentDevice current(impl_->ordinal);
+  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, current.error());
   cudaError_t error = cudaMalloc(out_ptr, bytes);
   if (error != cudaSuccess) {
     *out_ptr = nullptr;
@@ -173,7 +198,8 @@ flowc_status CudaDevice::allocate(size_t bytes, void** out_ptr) {
 
 void CudaDevice::free(void* ptr) {
   if (!ptr) return;
-  warn_on_error(impl_->ordinal, "cudaSetDevice", cudaSetDevice(impl_->ordinal));
+  CurrentDevice current(impl_->ordinal);
+  warn_on_error(impl_->ordinal, "cudaSetDevice", current.error());
   warn_on_error(impl_->ordinal, "cudaFree", cudaFree(ptr));
 }
 
@@ -202,7 +228,8 @@ void CudaDevice::drain_slot(int32_t slot) {
 
 flowc_status CudaDevice::copy_to_device(void* dst, const void* src, size_t bytes) {
   if (!bytes) return nullptr;
-  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaSetDevice(impl_->ordinal));
+  CurrentDevice current(impl_->ordinal);
+  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, current.error());
   FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
   return nullptr;
 }

@@ -101,7 +101,7 @@ const char* make_layout(Layout* out, uint64_t rows, uint64_t cols, int64_t ld, i
   return nullptr;
 }
 
-// What selects an algorithm: shapes, strides, alignments, epilogue, workspace, handle.
+// What selects an algorithm: the GPU, shapes, strides, alignments, epilogue, workspace.
 using AlgoKey = std::array<int64_t, 21>;
 struct CachedAlgo {
   bool found;
@@ -140,7 +140,10 @@ const char* lt_matmul(const Product& p, cublasLtEpilogue_t epi, const float* bia
   const uint32_t align_a = alignment(p.B, p.batch, p.stride_b), align_b = alignment(p.A, p.batch, p.stride_a);
   const uint32_t align_c = alignment(p.C, p.batch, p.stride_c);
   const uint64_t workspace = cu->blas_workspace ? uint64_t(cu->blas_workspace_bytes) : 0;
-  const AlgoKey key{reinterpret_cast<intptr_t>(handle), p.batch, p.trans_a, p.trans_b, p.M, p.N, p.K, p.lda,
+  // The GPU, not the handle: a freed model's handle address can come back on another GPU.
+  int device = -1;
+  FLOWC_CUDA_TRY(cudaGetDevice(&device) == cudaSuccess ? nullptr : "cudaGetDevice failed");
+  const AlgoKey key{device, p.batch, p.trans_a, p.trans_b, p.M, p.N, p.K, p.lda,
                     p.stride_a, p.ldb, p.stride_b, p.ldc, p.stride_c, int64_t(epi), int64_t(alignment(bias, 1, 0)),
                     int64_t(bias != nullptr), p.beta == 0.0f, align_a, align_b, align_c, int64_t(workspace)};
   CachedAlgo cached{};

@@ -36,7 +36,6 @@ def built(cuda_toolchain, tmp_path_factory):
 def test_project_builds_for_sm80_and_sm90_against_cublaslt(built, name):
     artifact = built[name]
     build = artifact.path / "build"
-    assert "FLOWC_CUDA_ARCHITECTURES:STRING=80;90" in (build / "CMakeCache.txt").read_text()
     flags = "".join(p.read_text() for p in build.rglob("flags.make"))
     for sm in ("80", "90"):
         assert re.search(rf"arch=compute_{sm},code=\[?[^ ]*sm_{sm}", flags), f"no sm_{sm} code in the build flags"
@@ -89,13 +88,37 @@ def test_mesh_is_refused_until_nccl(tmp_path):
         flowc.compile(b.build(), target="cuda", devices=2, out_dir=tmp_path / "m")
 
 
+def test_vector_matmul_keeps_its_bias_out_of_the_gemm(tmp_path):
+    """A[4, 8] @ b[8] + bias[4]: the GEMM has N = 1, so the bias (one per row) is no cuBLASLt
+    column bias; the generic epilogue adds it."""
+    b = GraphBuilder("g")
+    x = b.input("x", "f32", [4, 8])
+    y = b.op("Add", b.op("MatMul", x, b.const(np.ones(8, np.float32))), b.const(np.arange(4, dtype=np.float32)))
+    b.output(y, name="y")
+    cuda.emit(flowc.ir.passes.optimize(b.build()), tmp_path / "m")
+    source = (tmp_path / "m" / "model.cu").read_text()
+    gemm = next(line for line in source.split("\n") if "flowc_cuda_gemm_f32(" in line)
+    assert "nullptr, FLOWC_CUDA_EPILOGUE_NONE" in gemm and "__global__" in source
+
+
+def test_emitting_again_for_another_arch_builds_for_it(tmp_path, cuda_toolchain):
+    """The architectures are not kept in CMake's cache: a project emitted again for another
+    --arch is configured for that one."""
+    for arch, sm in (("sm_90", "90"), ("sm_80", "80")):
+        cuda.emit(_graph(), tmp_path / "m", arch=arch)
+        subprocess.run(["cmake", "-S", str(tmp_path / "m"), "-B", str(tmp_path / "m" / "b")], check=True,
+                       capture_output=True)
+        flags = "".join(p.read_text() for p in (tmp_path / "m" / "b").rglob("flags.make"))
+        assert f"arch=compute_{sm}" in flags and ("compute_90" in flags) == (sm == "90"), arch
+
+
 def test_project_layout_and_plan(tmp_path):
     """Upload on stream 1, compute on 0, download on 2; the runtime's CUDA parts are copied."""
     result = cuda.emit(_graph(), tmp_path / "m", arch="sm_80")
     source = (tmp_path / "m" / "model.cu").read_text()
     assert '{"upload inputs", s0, 1,' in source and '"download outputs"' in source and "d.plan.num_streams = 3;" in source
     assert 'd.device = "cuda";' in source
-    assert "set(FLOWC_CUDA_ARCHITECTURES \"80\"" in (tmp_path / "m" / "CMakeLists.txt").read_text()
+    assert 'set(CMAKE_CUDA_ARCHITECTURES "80")' in (tmp_path / "m" / "CMakeLists.txt").read_text()
     for part in ("runtime/kernels/cuda/kernels.h", "runtime/device/cuda/cuda_device.cc", "runtime/cmake/FlowcCuda.cmake"):
         assert (tmp_path / "m" / part).is_file(), part
     assert result.ops_after == 3   # upload, Relu, download
