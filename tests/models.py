@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,3 +237,26 @@ def _quiet():
         finally:
             for lg, level in zip(loggers, levels):
                 lg.setLevel(level)
+
+
+# -- what the target tests share: the shipped CNN beside these models, inputs, concurrent callers
+
+REPO = Path(__file__).resolve().parents[1]
+TINYCNN = REPO / "examples" / "models" / "tinycnn.onnx"
+
+
+def model_inputs(name: str, seed: int = 0, batch: int = EXAMPLE_BATCH) -> dict[str, np.ndarray]:
+    """Inputs of test model `name`, or of the shipped "tinycnn" (examples/models)."""
+    rng = np.random.default_rng(seed)
+    if name == "tinycnn":
+        return {"image": rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)}
+    return MODELS[name].inputs(batch, rng)
+
+
+def run_in_threads(caller, threads: int = 4) -> None:
+    """caller(t) on `threads` threads at once, t = 0, 1, ...; returns when all are done."""
+    workers = [threading.Thread(target=caller, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()

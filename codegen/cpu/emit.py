@@ -44,7 +44,7 @@ REDUCE_KEEPS_ONE = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "Reduce
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RUNTIME = Path(flowc.runtime.__file__).resolve().parent
 # Runtime sources a generated project compiles (the tests, bindings and Python stay behind).
-RUNTIME_PARTS = ("CMakeLists.txt", "include", "base", "device", "comm", "core", "api", "kernels/cpu")
+RUNTIME_PARTS = ("CMakeLists.txt", "cmake", "include", "base", "device", "comm", "core", "api", "kernels/cpu")
 RUNTIME_SUFFIXES = {".h", ".cc", ".cpp", ".cu", ".cuh", ".cmake", ".txt"}
 ARENA_SLOTS = 2          # requests in flight at once, each with its own arena
 MAX_RANK = 6             # the layout kernels' limit

@@ -13,7 +13,7 @@ from flowc.codegen.cpu import batch
 from flowc.errors import CompileError, InputError
 from flowc.frontend.builder import GraphBuilder
 
-from conftest import REPO, run_in_threads
+from models import REPO, run_in_threads
 
 MAX_BATCH = 4
 

@@ -9,7 +9,7 @@ import pytest
 import flowc
 from flowc.errors import InputError
 
-from conftest import model_inputs, run_in_threads
+from models import model_inputs, run_in_threads
 
 MODELS = ["mlp", "resnet", "vit", "bert", "gpt2", "tinycnn"]
 RTOL, ATOL = 1e-4, 1e-5   # f32

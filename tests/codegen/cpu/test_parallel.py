@@ -21,7 +21,7 @@ from flowc.frontend.builder import GraphBuilder
 from flowc.ir.passes import optimize
 from flowc.ir.passes.parallel import PhysicalGraph, build_physical, make_mesh, search, simulate
 
-from conftest import run_in_threads
+from models import run_in_threads
 
 RTOL, ATOL = 1e-4, 1e-5   # f32
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}

@@ -17,7 +17,7 @@ from flowc.errors import CompileError
 from flowc.frontend.builder import GraphBuilder
 from flowc.ir.passes import optimize
 
-from conftest import model_inputs
+from models import model_inputs
 
 
 def test_plain_cmake_build_and_c_example(compiled, tmp_path, toolchain):

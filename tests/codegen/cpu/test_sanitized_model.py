@@ -15,7 +15,7 @@ from flowc.api import import_model
 from flowc.codegen import cpu
 from flowc.ir.passes import optimize
 
-from conftest import model_inputs
+from models import model_inputs
 
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23",

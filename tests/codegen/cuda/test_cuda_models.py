@@ -3,27 +3,15 @@ and many concurrent requests through one loaded model, which pipeline through th
 compute and download actors, every answer checked."""
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import numpy as np
 import onnxruntime
 import pytest
 
 import flowc
-import models
+from models import TINYCNN, model_inputs, run_in_threads
 
-REPO = Path(__file__).resolve().parents[3]
 MODELS = ["mlp", "resnet", "vit", "bert", "gpt2", "tinycnn"]
 RTOL, ATOL = 1e-3, 1e-4
-BATCH = 2
-
-
-def _inputs(name: str, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    if name == "tinycnn":
-        return {"image": rng.standard_normal((BATCH, 3, 32, 32)).astype(np.float32)}
-    return models.MODELS[name].inputs(BATCH, rng)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +21,8 @@ def compiled(exported_model, tmp_path_factory, cuda_toolchain):
 
     def get(name: str):
         if name not in cache:
-            path = REPO / "examples/models/tinycnn.onnx" if name == "tinycnn" else exported_model(name, 18)
-            shapes = {k: list(v.shape) for k, v in _inputs(name, 0).items()}
+            path = TINYCNN if name == "tinycnn" else exported_model(name, 18)
+            shapes = {k: list(v.shape) for k, v in model_inputs(name, 0).items()}
             artifact = flowc.compile(str(path), target="cuda", arch="sm_80,sm_90",
                                      out_dir=tmp_path_factory.mktemp(f"cuda-{name}"), input_shapes=shapes)
             cache[name] = (path, flowc.load(artifact.path))
@@ -46,7 +34,7 @@ def compiled(exported_model, tmp_path_factory, cuda_toolchain):
 @pytest.mark.parametrize("name", MODELS)
 def test_model_matches_onnxruntime(compiled, name, report_section):
     path, model = compiled(name)
-    inputs = _inputs(name, seed=1)
+    inputs = model_inputs(name, seed=1)
     got = model.run(inputs)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     want = dict(zip([o.name for o in session.get_outputs()], session.run(None, inputs)))
@@ -61,7 +49,7 @@ def test_model_matches_onnxruntime(compiled, name, report_section):
 @pytest.mark.gpu
 def test_concurrent_requests_each_get_their_answer(compiled):
     _, model = compiled("resnet")
-    requests = [_inputs("resnet", seed=100 + i) for i in range(8)]
+    requests = [model_inputs("resnet", seed=100 + i) for i in range(8)]
     answers = [model.run(r) for r in requests]
     failures = []
 
@@ -72,9 +60,5 @@ def test_concurrent_requests_each_get_their_answer(compiled):
             if any(not np.array_equal(got[key], answers[k][key]) for key in got):
                 failures.append((t, i, k))
 
-    threads = [threading.Thread(target=caller, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(caller)
     assert not failures
