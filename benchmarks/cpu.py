@@ -252,8 +252,9 @@ def bench_config(name: str, batch: int, args, work: Path) -> list[dict]:
     return rows
 
 
-def fmt_diff(r: dict) -> str:
-    if r["backend"] == REFERENCE:
+def fmt_diff(r: dict, reference: str = REFERENCE) -> str:
+    """A row's max abs difference against the `reference` backend's outputs, for the table."""
+    if r["backend"] == reference:
         return "(reference)"
     if "max_abs_diff" not in r:
         return "-"

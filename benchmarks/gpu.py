@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import models  # noqa: E402  (benchmarks/models.py; torch and transformers are imported lazily)
-from cpu import DEFAULT_CACHE, child_env, compare, first_line, timed, version  # noqa: E402  (benchmarks/cpu.py)
+from cpu import DEFAULT_CACHE, child_env, compare, first_line, fmt_diff, timed, version  # noqa: E402  (benchmarks/cpu.py)
 
 BACKENDS = ("torch", "torch.compile", "tensorrt", "flowc")
 REFERENCE = "torch"
@@ -438,14 +438,6 @@ def derive(rows: list[dict], args) -> None:
             r["flowc_over_this"] = flowc["median_ms"] / r["median_ms"]
 
 
-def fmt_diff(r: dict) -> str:
-    if r["backend"] == REFERENCE:
-        return "(reference)"
-    if "max_abs_diff" not in r:
-        return "-"
-    return f"{r['max_abs_diff']:.1e}" + ("" if r["within_tolerance"] else "  MISMATCH")
-
-
 def table(rows: list[dict], header: list[str], args) -> str:
     columns = (f"{'model':<11}{'batch':>5}  {'backend':<14}{'median ms':>10}{'on-GPU ms':>10}{'samples/s':>11}"
                f"{'flowc/x':>8}{'TFLOP/s':>9}{'% peak':>8}{'setup s':>9}  max|diff| vs torch")
@@ -465,7 +457,7 @@ def table(rows: list[dict], header: list[str], args) -> str:
         peak = f"{100 * r['fraction_of_peak']:.1f}" if "fraction_of_peak" in r else "-"
         setup = f"{r['setup_s']:.1f}" if r.get("setup_s") is not None else "-"
         lines.append(f"{lead}{r['backend']:<14}{r['median_ms']:>10.2f}{on_gpu:>10}{r['samples_per_s']:>11.1f}"
-                     f"{ratio:>8}{r['tflops']:>9.2f}{peak:>8}{setup:>9}  {fmt_diff(r)}")
+                     f"{ratio:>8}{r['tflops']:>9.2f}{peak:>8}{setup:>9}  {fmt_diff(r, REFERENCE)}")
     rtol, atol = TOLERANCE[args.precision]
     lines += ["",
               ("median ms: numpy in, numpy out (host copies included, as flowc's run() does); on-GPU ms: inputs "

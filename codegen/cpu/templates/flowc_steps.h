@@ -11,6 +11,7 @@
 #include "kernels.h"
 #include "runtime/core/step.h"
 #include "runtime/device/cpu/thread_pool.h"
+#include "runtime/kernels/cpu/scalar.h"
 
 namespace flowc::steps {
 
@@ -103,36 +104,5 @@ template <class I>
 void widen_indices(int64_t n, const I* x, int64_t* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = int64_t(x[i]);
 }
-
-// numpy's max/min: a NaN operand wins.
-template <class T>
-inline T nan_max(T a, T b) { return (a != a || a > b) ? a : b; }
-template <class T>
-inline T nan_min(T a, T b) { return (a != a || a < b) ? a : b; }
-
-// numpy's mod: the remainder takes the divisor's sign; 0 for an integer divisor of 0.
-template <class T>
-inline T py_mod(T a, T b) {
-  if constexpr (std::is_floating_point_v<T>) {
-    T r = std::fmod(a, b);
-    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-  } else {
-    if (b == 0) return T(0);
-    T r = T(a % b);
-    return (r != 0 && ((r < 0) != (b < 0))) ? T(r + b) : r;
-  }
-}
-
-template <class T>
-inline T int_div(T a, T b) { return b == 0 ? T(0) : T(a / b); }
-
-template <class T>
-inline T int_fmod(T a, T b) { return b == 0 ? T(0) : T(a % b); }
-
-template <class T>
-inline T softplus(T x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
-
-template <class T>
-inline T sign(T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; }
 
 }  // namespace flowc::steps

@@ -1,7 +1,7 @@
 // The helpers that generated elementwise code calls (codegen/cpu/elementwise.py's OPS table), for
-// CUDA: flowc::vmath (runtime/kernels/cpu/vmath.h) and flowc::steps (the CPU template
-// flowc_steps.h) as __host__ __device__ functions, so the same expression text compiles in a
-// kernel. Same formulas as the CPU's, through CUDA's libm (expf, tanhf, erff) instead of vmath's
+// CUDA: flowc::vmath (runtime/kernels/cpu/vmath.h) as __host__ __device__ functions, and
+// flowc::steps from runtime/kernels/cpu/scalar.h (shared with the CPU), so the same expression
+// text compiles in a kernel. Same formulas as the CPU's, through CUDA's libm (expf, tanhf, erff) instead of vmath's
 // polynomials: results agree within f32 rounding, except that exp here is not clamped (exp(100)
 // is inf, exp(NaN) NaN, where vmath gives a large finite or a tiny value).
 // Include it in place of vmath.h and flowc_steps.h, never next to them (same names).
@@ -11,7 +11,8 @@
 
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
+
+#include "runtime/kernels/cpu/scalar.h"
 
 #define FLOWC_HD __host__ __device__ __forceinline__
 
@@ -36,45 +37,5 @@ FLOWC_HD float hardswish(float x) { return x * min(max(x + 3.0f, 0.0f), 6.0f) * 
 FLOWC_HD float clip(float x, float lo, float hi) { return min(max(x, lo), hi); }
 
 }  // namespace flowc::vmath
-
-namespace flowc::steps {
-
-// numpy's max/min: a NaN operand wins.
-template <class T>
-FLOWC_HD T nan_max(T a, T b) { return (a != a || a > b) ? a : b; }
-template <class T>
-FLOWC_HD T nan_min(T a, T b) { return (a != a || a < b) ? a : b; }
-
-// numpy's mod: the remainder takes the divisor's sign; 0 for an integer divisor of 0.
-template <class T>
-FLOWC_HD T py_mod(T a, T b) {
-  if constexpr (std::is_floating_point_v<T>) {
-    T r;
-    if constexpr (std::is_same_v<T, float>) r = ::fmodf(a, b);
-    else r = ::fmod(double(a), double(b));
-    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-  } else {
-    if (b == 0) return T(0);
-    T r = T(a % b);
-    return (r != 0 && ((r < 0) != (b < 0))) ? T(r + b) : r;
-  }
-}
-
-template <class T>
-FLOWC_HD T int_div(T a, T b) { return b == 0 ? T(0) : T(a / b); }
-
-template <class T>
-FLOWC_HD T int_fmod(T a, T b) { return b == 0 ? T(0) : T(a % b); }
-
-template <class T>
-FLOWC_HD T softplus(T x) {
-  if constexpr (std::is_same_v<T, float>) return x > 0 ? x + ::log1pf(::expf(-x)) : ::log1pf(::expf(x));
-  else return x > 0 ? x + ::log1p(::exp(-x)) : ::log1p(::exp(x));
-}
-
-template <class T>
-FLOWC_HD T sign(T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x; }
-
-}  // namespace flowc::steps
 
 #undef FLOWC_HD
