@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "runtime/core/step.h"
 
@@ -96,25 +97,32 @@ const char* Communicator::op_name(Op op) {
 }
 
 flowc_status Communicator::all_reduce(int32_t axis, flowc_comm_dtype dtype, const void* send, void* recv,
-                                      uint64_t count) {
-  return check_and_run(Op::kAllReduce, axis, dtype, send, recv, count);
+                                      uint64_t count, void* stream) {
+  return check_and_run(Op::kAllReduce, axis, dtype, send, recv, count, stream);
 }
 
-flowc_status Communicator::all_gather(int32_t axis, const void* send, void* recv, uint64_t block_bytes) {
-  return check_and_run(Op::kAllGather, axis, flowc_comm_dtype(0), send, recv, block_bytes);
+flowc_status Communicator::all_gather(int32_t axis, const void* send, void* recv, uint64_t block_bytes,
+                                      void* stream) {
+  return check_and_run(Op::kAllGather, axis, flowc_comm_dtype(0), send, recv, block_bytes, stream);
 }
 
 flowc_status Communicator::reduce_scatter(int32_t axis, flowc_comm_dtype dtype, const void* send, void* recv,
-                                          uint64_t count) {
-  return check_and_run(Op::kReduceScatter, axis, dtype, send, recv, count);
+                                          uint64_t count, void* stream) {
+  return check_and_run(Op::kReduceScatter, axis, dtype, send, recv, count, stream);
 }
 
-flowc_status Communicator::all_to_all(int32_t axis, const void* send, void* recv, uint64_t block_bytes) {
-  return check_and_run(Op::kAllToAll, axis, flowc_comm_dtype(0), send, recv, block_bytes);
+flowc_status Communicator::all_to_all(int32_t axis, const void* send, void* recv, uint64_t block_bytes,
+                                      void* stream) {
+  return check_and_run(Op::kAllToAll, axis, flowc_comm_dtype(0), send, recv, block_bytes, stream);
+}
+
+flowc_status Communicator::copy(void* recv, const void* send, uint64_t bytes, void*) {
+  std::memcpy(recv, send, size_t(bytes));
+  return nullptr;
 }
 
 flowc_status Communicator::check_and_run(Op op, int32_t axis, flowc_comm_dtype dtype, const void* send, void* recv,
-                                         uint64_t count) {
+                                         uint64_t count, void* stream) {
   const char* what = op_name(op);
   if (axis < 0 || axis >= mesh_.num_axes()) {
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "rank %d: %s on mesh axis %d: the mesh %s has axes 0..%d",
@@ -154,10 +162,20 @@ flowc_status Communicator::check_and_run(Op op, int32_t axis, flowc_comm_dtype d
   }
   if (members == 1) {
     // A group of one: every collective is a copy.
-    if (recv_bytes) std::memcpy(recv, send, size_t(recv_bytes));
-    return nullptr;
+    return recv_bytes ? copy(recv, send, recv_bytes, stream) : nullptr;
   }
-  return collective(op, axis, dtype, send, recv, count);
+  return collective(op, axis, dtype, send, recv, count, stream);
+}
+
+flowc_status broadcast_from_first(Communicator& comm, void* data, size_t bytes) {
+  // After axis a, every rank whose coordinates past a are all 0 holds rank 0's bytes.
+  std::vector<uint8_t> gathered;
+  for (int32_t a = 0; a < comm.mesh().num_axes(); ++a) {
+    gathered.resize(bytes * size_t(comm.mesh().shape()[size_t(a)]));
+    if (flowc_status status = comm.all_gather(a, data, gathered.data(), bytes)) return status;
+    std::memcpy(data, gathered.data(), bytes);
+  }
+  return nullptr;
 }
 
 }  // namespace flowc
@@ -211,7 +229,7 @@ extern "C" int flowc_comm_all_reduce(flowc_step_ctx* ctx, int32_t mesh_axis, flo
   if (!ctx) return FLOWC_STATUS_INVALID_ARGUMENT;
   flowc::Communicator* comm = communicator(ctx, "all_reduce");
   if (!comm) return FLOWC_STATUS_FAILED_PRECONDITION;
-  return step_result(ctx, comm->all_reduce(mesh_axis, dtype, send, recv, count));
+  return step_result(ctx, comm->all_reduce(mesh_axis, dtype, send, recv, count, ctx->stream));
 }
 
 extern "C" int flowc_comm_all_gather(flowc_step_ctx* ctx, int32_t mesh_axis, const void* send, void* recv,
@@ -219,7 +237,7 @@ extern "C" int flowc_comm_all_gather(flowc_step_ctx* ctx, int32_t mesh_axis, con
   if (!ctx) return FLOWC_STATUS_INVALID_ARGUMENT;
   flowc::Communicator* comm = communicator(ctx, "all_gather");
   if (!comm) return FLOWC_STATUS_FAILED_PRECONDITION;
-  return step_result(ctx, comm->all_gather(mesh_axis, send, recv, block_bytes));
+  return step_result(ctx, comm->all_gather(mesh_axis, send, recv, block_bytes, ctx->stream));
 }
 
 extern "C" int flowc_comm_reduce_scatter(flowc_step_ctx* ctx, int32_t mesh_axis, flowc_comm_dtype dtype,
@@ -227,7 +245,7 @@ extern "C" int flowc_comm_reduce_scatter(flowc_step_ctx* ctx, int32_t mesh_axis,
   if (!ctx) return FLOWC_STATUS_INVALID_ARGUMENT;
   flowc::Communicator* comm = communicator(ctx, "reduce_scatter");
   if (!comm) return FLOWC_STATUS_FAILED_PRECONDITION;
-  return step_result(ctx, comm->reduce_scatter(mesh_axis, dtype, send, recv, count));
+  return step_result(ctx, comm->reduce_scatter(mesh_axis, dtype, send, recv, count, ctx->stream));
 }
 
 extern "C" int flowc_comm_all_to_all(flowc_step_ctx* ctx, int32_t mesh_axis, const void* send, void* recv,
@@ -235,5 +253,5 @@ extern "C" int flowc_comm_all_to_all(flowc_step_ctx* ctx, int32_t mesh_axis, con
   if (!ctx) return FLOWC_STATUS_INVALID_ARGUMENT;
   flowc::Communicator* comm = communicator(ctx, "all_to_all");
   if (!comm) return FLOWC_STATUS_FAILED_PRECONDITION;
-  return step_result(ctx, comm->all_to_all(mesh_axis, send, recv, block_bytes));
+  return step_result(ctx, comm->all_to_all(mesh_axis, send, recv, block_bytes, ctx->stream));
 }

@@ -73,7 +73,8 @@ def test_communicators_under_mpirun(toolchain):
 
 
 CUDA_BUILD = REPO / ".cache" / "build-runtime-cuda"
-CUDA_TARGETS = ["test_cuda_device", "test_model_device"]
+CUDA_TARGETS = ["test_cuda_device", "test_model_device", "test_nccl_communicator",
+                "test_nccl_communicator_without_mpi"]
 
 
 def _cuda_build() -> Path:
@@ -111,8 +112,9 @@ def _ctest_cuda(build_dir: Path, labels: list[str], report_section, title: str) 
 
 
 def test_cuda_device_without_gpu_parts(report_section, toolchain):
-    """The CUDA device and the cuda model path built with FLOWC_CUDA=ON; what needs no GPU runs (with
-    none, CudaDevice::create and flowc_model_load must fail with the clear UNAVAILABLE error)."""
+    """The CUDA device, the NCCL communicator and the cuda model path built with FLOWC_CUDA=ON; what
+    needs no GPU runs (with none, CudaDevice::create and flowc_model_load must fail with the clear
+    UNAVAILABLE error; the NCCL communicator reads its launch, and bootstraps under mpirun)."""
     build_dir = _cuda_build()
     _ctest_cuda(build_dir, ["-L", "cuda", "-LE", "gpu"], report_section, "runtime ctest (cuda, no GPU needed)")
 

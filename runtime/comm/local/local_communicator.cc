@@ -77,7 +77,7 @@ class LocalCommunicator final : public Communicator {
 
  protected:
   flowc_status collective(Op op, int32_t axis, flowc_comm_dtype dtype, const void* send, void* recv,
-                          uint64_t count) override;
+                          uint64_t count, void* stream) override;  // host memory: no stream
 
  private:
   void wait_past(Rendezvous& group, std::unique_lock<std::mutex>& lock, const std::atomic<uint64_t>& counter,
@@ -149,7 +149,7 @@ void sum_members(flowc_comm_dtype dtype, void* dst, const std::vector<Entry>& en
 }
 
 flowc_status LocalCommunicator::collective(Op op, int32_t axis, flowc_comm_dtype dtype, const void* send,
-                                           void* recv, uint64_t count) {
+                                           void* recv, uint64_t count, void*) {
   Rendezvous& group = *groups_[size_t(axis)];
   const int32_t n = int32_t(group.ranks.size());
   const int32_t m = member_[size_t(axis)];

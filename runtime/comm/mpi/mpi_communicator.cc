@@ -111,7 +111,7 @@ class MpiCommunicator final : public Communicator {
 
  protected:
   flowc_status collective(Op op, int32_t axis, flowc_comm_dtype dtype, const void* send, void* recv,
-                          uint64_t count) override {
+                          uint64_t count, void*) override {
     MPI_Comm comm = axes_[size_t(axis)];
     if (op != Op::kAllReduce && count > uint64_t(INT_MAX)) {
       return flowc_status_make(FLOWC_STATUS_OUT_OF_RANGE,
