@@ -26,27 +26,16 @@ void warn_on_error(int32_t ordinal, const char* call, cudaError_t error) {
 
 size_t round_up(size_t bytes, size_t alignment) { return (bytes + alignment - 1) / alignment * alignment; }
 
-// Makes `ordinal` the calling thread's GPU for a scope, then gives the caller's back: loading or
-// freeing a model must not change the device a host program (PyTorch, say) has current.
-class CurrentDevice {
- public:
-  explicit CurrentDevice(int32_t ordinal) {
-    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
-    error_ = cudaSetDevice(ordinal);
-  }
-  ~CurrentDevice() {
-    if (previous_ >= 0) cudaSetDevice(previous_);
-  }
-  CurrentDevice(const CurrentDevice&) = delete;
-  CurrentDevice& operator=(const CurrentDevice&) = delete;
-  cudaError_t error() const { return error_; }
-
- private:
-  int previous_ = -1;
-  cudaError_t error_ = cudaSuccess;
-};
-
 }  // namespace
+
+CurrentDevice::CurrentDevice(int32_t ordinal) {
+  if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
+  error_ = int(cudaSetDevice(ordinal));
+}
+
+CurrentDevice::~CurrentDevice() {
+  if (previous_ >= 0) cudaSetDevice(previous_);
+}
 
 // `call` is spelled out in the message, e.g. "cudaMalloc(&s.blas_workspace, kBlasWorkspaceBytes)".
 #define FLOWC_CUDA_RETURN_IF_ERROR(ordinal, call)                                                 \
@@ -58,6 +47,7 @@ class CurrentDevice {
 struct CudaDevice::Impl {
   struct Stream {
     cudaStream_t stream = nullptr;
+    bool borrowed = false;      // the comm stream's: stream 0's CUDA stream, destroyed with that one
     cublasLtHandle_t blas = nullptr;
     void* blas_workspace = nullptr;
     void* workspace = nullptr;  // grown by CudaDevice::workspace
@@ -81,8 +71,13 @@ struct CudaDevice::Impl {
 flowc_status CudaDevice::Impl::init(const Options& options) {
   streams.resize(size_t(options.num_streams));
   for (Stream& s : streams) {
-    // Non-blocking: no implicit ordering with the legacy default stream (load-time copies).
-    FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+    if (&s - streams.data() == options.comm_stream && options.comm_stream > 0) {
+      s.stream = streams[0].stream;
+      s.borrowed = true;
+    } else {
+      // Non-blocking: no implicit ordering with the legacy default stream (load-time copies).
+      FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+    }
     cublasStatus_t status = cublasLtCreate(&s.blas);
     if (status != CUBLAS_STATUS_SUCCESS) {
       return flowc_status_make(FLOWC_STATUS_INTERNAL, "cuda device %d: cublasLtCreate failed: %s (%s)", ordinal,
@@ -112,7 +107,7 @@ flowc_status CudaDevice::Impl::init(const Options& options) {
 // Also releases what a failed init got as far as making.
 CudaDevice::Impl::~Impl() {
   CurrentDevice current(ordinal);
-  warn_on_error(ordinal, "cudaSetDevice", current.error());
+  warn_on_error(ordinal, "cudaSetDevice", cudaError_t(current.error()));
   for (Stream& s : streams) {
     if (s.stream) warn_on_error(ordinal, "cudaStreamSynchronize", cudaStreamSynchronize(s.stream));
   }
@@ -126,7 +121,7 @@ CudaDevice::Impl::~Impl() {
     }
     warn_on_error(ordinal, "cudaFree", cudaFree(s.workspace));
     warn_on_error(ordinal, "cudaFree", cudaFree(s.blas_workspace));
-    if (s.stream) warn_on_error(ordinal, "cudaStreamDestroy", cudaStreamDestroy(s.stream));
+    if (s.stream && !s.borrowed) warn_on_error(ordinal, "cudaStreamDestroy", cudaStreamDestroy(s.stream));
   }
   for (cudaEvent_t event : events) {
     if (event) warn_on_error(ordinal, "cudaEventDestroy", cudaEventDestroy(event));
@@ -136,16 +131,11 @@ CudaDevice::Impl::~Impl() {
   warn_on_error(ordinal, "cudaFree", cudaFree(error_flags));
 }
 
-flowc_status CudaDevice::create(const Options& options, std::unique_ptr<CudaDevice>* out_device) {
-  out_device->reset();
-  if (options.num_streams <= 0 || options.slots <= 0) {
-    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
-                             "cuda device needs at least one stream and one slot (has %d and %d)",
-                             options.num_streams, options.slots);
-  }
+flowc_status CudaDevice::count(int32_t* out_count) {
   int count = 0;
   cudaError_t error = cudaGetDeviceCount(&count);
   if (error == cudaSuccess && count == 0) error = cudaErrorNoDevice;
+  *out_count = error == cudaSuccess ? count : 0;
   if (error != cudaSuccess) {
     return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
                              "target cuda: no usable NVIDIA GPU (cudaGetDeviceCount: %s, %s); this model was "
@@ -153,6 +143,22 @@ flowc_status CudaDevice::create(const Options& options, std::unique_ptr<CudaDevi
                              "--target cpu to run here",
                              cudaGetErrorString(error), cudaGetErrorName(error));
   }
+  return nullptr;
+}
+
+flowc_status CudaDevice::create(const Options& options, std::unique_ptr<CudaDevice>* out_device) {
+  out_device->reset();
+  if (options.num_streams <= 0 || options.slots <= 0) {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                             "cuda device needs at least one stream and one slot (has %d and %d)",
+                             options.num_streams, options.slots);
+  }
+  if (options.comm_stream < 0 || options.comm_stream >= options.num_streams) {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "cuda device: comm stream %d is not one of its %d streams",
+                             options.comm_stream, options.num_streams);
+  }
+  int32_t count = 0;
+  FLOWC_RETURN_IF_ERROR(CudaDevice::count(&count));
   if (options.ordinal < 0 || options.ordinal >= count) {
     return flowc_status_make(FLOWC_STATUS_OUT_OF_RANGE,
                              "target cuda: there is no GPU %d; this machine has %d (0..%d): set flowc_options.device "
@@ -160,7 +166,7 @@ flowc_status CudaDevice::create(const Options& options, std::unique_ptr<CudaDevi
                              options.ordinal, count, count - 1);
   }
   CurrentDevice current(options.ordinal);
-  error = current.error();
+  cudaError_t error = cudaError_t(current.error());
   if (error != cudaSuccess) {
     return flowc_status_make(FLOWC_STATUS_UNAVAILABLE, "target cuda: GPU %d is not usable (cudaSetDevice: %s, %s)",
                              options.ordinal, cudaGetErrorString(error), cudaGetErrorName(error));
@@ -184,7 +190,7 @@ flowc_status CudaDevice::allocate(size_t bytes, void** out_ptr) {
   *out_ptr = nullptr;
   if (!bytes) return nullptr;
   CurrentDevice current(impl_->ordinal);
-  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, current.error());
+  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaError_t(current.error()));
   cudaError_t error = cudaMalloc(out_ptr, bytes);
   if (error != cudaSuccess) {
     *out_ptr = nullptr;
@@ -199,7 +205,7 @@ flowc_status CudaDevice::allocate(size_t bytes, void** out_ptr) {
 void CudaDevice::free(void* ptr) {
   if (!ptr) return;
   CurrentDevice current(impl_->ordinal);
-  warn_on_error(impl_->ordinal, "cudaSetDevice", current.error());
+  warn_on_error(impl_->ordinal, "cudaSetDevice", cudaError_t(current.error()));
   warn_on_error(impl_->ordinal, "cudaFree", cudaFree(ptr));
 }
 
@@ -229,7 +235,7 @@ void CudaDevice::drain_slot(int32_t slot) {
 flowc_status CudaDevice::copy_to_device(void* dst, const void* src, size_t bytes) {
   if (!bytes) return nullptr;
   CurrentDevice current(impl_->ordinal);
-  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, current.error());
+  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaError_t(current.error()));
   FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
   return nullptr;
 }

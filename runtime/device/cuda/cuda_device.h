@@ -31,6 +31,10 @@ class CudaDevice final : public Device {
     int32_t slots = 1;              // the plan's arena slots (requests in flight)
     size_t input_bytes = 0;         // pinned staging per slot for the inputs, all together
     size_t output_bytes = 0;        // and for the outputs; the error flag's copy goes right after
+    // The plan's comm stream (0: none). Its steps enqueue on stream 0's CUDA stream, so that a
+    // collective is ordered after the kernels that made its input and before those that read its
+    // result with no events; the engine still runs it on a worker of its own, in plan order.
+    int32_t comm_stream = 0;
   };
 
   // A clear FLOWC_STATUS_UNAVAILABLE error where there is no driver or no GPU (the message names
@@ -38,6 +42,9 @@ class CudaDevice final : public Device {
   static flowc_status create(const Options& options, std::unique_ptr<CudaDevice>* out_device);
   // Waits for every stream's work, then releases everything.
   ~CudaDevice() override;
+
+  // How many GPUs the driver shows; UNAVAILABLE (the same clear error as create) with none.
+  static flowc_status count(int32_t* out_count);
 
   const char* name() const override { return "cuda"; }
   int32_t ordinal() const;
@@ -67,6 +74,22 @@ class CudaDevice final : public Device {
   CudaDevice() = default;
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// Makes GPU `ordinal` current on the calling thread for a scope, then gives the caller's back:
+// loading or freeing a model, or a collective on another GPU, must not change the device a host
+// program (PyTorch, say) has current.
+class CurrentDevice {
+ public:
+  explicit CurrentDevice(int32_t ordinal);
+  ~CurrentDevice();
+  CurrentDevice(const CurrentDevice&) = delete;
+  CurrentDevice& operator=(const CurrentDevice&) = delete;
+  int error() const { return error_; }  // cudaSetDevice's cudaError_t
+
+ private:
+  int previous_ = -1;
+  int error_ = 0;
 };
 
 }  // namespace flowc
