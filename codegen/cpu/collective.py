@@ -64,16 +64,16 @@ def _piece(node: Node) -> tuple[int, ...]:
 
 class CollectiveSteps:
     """The emitter's step bodies for collective ops (mixed into codegen/cpu/emit.py's _Emitter,
-    whose `ptr` and `scratch` they use)."""
+    whose `ptr`, `scratch` and `call` they use; the CUDA emitter's versions of those put the same
+    steps on the GPU)."""
 
     def _comm(self, node: Node, call: str, args: str) -> str:
         return f"if (int rc = flowc_comm_{call}(ctx, {node.attr('mesh_axis')}, {args})) return rc;"
 
-    @staticmethod
-    def _comm_dtype(node: Node, v: Value) -> str:
+    def _comm_dtype(self, node: Node, v: Value) -> str:
         dt = COMM_DTYPES.get(v.type.dtype.name)
         if dt is None:
-            raise CompileError(f"{describe_node(node)}: target cpu sums f32, f64, i32 and i64 across devices; "
+            raise CompileError(f"{describe_node(node)}: target {self.device} sums f32, f64, i32 and i64 across devices; "
                                f"{v.type} is none of them")
         return dt
 
@@ -96,8 +96,8 @@ class CollectiveSteps:
                                                    f"{x.type.nbytes()}ULL")]
         return [f"uint8_t* gathered = {self.scratch(node, 0)};",
                 self._comm(node, "all_gather", f"{self.ptr(x)}, gathered, {x.type.nbytes()}ULL"),
-                f"flowc::steps::unpack_blocks({outer}, {node.attr('size')}, {x.type.nbytes() // outer}, gathered, "
-                f"{self.ptr(out, write=True)});"]
+                self.call("flowc::steps::unpack_blocks", f"{outer}, {node.attr('size')}, {x.type.nbytes() // outer}, "
+                          f"gathered, {self.ptr(out, write=True)}", pool=False)]
 
     def _op_ReduceScatter(self, node):
         """[outer, n * block] packed into member blocks [n, outer, block] first."""
@@ -109,8 +109,8 @@ class CollectiveSteps:
             return [self._comm(node, "reduce_scatter", f"{dt}, {self.ptr(x)}, {self.ptr(out, write=True)}, "
                                                        f"{out.type.numel()}ULL")]
         return [f"uint8_t* packed = {self.scratch(node, 0)};",
-                f"flowc::steps::pack_blocks({outer}, {node.attr('size')}, {out.type.nbytes() // outer}, "
-                f"{self.ptr(x)}, packed);",
+                self.call("flowc::steps::pack_blocks", f"{outer}, {node.attr('size')}, {out.type.nbytes() // outer}, "
+                          f"{self.ptr(x)}, packed", pool=False),
                 self._comm(node, "reduce_scatter", f"{dt}, packed, {self.ptr(out, write=True)}, "
                                                    f"{out.type.numel()}ULL")]
 
@@ -126,12 +126,14 @@ class CollectiveSteps:
         send, recv = self.ptr(x), self.ptr(out, write=True)
         if send_outer > 1:
             lines += [f"uint8_t* send = {self.scratch(node, slot)};",
-                      f"flowc::steps::pack_blocks({send_outer}, {n}, {block // send_outer}, {send}, send);"]
+                      self.call("flowc::steps::pack_blocks", f"{send_outer}, {n}, {block // send_outer}, {send}, send",
+                                pool=False)]
             send, slot = "send", slot + 1
         if recv_outer > 1:
             lines.append(f"uint8_t* recv = {self.scratch(node, slot)};")
             lines.append(self._comm(node, "all_to_all", f"{send}, recv, {block}ULL"))
-            lines.append(f"flowc::steps::unpack_blocks({recv_outer}, {n}, {block // recv_outer}, recv, {recv});")
+            lines.append(self.call("flowc::steps::unpack_blocks", f"{recv_outer}, {n}, {block // recv_outer}, recv, {recv}",
+                                   pool=False))
         else:
             lines.append(self._comm(node, "all_to_all", f"{send}, {recv}, {block}ULL"))
         return lines
@@ -141,14 +143,16 @@ class CollectiveSteps:
         x, out = node.inputs[0], node.outputs[0]
         xs, ys = tuple(x.type.shape), tuple(out.type.shape)
         d = axis_of(node, len(xs))
-        return self._coord(node) + [
-            f"flowc::steps::copy_block({x.type.dtype.np.itemsize}, {math.prod(xs[:d])}, {xs[d]}, coord * {ys[d]}, "
-            f"{ys[d]}, {math.prod(xs[d + 1:])}, {self.ptr(x)}, {self.ptr(out, write=True)});"]
+        return self._coord(node) + [self.call(
+            "flowc::steps::copy_block", f"{x.type.dtype.np.itemsize}, {math.prod(xs[:d])}, {xs[d]}, coord * {ys[d]}, "
+            f"{ys[d]}, {math.prod(xs[d + 1:])}, {self.ptr(x)}, {self.ptr(out, write=True)}", pool=False)]
 
     def _op_KeepFirst(self, node):
         """Member 0 keeps the tensor, the others hold zeros (so that the group sums to it)."""
         x, out = node.inputs[0], node.outputs[0]
-        nbytes = out.type.nbytes()
-        return self._coord(node) + [f"void* dst = {self.ptr(out, write=True)};",
-                                    f"if (coord == 0) std::memcpy(dst, {self.ptr(x)}, {nbytes});",
-                                    f"else std::memset(dst, 0, {nbytes});"]
+        return self._coord(node) + self._keep_first(self.ptr(x), self.ptr(out, write=True), out.type.nbytes())
+
+    def _keep_first(self, src: str, dst: str, nbytes: int) -> list[str]:
+        """Member 0 copies `src` to `dst`, the others zero it (after _coord)."""
+        return [f"void* dst = {dst};", f"if (coord == 0) std::memcpy(dst, {src}, {nbytes});",
+                f"else std::memset(dst, 0, {nbytes});"]

@@ -172,18 +172,23 @@ def _same_order(graphs: list[Graph]) -> list[Schedule]:
     return [first] + [schedule(g, order=[g.nodes[i] for i in order]) for g in graphs[1:]]
 
 
-def _emit_mesh(physical: PhysicalGraph) -> _Emitter:
+def _emit_mesh(physical: PhysicalGraph, emit_graph=None, plan_memory=None) -> _Emitter:
     """One project for every rank of the mesh: the physical graph lowered with each distinct set
     of rank constants, emitted on one order and one memory plan; steps whose code differs
-    between ranks (a constant folded into it) choose their rank's variant at run time."""
+    between ranks (a constant folded into it) choose their rank's variant at run time.
+    `emit_graph(graph, sched, planned)` and `plan_memory(graph, sched)` are the target's (this
+    module's by default; codegen/cuda passes its own)."""
+    emit_graph = emit_graph or _emit_graph
+    plan_memory = plan_memory or (lambda graph, sched: _plan_memory(sched))
     groups, graphs = mesh.rank_graphs(physical)
     graphs = [_lower(g) for g in graphs]
     mesh.check_same_structure(graphs, groups)
     scheds = _same_order(graphs)
-    planned = _plan_memory(scheds[0])
-    emitters = [_emit_graph(g, s, planned) for g, s in zip(graphs, scheds)]
+    planned = plan_memory(graphs[0], scheds[0])
+    emitters = [emit_graph(g, s, planned) for g, s in zip(graphs, scheds)]
     mesh.check_same_weights([e.weights for e in emitters], groups)
     emitter = emitters[0]
+    emitter.share_code(emitters[1:])
     emitter.steps = mesh.merge_steps([e.steps for e in emitters], groups)
     emitter.mesh = tuple(physical.mesh)
     variant = {r: i for i, ranks in enumerate(groups) for r in ranks}
@@ -318,11 +323,13 @@ class _Emitter(CollectiveSteps):
         return ["const flowc_parallel par = flowc::steps::parallel(ctx);"] if any("par" in line for line in body) \
             else []
 
+    comm_stream = COMM_STREAM       # the plan's stream for the steps that call the communicator
+
     def stream_of(self, step: int) -> int:
-        return COMM_STREAM if step in self.comm_steps else 0
+        return self.comm_stream if step in self.comm_steps else 0
 
     def num_streams(self) -> int:
-        return COMM_STREAM + 1 if self.comm_steps else 1
+        return self.comm_stream + 1 if self.comm_steps else 1
 
     def call(self, fn: str, args: str, *, pool: bool = True) -> str:
         """A call of kernel `fn` of the CPU library (or a flowc::steps helper) with `args` (C text)
@@ -339,6 +346,11 @@ class _Emitter(CollectiveSteps):
         """A C expression: a buffer of `count` elements of `ctype` for this step alone (`slot` < 4
         keeps one step's buffers apart)."""
         return f"flowc::steps::scratch<{ctype}>({slot}, {count})"
+
+    def share_code(self, variants: list["_Emitter"]) -> None:
+        """On a mesh: make the code outside the step bodies that the other ranks' variants of
+        this emitter need part of this one's (their steps are merged into this one's next). The
+        CPU's steps call only the library: nothing to share."""
 
     def add_step(self, name: str, lines: list[str]) -> None:
         self.steps.append((c_string(name), lines))
@@ -1033,7 +1045,8 @@ def _model_cpp(emitter: _Emitter) -> str:
               "// A chain: each step reads the register its predecessor writes, so each request runs",
               "// in the static order the memory plan assumed, and requests pipeline behind it."]
     if comm:
-        lines.append(f"// Collectives run on stream {COMM_STREAM}, in this order on every rank, request after request.")
+        lines.append(f"// Collectives run on stream {emitter.comm_stream}, in this order on every rank, request after "
+                     "request.")
     lines.append(f"const flowc_plan_step kSteps[{n}] = {{")
     for i, (name, _) in enumerate(emitter.steps):
         reads = f"kRegisters + {i - 1}, 1" if i > 0 else "nullptr, 0"
@@ -1075,7 +1088,7 @@ def _model_cpp(emitter: _Emitter) -> str:
               f"  d.plan.num_streams = {emitter.num_streams()};",
               f"  d.plan.arena_bytes = {emitter.plan.peak_bytes}ULL;", f"  d.plan.arena_slots = {ARENA_SLOTS};"]
     if comm:
-        lines.append(f"  d.plan.comm_stream = {COMM_STREAM};")
+        lines.append(f"  d.plan.comm_stream = {emitter.comm_stream};")
     lines += ["  d.inputs = kInputs;", f"  d.num_inputs = {len(g.inputs)};",
               "  d.outputs = kOutputs;", f"  d.num_outputs = {len(g.outputs)};",
               f"  d.weights_bytes = {len(data)}ULL;", f"  d.weights_checksum = {_checksum(data)}ULL;",
@@ -1112,9 +1125,11 @@ def _model_h(emitter: _Emitter) -> str:
     bound = (f"// Compiled for any batch from 1 to {emitter.max_batch}: shapes below are at {emitter.max_batch}; "
              "run other batches with flowc_model_run_batch.\n" if emitter.max_batch else "")
     if emitter.mesh:
+        ranks = math.prod(emitter.mesh)
+        where = (f"one process per rank (mpirun -np {ranks})" if emitter.device == "cpu" else
+                 f"one process per GPU (mpirun -np {ranks}, or torchrun: NCCL)")
         bound += (f"// Compiled for a mesh of {'x'.join(map(str, emitter.mesh))} devices: every rank runs this plan on "
-                  "its own weights.r<rank>.bin,\n// all in one process (FLOWC_COMM=local) or one process per rank "
-                  f"(mpirun -np {math.prod(emitter.mesh)}).\n")
+                  f"its own weights.r<rank>.bin,\n// all in one process (FLOWC_COMM=local) or {where}.\n")
     return ("// Generated by flowc: the C API of this model (declared in runtime/include/flowc/model.h).\n" + bound +
             "// Inputs, in the order flowc_model_run takes them:\n" + sig(graph.inputs, "inputs") +
             "\n// Outputs:\n" + sig(graph.outputs, "outputs") +

@@ -29,7 +29,7 @@ class _Options(ctypes.Structure):
 
 
 # flowc_comm_kind: which communicator a mesh model's ranks talk through (runtime/include/flowc/runtime.h)
-COMM_KINDS = {None: 0, "auto": 0, "local": 1, "mpi": 2}
+COMM_KINDS = {None: 0, "auto": 0, "local": 1, "mpi": 2, "nccl": 3}
 
 
 class RunError(FlowcError, RuntimeError):
@@ -76,7 +76,8 @@ class CpuModel:
                  comm: str | None = None, device: int = 0):
         self.path = Path(out_dir)
         if comm not in COMM_KINDS:
-            raise CompileError(f"comm={comm!r}: choose \"local\", \"mpi\" or None (FLOWC_COMM or the launcher decides)")
+            raise CompileError(f"comm={comm!r}: choose \"local\", \"mpi\", \"nccl\" (cuda) or None (FLOWC_COMM or the "
+                               "launcher decides)")
         self._lib = ctypes.CDLL(str(library))
         _bind(self._lib)
         handle = ctypes.c_void_p()

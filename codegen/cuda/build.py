@@ -7,6 +7,7 @@ model's build compiles only its model.cu once the kernel library has been built 
 """
 from __future__ import annotations
 
+import ctypes.util
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +23,21 @@ def nvcc() -> str | None:
     return os.environ.get("CUDACXX") or shutil.which("nvcc")
 
 
+def nccl_library() -> str:
+    """The NCCL runtime/cmake/FlowcCuda.cmake links, as far as Python can tell (a system one,
+    else the wheel's), or "" without one: the runtime compiles its NCCL communicator only where
+    NCCL is, so installing or removing NCCL must not reuse objects built the other way."""
+    found = ctypes.util.find_library("nccl")
+    if found:
+        return found
+    try:
+        import nvidia.nccl as wheel
+    except ImportError:
+        return ""
+    library = Path(list(wheel.__path__)[0]) / "lib" / "libnccl.so.2"
+    return str(library) if library.is_file() else ""
+
+
 def build(out_dir, *, jobs: int | None = None, progress: BuildProgress | None = None,
           runtime_cache: bool = True) -> Path:
     """Build the CUDA project in `out_dir` with `jobs` parallel jobs (None: one per core: nvcc
@@ -30,6 +46,6 @@ def build(out_dir, *, jobs: int | None = None, progress: BuildProgress | None = 
         raise CompileError("target cuda builds with nvcc, which is neither $CUDACXX nor on PATH: install the CUDA "
                            "toolkit (12.x or 13.x), and cuBLAS with it or through pip install \"flowc[cuda]\"")
     parts = RuntimeParts(("flowc_runtime", "flowc_runtime_cuda", "flowc_kernels_cuda"), "cuda-runtime",
-                         b"flowc cuda runtime objects 1", (nvcc(),))   # as in templates/CMakeLists.txt
+                         b"flowc cuda runtime objects 1", (nvcc(), nccl_library()))   # as in templates/CMakeLists.txt
     return build_project(out_dir, jobs=jobs or os.cpu_count() or 2, progress=progress, runtime_cache=runtime_cache,
                          parts=parts)

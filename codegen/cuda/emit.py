@@ -12,10 +12,18 @@ codegen/cpu's), run on one GPU:
   download of request n - 1 overlap the compute of request n;
 - a kernel that meets bad input (an index out of range) raises the request slot's error flag with
   its step's number; the download step reads it and fails that request with the step's message.
+
+On a device mesh every rank runs the same project (codegen/cpu/mesh.py) on its own GPU. Its
+collective steps (codegen/cpu/collective.py) run on the plan's comm stream (3), which the
+CudaDevice maps onto stream 0's CUDA stream: a collective is then ordered after the kernels that
+made its input and before those that read its result without events, while the engine still
+fires the comm stream's steps in plan order on every rank. The communicator (NCCL, or the local
+and MPI ones staged through host memory) enqueues on that stream.
 """
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +38,13 @@ from flowc.ir.passes.parallel import PhysicalGraph
 from .. import memory
 from ..cpu import elementwise as ew
 from ..cpu.elementwise import Body, Source, broadcast_strides, ctype
-from ..cpu.emit import (OUT_OF_RANGE, TEMPLATES as CPU_TEMPLATES, EmitResult, _affine, _batch_offsets, _Emitter, _lower, _model_cpp,
-                        _model_h, _write_project, c_string)
+from ..cpu.collective import scratch_bytes
+from ..cpu.emit import (OUT_OF_RANGE, TEMPLATES as CPU_TEMPLATES, EmitResult, _affine, _batch_offsets, _emit_mesh,
+                        _Emitter, _lower, _model_cpp, _model_h, _write_project, c_string)
 from ..schedule import Schedule, TensorLife, schedule
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-UPLOAD_STREAM, DOWNLOAD_STREAM = 1, 2
+UPLOAD_STREAM, DOWNLOAD_STREAM, COMM_STREAM = 1, 2, 3
 STAGING_ALIGNMENT = 256          # each input's and output's place in the pinned staging buffers
 THREADS = 256                    # per block of the generated elementwise kernels
 MAX_BLOCKS = 1 << 16             # grid-stride loops beyond this
@@ -70,31 +79,34 @@ def emit(graph: Graph, out_dir, *, arch="sm_90", precision: str = "fp32", max_ba
     if max_batch is not None:
         raise CompileError(f"max_batch={max_batch}: target cuda runs fixed shapes for now; compile for one batch "
                            "(input_shapes=, --input-shape)")
-    if physical is not None:
-        raise CompileError(f"a device mesh ({'x'.join(map(str, physical.mesh))}) on target cuda needs the NCCL "
-                           "communicator, which is not built yet; compile with --target cpu for a mesh, or for one GPU")
     ops_before = len(graph.nodes)
-    lowered = _lower(graph)
-    emitter = _emit_graph(lowered)
+    if physical is not None:
+        emitter = _emit_mesh(physical, _emit_graph, _plan_memory)
+    else:
+        emitter = _emit_graph(_lower(graph))
     emitter.archs = archs
     out_dir = Path(out_dir)
     files = _write_project(out_dir, emitter, None)
     return EmitResult(out_dir, tuple(files), ops_before, len(emitter.steps), emitter.plan, len(emitter.weights),
-                      lowered, cuda=True)
+                      emitter.graph, mesh=emitter.mesh, cuda=True)
 
 
-def _emit_graph(graph: Graph) -> "_CudaEmitter":
-    sched = schedule(graph)
-    emitter = _CudaEmitter(graph, _plan_memory(graph, sched))
+def _emit_graph(graph: Graph, sched: Schedule | None = None,
+                planned: tuple[memory.MemoryPlan, dict] | None = None) -> "_CudaEmitter":
+    """The steps of a lowered graph, on `sched`'s order and `planned`'s offsets (by default its own)."""
+    sched = sched or schedule(graph)
+    emitter = _CudaEmitter(graph, *(planned or _plan_memory(graph, sched)))
     for step in sched.steps:
         emitter.node(step.node)
     emitter.finish_outputs()
     return emitter
 
 
-def _plan_memory(graph: Graph, sched: Schedule) -> memory.MemoryPlan:
+def _plan_memory(graph: Graph, sched: Schedule) -> tuple[memory.MemoryPlan, dict[tuple[str, int], str]]:
     """The arena of one request: the schedule's intermediates, and the graph's inputs and produced
-    outputs, which live on the GPU too. Step 0 uploads, steps 1..n compute, step n + 1 downloads."""
+    outputs, which live on the GPU too, and the scratch that collectives pack through (alive at
+    their step only; named as codegen/cpu's plan names them). Step 0 uploads, steps 1..n compute,
+    step n + 1 downloads."""
     n = len(sched.steps)
     step_of = {id(s.node): i + 1 for i, s in enumerate(sched.steps)}
     last_use: dict[int, int] = {}
@@ -111,16 +123,26 @@ def _plan_memory(graph: Graph, sched: Schedule) -> memory.MemoryPlan:
         if id(v) not in seen and v.producer is not None:
             seen.add(id(v))
             tensors.append(TensorLife(v.name, v.type.nbytes(), step_of[id(v.producer)], n + 1))
+    taken = {t.name for t in tensors}
+    scratch = {}
+    for s in sched.steps:
+        for k, nbytes in enumerate(scratch_bytes(s.node)):
+            name = f"scratch{k}:{s.node.outputs[0].name}"
+            while name in taken:
+                name = "_" + name
+            taken.add(name)
+            scratch[s.node.outputs[0].name, k] = name
+            tensors.append(TensorLife(name, nbytes, step_of[id(s.node)], step_of[id(s.node)]))
     tensors.sort(key=lambda t: t.first)
-    return memory.plan_memory(tensors, sched.inplace)
+    return memory.plan_memory(tensors, sched.inplace), scratch
 
 
 class _CudaEmitter(_Emitter):
     device = "cuda"
 
-    def __init__(self, graph: Graph, plan: memory.MemoryPlan):
-        super().__init__(graph, plan)
-        self.prelude: list[str] = []
+    def __init__(self, graph: Graph, plan: memory.MemoryPlan, scratch: dict[tuple[str, int], str] | None = None):
+        super().__init__(graph, plan, scratch)
+        self.kernels: dict[str, list[str]] = {}   # generated kernels and functors, by name, in order
         self.archs: list[str] = []
         self.errors: list[str] = []        # by step number - 1: the message of a raised error flag
         self._kernels = 0
@@ -135,20 +157,25 @@ class _CudaEmitter(_Emitter):
                 "CMakeLists.txt": cmake}
 
     def includes(self) -> list[str]:
-        return ['#include "flowc/model.h"', '#include "runtime/kernels/cuda/kernels.h"',
+        return ['#include "flowc/model.h"'] + (['#include "flowc/comm.h"'] if self.mesh else []) + [
+                '#include "runtime/kernels/cuda/kernels.h"',
                 '#include "runtime/kernels/cuda/elementwise.cuh"', '#include "runtime/kernels/cuda/attention.cuh"',
                 '#include "runtime/device/cuda/cuda_steps.h"']
 
     def step_prologue(self, body: list[str]) -> list[str]:
         return []
 
+    comm_stream = COMM_STREAM
+
     def stream_of(self, step: int) -> int:
         if step == 0:
             return UPLOAD_STREAM
-        return DOWNLOAD_STREAM if step == len(self.steps) - 1 else 0
+        if step == len(self.steps) - 1:
+            return DOWNLOAD_STREAM
+        return self.comm_stream if step in self.comm_steps else 0
 
     def num_streams(self) -> int:
-        return 3
+        return COMM_STREAM + 1 if self.comm_steps else 3
 
     # -- where tensors live: all in the arena, constants in the device's weights -------------
     def ptr(self, v: Value, write: bool = False) -> str:
@@ -196,6 +223,12 @@ class _CudaEmitter(_Emitter):
 
     _op_Reshape = _op_Flatten = _op_Squeeze = _op_Unsqueeze = _op_Identity = _copy
 
+    def _keep_first(self, src: str, dst: str, nbytes: int) -> list[str]:
+        return [f"void* dst = {dst};",
+                f"cudaError_t kept = coord == 0 ? cudaMemcpyAsync(dst, {src}, {nbytes}, cudaMemcpyDeviceToDevice, "
+                f"cu.stream) : cudaMemsetAsync(dst, 0, {nbytes}, cu.stream);",
+                "if (int e = flowc::cuda::check(ctx, kept, \"KeepFirst\")) return e;"]
+
     def _loop(self, out: Value, sources: list[Source], body: Body) -> list[str]:
         """A generated kernel applying `body` to every element of `out`, sources broadcast."""
         numel = out.type.numel()
@@ -224,7 +257,7 @@ class _CudaEmitter(_Emitter):
         code += [f"    const {s.ctype} src{j} = p{j}[{offsets[j]}];" for j, s in enumerate(sources)]
         code += ["    " + line for line in body.lines]
         code += [f"    y[i] = {body.result};", "  }", "}", ""]
-        self.prelude += code
+        self._define(name, code)
         blocks = min(-(-numel // THREADS), MAX_BLOCKS)
         args = [self.ptr(out, write=True)] + [s.pointer for s in sources]
         return [f"{name}<<<{blocks}, {THREADS}, 0, cu.stream>>>({', '.join(args)});", self._launch_check(name)]
@@ -238,9 +271,9 @@ class _CudaEmitter(_Emitter):
         out = self._single_output(node)
         t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
         name, numel = self._kernel_name(), out.type.numel()
-        self.prelude += [f"__global__ void {name}(const {t}* start, const {t}* delta, {t}* y) {{",
-                         f"  for (int64_t i = int64_t(blockIdx.x) * {THREADS} + threadIdx.x; i < {numel}; "
-                         f"i += int64_t(gridDim.x) * {THREADS}) y[i] = {t}(*start + {t}(i) * *delta);", "}", ""]
+        self._define(name, [f"__global__ void {name}(const {t}* start, const {t}* delta, {t}* y) {{",
+                            f"  for (int64_t i = int64_t(blockIdx.x) * {THREADS} + threadIdx.x; i < {numel}; "
+                            f"i += int64_t(gridDim.x) * {THREADS}) y[i] = {t}(*start + {t}(i) * *delta);", "}", ""])
         return [f"{name}<<<{min(-(-numel // THREADS), MAX_BLOCKS)}, {THREADS}, 0, cu.stream>>>("
                 f"{self.ptr(node.inputs[0])}, {self.ptr(node.inputs[2])}, {self.ptr(out, write=True)});",
                 self._launch_check(name)]
@@ -340,7 +373,7 @@ class _CudaEmitter(_Emitter):
                 t = ctype(extras[j].type.dtype, f"tensor {quote_name(extras[j].name)}")
                 code.append(f"    const {t} src{j + 1} = p{j + 1}[o{j + 1} + i * {st[-2]} + j * {st[-1]}];")
             code += ["    " + line for line in body.lines] + [f"    return {body.result};"]
-        self.prelude += code + ["  }", "};", ""]
+        self._define(name, code + ["  }", "};", ""])
         init = ", ".join(self.ptr(x) for x in extras)
         return [f"const {name} epi{{{init}}};",
                 self.call("flowc_attention_f32", f"{math.prod(batch)}, {m}, {k}, {n}, {d}, {self.ptr(q)}, "
@@ -437,9 +470,32 @@ class _CudaEmitter(_Emitter):
                  f"if (flag > 0 && flag <= {len(self.errors)}) {{",
                  "  ctx->error = kStepErrors[flag - 1];", "  return FLOWC_STATUS_OUT_OF_RANGE;", "}",
                  *copies]
-        self.prelude += [f"const char* const kStepErrors[{max(len(self.errors), 1)}] = {{",
-                         *[f"    {c_string(e)}," for e in self.errors or ["none"]], "};", ""]
         self.add_step("download outputs", down)
+        self.comm_steps = {i + 1 for i in self.comm_steps}   # behind the upload step now
+
+    @property
+    def prelude(self) -> list[str]:
+        lines = [line for code in self.kernels.values() for line in code]
+        return lines + [f"const char* const kStepErrors[{max(len(self.errors), 1)}] = {{",
+                        *[f"    {c_string(e)}," for e in self.errors or ["none"]], "};", ""]
+
+    def _define(self, name: str, code: list[str]) -> None:
+        self.kernels[name] = code
+
+    def share_code(self, variants: list["_CudaEmitter"]) -> None:
+        """Kernels are named by their place in the graph, the same on every rank's variant; one
+        whose code differs on a variant (a rank's constant folded into it) is renamed there, in
+        its code and in that variant's steps, and defined beside this one's. The steps that call
+        it then differ too, so mesh.merge_steps switches on the rank for them."""
+        for v, other in enumerate(variants, 1):
+            renames = {name: f"{name}_r{v}" for name, code in other.kernels.items() if self.kernels.get(name) != code}
+            if not renames:
+                continue
+            pattern = re.compile(r"\b(" + "|".join(map(re.escape, renames)) + r")\b")
+            rename = lambda line: pattern.sub(lambda m: renames[m.group(1)], line)   # noqa: E731
+            for name, new in renames.items():
+                self.kernels[new] = [rename(line) for line in other.kernels[name]]
+            other.steps = [(step, [rename(line) for line in body]) for step, body in other.steps]
 
 
 _NP = {"float": np.float32, "double": np.float64, "int64_t": np.int64, "int32_t": np.int32}

@@ -21,7 +21,9 @@
 #include "runtime/core/engine.h"
 #include "runtime/device/cpu/cpu_device.h"
 #ifdef FLOWC_WITH_CUDA
+#include "runtime/comm/nccl/nccl_communicator.h"
 #include "runtime/device/cuda/cuda_device.h"
+#include "runtime/device/cuda/staged_communicator.h"
 #endif
 
 namespace {
@@ -107,12 +109,11 @@ flowc_status read_weights(const std::string& path, uint64_t bytes, uint64_t chec
   return nullptr;
 }
 
-flowc_status read_rank_weights(const std::string& dir, const flowc_model_desc& desc, Rank* rank) {
-  if (!desc.mesh_rank) {
-    return read_weights(dir + "/weights.bin", desc.weights_bytes, desc.weights_checksum, &rank->weights);
-  }
-  return read_weights(dir + "/weights.r" + std::to_string(rank->rank) + ".bin", desc.weights_bytes,
-                      desc.rank_weights_checksums[rank->rank], &rank->weights);
+// The weights of `rank` (weights.bin on one device, weights.r<rank>.bin on a mesh) in host memory.
+flowc_status read_rank_weights(const std::string& dir, const flowc_model_desc& desc, int32_t rank, void** out) {
+  if (!desc.mesh_rank) return read_weights(dir + "/weights.bin", desc.weights_bytes, desc.weights_checksum, out);
+  return read_weights(dir + "/weights.r" + std::to_string(rank) + ".bin", desc.weights_bytes,
+                      desc.rank_weights_checksums[rank], out);
 }
 
 // Intra-op threads for each rank in this process, from the caller's count (0: the default).
@@ -186,7 +187,7 @@ size_t staged_bytes(const flowc_tensor_info* tensors, int32_t count) {
   return total;
 }
 
-// GPU `ordinal` with the model's weights on it, read through host memory.
+// GPU `ordinal` with the rank's weights on it, read through host memory.
 flowc_status load_on_gpu(const std::string& dir, const flowc_model_desc& desc, int32_t ordinal, Rank* rank) {
   flowc::CudaDevice::Options options;
   options.ordinal = ordinal;
@@ -194,15 +195,49 @@ flowc_status load_on_gpu(const std::string& dir, const flowc_model_desc& desc, i
   options.slots = desc.plan.arena_slots;
   options.input_bytes = staged_bytes(desc.inputs, desc.num_inputs);
   options.output_bytes = staged_bytes(desc.outputs, desc.num_outputs);
+  options.comm_stream = desc.plan.comm_stream;
   std::unique_ptr<flowc::CudaDevice> gpu;
   FLOWC_RETURN_IF_ERROR(flowc::CudaDevice::create(options, &gpu));
   void* host = nullptr;
-  FLOWC_RETURN_IF_ERROR(read_weights(dir + "/weights.bin", desc.weights_bytes, desc.weights_checksum, &host));
+  FLOWC_RETURN_IF_ERROR(read_rank_weights(dir, desc, rank->rank, &host));
   flowc_status status = gpu->allocate(size_t(desc.weights_bytes), &rank->weights);
   if (!status) status = gpu->copy_to_device(rank->weights, host, size_t(desc.weights_bytes));
   flowc_arena_free(host);
   rank->gpu = std::move(gpu);  // frees the weights with the rank, even after a failed copy
   return status;
+}
+
+// The GPU of the `index`-th rank on this host: options->device, then the next ones, round the
+// GPUs there are (several ranks share a GPU where there are fewer: the local and MPI
+// communicators allow that, NCCL does not).
+flowc_status gpu_for(const flowc_options* options, int32_t index, int32_t* out_ordinal) {
+  int32_t count = 0;
+  FLOWC_RETURN_IF_ERROR(flowc::CudaDevice::count(&count));
+  int32_t base = options ? options->device : 0;
+  if (base < 0 || base >= count) {
+    return flowc_status_make(FLOWC_STATUS_OUT_OF_RANGE,
+                             "target cuda: there is no GPU %d; this machine has %d (0..%d): set flowc_options.device "
+                             "to one of them",
+                             base, count, count - 1);
+  }
+  *out_ordinal = int32_t((int64_t(base) + index) % count);
+  return nullptr;
+}
+
+// A host communicator's rank moved onto its GPU: collectives staged through host memory.
+void stage_on_gpu(Rank* rank) {
+  rank->comm = flowc::stage_through_host(std::move(rank->comm), static_cast<const flowc::CudaDevice&>(*rank->gpu));
+}
+
+// This process's place on its host under an MPI launcher (0 when the environment does not say).
+int32_t local_rank() {
+  flowc::LaunchEnv env;
+  flowc_status status = flowc::read_launch_env([](const char* name) { return std::getenv(name); }, &env);
+  if (status) {
+    flowc_status_free(status);
+    return 0;
+  }
+  return std::max(env.local_rank, 0);
 }
 #else
 flowc_status load_on_gpu(const std::string&, const flowc_model_desc&, int32_t, Rank*) {
@@ -213,27 +248,63 @@ flowc_status load_on_gpu(const std::string&, const flowc_model_desc&, int32_t, R
 }
 #endif
 
-// options->comm, or for FLOWC_COMM_AUTO the environment's choice.
-flowc_status resolve_comm(int32_t requested, flowc_comm_kind* out_kind) {
-  if (requested < FLOWC_COMM_AUTO || requested > FLOWC_COMM_MPI) {
+// Whether the runtime can run collectives through NCCL.
+constexpr bool kWithNccl =
+#ifdef FLOWC_WITH_NCCL
+    true;
+#else
+    false;
+#endif
+
+// options->comm, or for FLOWC_COMM_AUTO the environment's choice (see flowc_comm_kind).
+flowc_status resolve_comm(int32_t requested, bool cuda, flowc_comm_kind* out_kind) {
+  if (requested < FLOWC_COMM_AUTO || requested > FLOWC_COMM_NCCL) {
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
-                             "options.comm is %d; use FLOWC_COMM_AUTO (0), FLOWC_COMM_LOCAL (1) or FLOWC_COMM_MPI (2)",
+                             "options.comm is %d; use FLOWC_COMM_AUTO (0), FLOWC_COMM_LOCAL (1), FLOWC_COMM_MPI (2) or "
+                             "FLOWC_COMM_NCCL (3)",
                              requested);
   }
   *out_kind = flowc_comm_kind(requested);
-  if (requested != FLOWC_COMM_AUTO) return nullptr;
   const char* env = std::getenv("FLOWC_COMM");
-  if (!env || !*env || std::strcmp(env, "auto") == 0) {
-    *out_kind = flowc::launched_by_mpi() ? FLOWC_COMM_MPI : FLOWC_COMM_LOCAL;
-  } else if (std::strcmp(env, "local") == 0) {
-    *out_kind = FLOWC_COMM_LOCAL;
-  } else if (std::strcmp(env, "mpi") == 0) {
-    *out_kind = FLOWC_COMM_MPI;
-  } else {
-    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "FLOWC_COMM is '%s'; use local or mpi (or leave it unset)",
-                             env);
+  if (requested == FLOWC_COMM_AUTO) {
+    bool launched = flowc::launched_by_mpi();
+    if (!env || !*env || std::strcmp(env, "auto") == 0) {
+      bool torchrun = std::getenv("RANK") && std::getenv("WORLD_SIZE");
+      if (cuda && kWithNccl && (launched || torchrun)) {
+        *out_kind = FLOWC_COMM_NCCL;
+      } else {
+        *out_kind = launched ? FLOWC_COMM_MPI : FLOWC_COMM_LOCAL;
+      }
+    } else if (std::strcmp(env, "local") == 0) {
+      *out_kind = FLOWC_COMM_LOCAL;
+    } else if (std::strcmp(env, "mpi") == 0) {
+      *out_kind = FLOWC_COMM_MPI;
+    } else if (std::strcmp(env, "nccl") == 0) {
+      *out_kind = FLOWC_COMM_NCCL;
+    } else {
+      return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                               "FLOWC_COMM is '%s'; use local, mpi or nccl (or leave it unset)", env);
+    }
+  }
+  if (*out_kind == FLOWC_COMM_NCCL && !cuda) {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                             "the NCCL communicator runs models compiled for --target cuda; this one was compiled for "
+                             "cpu: use FLOWC_COMM=local or mpi");
   }
   return nullptr;
+}
+
+// Rank `rank`'s weights in host memory, or on its GPU for a cuda model (the `index`-th on this host).
+flowc_status prepare_rank(const std::string& dir, const flowc_model_desc& desc, const flowc_options* options,
+                          bool cuda, int32_t index, Rank* rank) {
+  if (!cuda) return read_rank_weights(dir, desc, rank->rank, &rank->weights);
+  int32_t ordinal = options ? options->device : 0;
+#ifdef FLOWC_WITH_CUDA
+  if (desc.mesh_rank) FLOWC_RETURN_IF_ERROR(gpu_for(options, index, &ordinal));
+#else
+  (void)index;
+#endif
+  return load_on_gpu(dir, desc, ordinal, rank);
 }
 
 // The ranks this process runs, with their weights, communicators and (cuda) devices; engines not
@@ -242,19 +313,12 @@ flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_
   const flowc_model_desc& desc = *model->desc;
   bool cuda = false;
   FLOWC_RETURN_IF_ERROR(resolve_device(desc, &cuda));
-  if (cuda && desc.mesh_rank) {
-    return flowc_status_make(FLOWC_STATUS_UNIMPLEMENTED,
-                             "the model was compiled for a device mesh on --target cuda, but this runtime runs cuda "
-                             "models on one GPU only (no NCCL communicator yet): compile it for one device, or with "
-                             "--target cpu");
-  }
+#ifndef FLOWC_WITH_CUDA
+  if (cuda) return load_on_gpu(dir, desc, 0, nullptr);  // the error that says how to build with CUDA
+#endif
   if (!desc.mesh_rank) {
     auto rank = std::make_unique<Rank>();
-    if (cuda) {
-      FLOWC_RETURN_IF_ERROR(load_on_gpu(dir, desc, options ? options->device : 0, rank.get()));
-    } else {
-      FLOWC_RETURN_IF_ERROR(read_rank_weights(dir, desc, rank.get()));
-    }
+    FLOWC_RETURN_IF_ERROR(prepare_rank(dir, desc, options, cuda, 0, rank.get()));
     model->ranks.push_back(std::move(rank));
     return nullptr;
   }
@@ -265,16 +329,37 @@ flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_
   }
   FLOWC_RETURN_IF_ERROR(flowc::Mesh::create(desc.mesh_shape, desc.mesh_rank, &model->mesh));
   flowc_comm_kind kind;
-  FLOWC_RETURN_IF_ERROR(resolve_comm(options ? options->comm : FLOWC_COMM_AUTO, &kind));
-  if (kind == FLOWC_COMM_MPI) {
+  FLOWC_RETURN_IF_ERROR(resolve_comm(options ? options->comm : FLOWC_COMM_AUTO, cuda, &kind));
+  if (kind == FLOWC_COMM_MPI || kind == FLOWC_COMM_NCCL) {
     auto rank = std::make_unique<Rank>();
-    FLOWC_RETURN_IF_ERROR(flowc::create_mpi_communicator(
-        model->mesh,
-        [&](int32_t r) {
-          rank->rank = r;
-          return read_rank_weights(dir, desc, rank.get());
-        },
-        &rank->comm));
+#ifdef FLOWC_WITH_CUDA
+    if (kind == FLOWC_COMM_NCCL) {
+      FLOWC_RETURN_IF_ERROR(flowc::create_nccl_communicator(
+          model->mesh,
+          [&](int32_t r, int32_t on_host, int32_t* out_ordinal) {
+            rank->rank = r;
+            FLOWC_RETURN_IF_ERROR(prepare_rank(dir, desc, options, true, on_host, rank.get()));
+            *out_ordinal = static_cast<const flowc::CudaDevice&>(*rank->gpu).ordinal();
+            return flowc_status(nullptr);
+          },
+          &rank->comm));
+    }
+#endif
+    if (kind == FLOWC_COMM_MPI) {
+      FLOWC_RETURN_IF_ERROR(flowc::create_mpi_communicator(
+          model->mesh,
+          [&](int32_t r) {
+            rank->rank = r;
+#ifdef FLOWC_WITH_CUDA
+            if (cuda) return prepare_rank(dir, desc, options, true, local_rank(), rank.get());
+#endif
+            return prepare_rank(dir, desc, options, cuda, 0, rank.get());
+          },
+          &rank->comm));
+#ifdef FLOWC_WITH_CUDA
+      if (cuda) stage_on_gpu(rank.get());
+#endif
+    }
     model->process_rank = rank->rank;
     model->ranks.push_back(std::move(rank));
     return nullptr;
@@ -285,7 +370,10 @@ flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_
     auto rank = std::make_unique<Rank>();
     rank->rank = r;
     rank->comm = std::move(comms[size_t(r)]);
-    FLOWC_RETURN_IF_ERROR(read_rank_weights(dir, desc, rank.get()));
+    FLOWC_RETURN_IF_ERROR(prepare_rank(dir, desc, options, cuda, r, rank.get()));
+#ifdef FLOWC_WITH_CUDA
+    if (cuda) stage_on_gpu(rank.get());
+#endif
     model->ranks.push_back(std::move(rank));
   }
   return nullptr;

@@ -3,8 +3,9 @@
 // cuda model's steps on two streams, ordered by the slot's events, with weights on the device.
 //
 //   test_model_device cpu-build    built without CUDA: cpu models run, a cuda model is refused
-//   test_model_device cuda-build   built with FLOWC_CUDA: cpu models still run; a cuda model is refused
-//                                  on a mesh, and with no usable GPU names the CUDA error
+//   test_model_device cuda-build   built with FLOWC_CUDA: cpu models still run; NCCL is refused for a
+//                                  cpu mesh; with no usable GPU a cuda model, on one device or a
+//                                  mesh, names the CUDA error
 //   test_model_device gpu          a cuda model runs; exits 77 (skipped) where there is no GPU
 #include <unistd.h>
 
@@ -207,22 +208,30 @@ void check_cpu_build(const std::string& folder) {
 #ifdef FLOWC_WITH_CUDA
 void check_cuda_build(const std::string& folder) {
   check_cpu_models(folder);
-  describe_cuda();
+  describe_cpu(nullptr);
   model.mesh_rank = 1;
   model.mesh_shape = kMesh;
   model.rank_weights_checksums = kMeshChecksums;
-  load_fails(folder, nullptr, FLOWC_STATUS_UNIMPLEMENTED, "runs cuda models on one GPU only");
+  flowc_options nccl{};
+  nccl.comm = FLOWC_COMM_NCCL;
+  load_fails(folder, &nccl, FLOWC_STATUS_INVALID_ARGUMENT, "runs models compiled for --target cuda; this one was");
 
   int count = 0;
   if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) {
     std::printf("a GPU is here: the no-GPU error is not checked (the gpu mode runs the model)\n");
     return;
   }
-  describe_cuda();
-  std::string message = load_fails(folder, nullptr, FLOWC_STATUS_UNAVAILABLE,
-                                   "target cuda: no usable NVIDIA GPU (cudaGetDeviceCount: ");
-  CHECK(message.find("compile it with --target cpu to run here") != std::string::npos, "%s", message.c_str());
-  std::printf("a cuda model with no usable GPU: %s\n", message.c_str());
+  for (int32_t mesh_rank : {0, 1}) {
+    describe_cuda();
+    model.mesh_rank = mesh_rank;
+    model.mesh_shape = kMesh;
+    model.rank_weights_checksums = kMeshChecksums;
+    std::string message = load_fails(folder, nullptr, FLOWC_STATUS_UNAVAILABLE,
+                                     "target cuda: no usable NVIDIA GPU (cudaGetDeviceCount: ");
+    CHECK(message.find("compile it with --target cpu to run here") != std::string::npos, "%s", message.c_str());
+    std::printf("a cuda model %s with no usable GPU: %s\n", mesh_rank ? "on a mesh of 2" : "on one device",
+                message.c_str());
+  }
 }
 
 void check_gpu(const std::string& folder) {

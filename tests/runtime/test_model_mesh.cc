@@ -178,10 +178,14 @@ void check_local() {
   flowc_options options{};
   options.comm = 7;
   expect_error(flowc_model_load(folder.c_str(), &options, &model), FLOWC_STATUS_INVALID_ARGUMENT,
-               "options.comm is 7; use FLOWC_COMM_AUTO (0), FLOWC_COMM_LOCAL (1) or FLOWC_COMM_MPI (2)");
+               "options.comm is 7; use FLOWC_COMM_AUTO (0), FLOWC_COMM_LOCAL (1), FLOWC_COMM_MPI (2) or "
+               "FLOWC_COMM_NCCL (3)");
+  setenv("FLOWC_COMM", "gloo", 1);
+  expect_error(flowc_model_load(folder.c_str(), nullptr, &model), FLOWC_STATUS_INVALID_ARGUMENT,
+               "FLOWC_COMM is 'gloo'; use local, mpi or nccl");
   setenv("FLOWC_COMM", "nccl", 1);
   expect_error(flowc_model_load(folder.c_str(), nullptr, &model), FLOWC_STATUS_INVALID_ARGUMENT,
-               "FLOWC_COMM is 'nccl'; use local or mpi");
+               "the NCCL communicator runs models compiled for --target cuda; this one was compiled for cpu");
   model = load(folder, FLOWC_COMM_LOCAL);  // an explicit choice wins over the environment
   check_run(model, 3);
   flowc_model_free(model);

@@ -133,6 +133,12 @@ const char* flowc_cuda_widen_indices(int64_t n, const int32_t* x, int64_t* y, co
 // y[o, :count, i] = x[o, begin:begin + count, i] with x viewed as [outer, axis, inner] (Split).
 const char* flowc_cuda_copy_block(int elem_size, int64_t outer, int64_t axis, int64_t begin, int64_t count,
                                   int64_t inner, const void* x, void* y, const flowc_cuda* cu);
+// A collective's member blocks (flowc/comm.h), as the CPU's flowc::steps::pack_blocks:
+// x [outer, parts, block] -> y [parts, outer, block], blocks of `block` bytes; unpack is the inverse.
+const char* flowc_cuda_pack_blocks(int64_t outer, int64_t parts, int64_t block, const void* x, void* y,
+                                   const flowc_cuda* cu);
+const char* flowc_cuda_unpack_blocks(int64_t outer, int64_t parts, int64_t block, const void* x, void* y,
+                                     const flowc_cuda* cu);
 // extrapolation: a host pointer to one element.
 const char* flowc_cuda_resize_nearest(const flowc_resize_params* p, int elem_size, const void* extrapolation,
                                       const void* x, void* y, const flowc_cuda* cu);

@@ -468,3 +468,28 @@ const char* flowc_cuda_copy_block(int elem_size, int64_t outer, int64_t axis, in
     return launch_status();
   });
 }
+
+// One strided copy per member: `parts` rows of blocks move as a pitched 2-D copy each.
+const char* flowc_cuda_pack_blocks(int64_t outer, int64_t parts, int64_t block, const void* x, void* y,
+                                   const flowc_cuda* cu) {
+  const auto* src = static_cast<const unsigned char*>(x);
+  auto* dst = static_cast<unsigned char*>(y);
+  for (int64_t p = 0; p < parts && outer > 0 && block > 0; ++p) {
+    cudaError_t e = cudaMemcpy2DAsync(dst + p * outer * block, size_t(block), src + p * block, size_t(parts * block),
+                                      size_t(block), size_t(outer), cudaMemcpyDeviceToDevice, cu->stream);
+    if (e != cudaSuccess) return cudaGetErrorString(e);
+  }
+  return nullptr;
+}
+
+const char* flowc_cuda_unpack_blocks(int64_t outer, int64_t parts, int64_t block, const void* x, void* y,
+                                     const flowc_cuda* cu) {
+  const auto* src = static_cast<const unsigned char*>(x);
+  auto* dst = static_cast<unsigned char*>(y);
+  for (int64_t p = 0; p < parts && outer > 0 && block > 0; ++p) {
+    cudaError_t e = cudaMemcpy2DAsync(dst + p * block, size_t(parts * block), src + p * outer * block, size_t(block),
+                                      size_t(block), size_t(outer), cudaMemcpyDeviceToDevice, cu->stream);
+    if (e != cudaSuccess) return cudaGetErrorString(e);
+  }
+  return nullptr;
+}

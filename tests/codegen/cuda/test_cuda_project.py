@@ -80,14 +80,6 @@ def test_refusals(tmp_path, kwargs, message):
         cuda.emit(_graph(), tmp_path / "m", **kwargs)
 
 
-def test_mesh_is_refused_until_nccl(tmp_path):
-    b = GraphBuilder("g")
-    x = b.input("x", "f32", [4, 8])
-    b.output(b.op("MatMul", x, b.const(np.ones((8, 8), np.float32))), name="y")
-    with pytest.raises(CompileError, match="needs the NCCL communicator"):
-        flowc.compile(b.build(), target="cuda", devices=2, out_dir=tmp_path / "m")
-
-
 def test_vector_matmul_keeps_its_bias_out_of_the_gemm(tmp_path):
     """A[4, 8] @ b[8] + bias[4]: the GEMM has N = 1, so the bias (one per row) is no cuBLASLt
     column bias; the generic epilogue adds it."""
