@@ -16,6 +16,8 @@ from flowc.errors import CompileError, describe_node
 from flowc.ir.graph import Node, Value
 from flowc.ir.ops.rules import axis_of
 
+from ..schedule import TensorLife
+
 COMM_STREAM = 1
 # The element types a reduction sums (flowc_comm_dtype); the other collectives move bytes.
 COMM_DTYPES = {"f32": "FLOWC_COMM_F32", "f64": "FLOWC_COMM_F64", "i32": "FLOWC_COMM_I32", "i64": "FLOWC_COMM_I64"}
@@ -52,6 +54,22 @@ def scratch_bytes(node: Node) -> list[int]:
         recv = _around(piece, axis_of(node, len(xs), "concat_axis"))[0] > 1
         return [x.type.nbytes()] * send + [out.type.nbytes()] * recv
     return []
+
+
+def scratch_lives(steps, taken: set[str]) -> tuple[list[TensorLife], dict[tuple[str, int], str]]:
+    """The scratch buffers of the collective steps among `steps` ((node, step number) pairs),
+    alive at their step only, named apart from `taken` (which grows); and the plan's name for
+    each: (output name, k) -> name."""
+    lives, names = [], {}
+    for node, at in steps:
+        for k, nbytes in enumerate(scratch_bytes(node)):
+            name = f"scratch{k}:{node.outputs[0].name}"
+            while name in taken:
+                name = "_" + name
+            taken.add(name)
+            names[node.outputs[0].name, k] = name
+            lives.append(TensorLife(name, nbytes, at, at))
+    return lives, names
 
 
 def _piece(node: Node) -> tuple[int, ...]:

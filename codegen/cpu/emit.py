@@ -28,12 +28,12 @@ from flowc.ir.passes.fuse import IDENTITY_EPILOGUE
 from flowc.ir.passes.parallel import PhysicalGraph
 
 from .. import memory
-from ..schedule import Schedule, TensorLife, schedule
+from ..schedule import Schedule, schedule
 from . import batch
 from . import elementwise as ew
 from . import mesh
 from .build import WEIGHTS_FILE
-from .collective import COMM_STREAM, CollectiveSteps, on_comm_stream, scratch_bytes
+from .collective import COMM_STREAM, CollectiveSteps, on_comm_stream, scratch_lives
 from .elementwise import Source, ctype
 
 # The reduce kernels' kind of each Reduce* op, and the ops whose value over one element is that element.
@@ -104,16 +104,9 @@ def _plan_memory(sched: Schedule, inplace=None) -> tuple[memory.MemoryPlan, dict
     """The arena plan of `sched`'s tensors and of the scratch its collectives pack through (alive
     at their step only), and the plan's name for each scratch buffer: (output name, k) -> name."""
     tensors = list(sched.tensors)
-    taken = {t.name for t in tensors} | set(sched.caller_outputs)
-    scratch = {}
-    for i, step in enumerate(sched.steps):
-        for k, nbytes in enumerate(scratch_bytes(step.node)):
-            name = f"scratch{k}:{step.node.outputs[0].name}"
-            while name in taken:
-                name = "_" + name
-            taken.add(name)
-            scratch[step.node.outputs[0].name, k] = name
-            tensors.append(TensorLife(name, nbytes, i, i))
+    lives, scratch = scratch_lives(((step.node, i) for i, step in enumerate(sched.steps)),
+                                   {t.name for t in tensors} | set(sched.caller_outputs))
+    tensors += lives
     tensors.sort(key=lambda t: t.first)
     plan = memory.plan_memory(tensors, sched.inplace if inplace is None else inplace)
     return plan, scratch

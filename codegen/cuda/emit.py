@@ -38,7 +38,7 @@ from flowc.ir.passes.parallel import PhysicalGraph
 from .. import memory
 from ..cpu import elementwise as ew
 from ..cpu.elementwise import Body, Source, broadcast_strides, ctype
-from ..cpu.collective import scratch_bytes
+from ..cpu.collective import scratch_lives
 from ..cpu.emit import (OUT_OF_RANGE, TEMPLATES as CPU_TEMPLATES, EmitResult, _affine, _batch_offsets, _emit_mesh,
                         _Emitter, _lower, _model_cpp, _model_h, _write_project, c_string)
 from ..schedule import Schedule, TensorLife, schedule
@@ -123,16 +123,8 @@ def _plan_memory(graph: Graph, sched: Schedule) -> tuple[memory.MemoryPlan, dict
         if id(v) not in seen and v.producer is not None:
             seen.add(id(v))
             tensors.append(TensorLife(v.name, v.type.nbytes(), step_of[id(v.producer)], n + 1))
-    taken = {t.name for t in tensors}
-    scratch = {}
-    for s in sched.steps:
-        for k, nbytes in enumerate(scratch_bytes(s.node)):
-            name = f"scratch{k}:{s.node.outputs[0].name}"
-            while name in taken:
-                name = "_" + name
-            taken.add(name)
-            scratch[s.node.outputs[0].name, k] = name
-            tensors.append(TensorLife(name, nbytes, step_of[id(s.node)], step_of[id(s.node)]))
+    lives, scratch = scratch_lives(((s.node, step_of[id(s.node)]) for s in sched.steps), {t.name for t in tensors})
+    tensors += lives
     tensors.sort(key=lambda t: t.first)
     return memory.plan_memory(tensors, sched.inplace), scratch
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from flowc.frontend.builder import GraphBuilder
 from flowc.ir.passes import optimize
-from flowc.ir.passes.parallel import PhysicalGraph
+from flowc.ir.passes.parallel import PhysicalGraph, build_physical, make_mesh, search
 
 RTOL, ATOL = 1e-4, 1e-5   # f32
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
@@ -87,6 +87,16 @@ PLANS = {
     "block-mesh-2x2": (transformer_block, (2, 4, 128, 512), (2, 2), None, {"AllReduce", "ReduceScatter[0]",
                                                                             "AllGather[0]"}),
 }
+
+
+def plan(name: str):
+    """(logical graph or None, physical graph) of PLANS[name], or of the collective chain for
+    "chain"; the plans are searched on the CPU profile, whose choices PLANS describes."""
+    if name == "chain":
+        return None, collective_chain()
+    build, args, mesh, hints, _ = PLANS[name]
+    graph = build(*args)
+    return graph, build_physical(search(graph, make_mesh(mesh), hints=hints))
 
 
 def collectives(graph) -> set[str]:

@@ -17,7 +17,7 @@ from flowc.errors import CompileError
 from flowc.ir.passes.parallel import build_physical, make_mesh, search, simulate
 
 from models import run_in_threads
-from plans import PLANS, RTOL, ATOL, assert_outputs, collective_chain, collectives, inputs_for, mlp, run_mpi
+from plans import PLANS, plan, RTOL, ATOL, assert_outputs, collectives, inputs_for, mlp, run_mpi
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +28,7 @@ def artifacts(tmp_path_factory, toolchain):
 
     def get(name: str):
         if name not in done:
-            if name == "chain":
-                graph, physical = None, collective_chain()
-            else:
-                build, args, mesh, hints, _ = PLANS[name]
-                graph = build(*args)
-                physical = build_physical(search(graph, make_mesh(mesh), hints=hints))
+            graph, physical = plan(name)
             out = tmp_path_factory.mktemp(name)
             cpu.emit(physical.graph, out, physical=physical)
             done[name] = (graph, physical, out, cpu.load(out, comm="local"))

@@ -21,7 +21,7 @@ from flowc.frontend.builder import GraphBuilder
 from flowc.ir.passes import optimize
 from flowc.ir.passes.parallel import build_physical, make_mesh, search, simulate
 from gpu import gpu_missing
-from plans import ATOL, PLANS, RTOL, assert_outputs, collective_chain, collectives, inputs_for, run_mpi
+from plans import ATOL, PLANS, plan, RTOL, assert_outputs, collectives, inputs_for, run_mpi
 
 import flowc
 from flowc.errors import CompileError
@@ -36,14 +36,8 @@ def artifacts(tmp_path_factory, cuda_toolchain):
 
     def get(name: str):
         if name not in done:
-            if name == "chain":
-                graph, physical = None, collective_chain()
-            else:
-                build, args, mesh, hints, expected = PLANS[name]
-                graph = build(*args)
-                # the CPU profile's plan: the one plans.py describes (the H100's keeps these small ones whole)
-                physical = build_physical(search(graph, make_mesh(mesh), hints=hints))
-                assert expected <= collectives(physical.graph), f"{name}: not the plan this test is about"
+            graph, physical = plan(name)     # the CPU profile's plan (the H100's keeps these small ones whole)
+            assert name == "chain" or PLANS[name][4] <= collectives(physical.graph), f"{name}: not the plan meant"
             out = tmp_path_factory.mktemp(f"cuda-{name}")
             cuda.emit(physical.graph, out, arch="sm_80,sm_90", physical=physical)
             cuda.build(out)
