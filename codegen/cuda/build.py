@@ -24,18 +24,20 @@ def nvcc() -> str | None:
 
 
 def nccl_library() -> str:
-    """The NCCL runtime/cmake/FlowcCuda.cmake links, as far as Python can tell (a system one,
-    else the wheel's), or "" without one: the runtime compiles its NCCL communicator only where
-    NCCL is, so installing or removing NCCL must not reuse objects built the other way."""
-    found = ctypes.util.find_library("nccl")
+    """Which NCCL runtime/cmake/FlowcCuda.cmake will link, as far as Python can tell (a system
+    one, else the wheel's with its nccl.h), as a tool path for the runtime cache's key, or
+    "no-nccl": the runtime compiles its NCCL communicator only where NCCL is, so installing or
+    removing NCCL must not reuse objects built the other way."""
+    found = ctypes.util.find_library("nccl")   # a soname: stands for the system's NCCL
     if found:
         return found
     try:
         import nvidia.nccl as wheel
     except ImportError:
-        return ""
-    library = Path(list(wheel.__path__)[0]) / "lib" / "libnccl.so.2"
-    return str(library) if library.is_file() else ""
+        return "no-nccl"
+    root = Path(list(wheel.__path__)[0])
+    library = root / "lib" / "libnccl.so.2"
+    return str(library) if library.is_file() and (root / "include" / "nccl.h").is_file() else "no-nccl"
 
 
 def build(out_dir, *, jobs: int | None = None, progress: BuildProgress | None = None,

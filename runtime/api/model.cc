@@ -272,8 +272,19 @@ flowc_status resolve_comm(int32_t requested, bool cuda, flowc_comm_kind* out_kin
       bool torchrun = std::getenv("RANK") && std::getenv("WORLD_SIZE");
       if (cuda && kWithNccl && (launched || torchrun)) {
         *out_kind = FLOWC_COMM_NCCL;
+      } else if (launched) {
+        *out_kind = FLOWC_COMM_MPI;
+      } else if (torchrun && std::strcmp(std::getenv("WORLD_SIZE"), "1") != 0) {
+        // Each of the launcher's processes would run every rank: say so instead.
+        return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
+                                 "RANK and WORLD_SIZE=%s say a launcher started this process as one of several, but "
+                                 "%s: launch it with mpirun, or set FLOWC_COMM=local to run every rank in each "
+                                 "process",
+                                 std::getenv("WORLD_SIZE"),
+                                 cuda ? "this runtime has no NCCL (pip install \"flowc[cuda]\" and rebuild)"
+                                      : "a model compiled for cpu runs one process per rank under MPI only");
       } else {
-        *out_kind = launched ? FLOWC_COMM_MPI : FLOWC_COMM_LOCAL;
+        *out_kind = FLOWC_COMM_LOCAL;
       }
     } else if (std::strcmp(env, "local") == 0) {
       *out_kind = FLOWC_COMM_LOCAL;

@@ -60,7 +60,7 @@ class Communicator {
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
 
-  virtual const char* name() const = 0;  // "local", "mpi", "nccl", "local+cuda-staging"
+  virtual const char* name() const = 0;  // "local", "mpi", "nccl", "mpi (staged through host memory)"
   const Mesh& mesh() const { return mesh_; }
   int32_t rank() const { return rank_; }
   const int32_t* coords() const { return coords_.data(); }

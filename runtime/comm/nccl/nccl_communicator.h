@@ -45,8 +45,8 @@ flowc_status nccl_bootstrap_address(const std::function<const char*(const char*)
 // Under an MPI launcher, an MPI communicator agrees on `prepare` (a rank that fails makes every
 // rank fail, rather than wait) and hands out rank 0's NCCL id; without MPI in the runtime,
 // NCCL_COMM_ID or MASTER_ADDR must be set instead. Otherwise (torchrun) the id comes from
-// nccl_bootstrap_address, and a rank that fails to prepare leaves the others waiting in NCCL's
-// bootstrap until the launcher ends them (torchrun does when a worker exits with an error).
+// nccl_bootstrap_address, and a rank that fails to prepare leaves the others in NCCL's bootstrap
+// until its connection retries give up (about a minute) or the launcher ends them.
 // Collective over the launch: every process calls it with the same mesh, and one model at a time
 // (the bootstrap root takes a fixed port). UNAVAILABLE when the runtime was built without NCCL.
 flowc_status create_nccl_communicator(

@@ -74,6 +74,7 @@ flowc_status CudaDevice::Impl::init(const Options& options) {
     if (&s - streams.data() == options.comm_stream && options.comm_stream > 0) {
       s.stream = streams[0].stream;
       s.borrowed = true;
+      continue;  // collectives call no GEMM: no cuBLASLt handle or workspace of their own
     } else {
       // Non-blocking: no implicit ordering with the legacy default stream (load-time copies).
       FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));

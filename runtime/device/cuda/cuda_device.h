@@ -34,6 +34,7 @@ class CudaDevice final : public Device {
     // The plan's comm stream (0: none). Its steps enqueue on stream 0's CUDA stream, so that a
     // collective is ordered after the kernels that made its input and before those that read its
     // result with no events; the engine still runs it on a worker of its own, in plan order.
+    // Its steps get no cuBLASLt handle (blas() is null there).
     int32_t comm_stream = 0;
   };
 

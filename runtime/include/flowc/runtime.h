@@ -55,10 +55,11 @@ typedef struct flowc_plan {
 
 // Which communicator a model compiled for a device mesh runs its collectives on.
 typedef enum flowc_comm_kind {
-  // FLOWC_COMM=local|mpi|nccl from the environment if set; else, for a model compiled for cpu,
-  // MPI when an MPI launcher started the process (OMPI_COMM_WORLD_SIZE or PMI_SIZE is set), and
-  // for one compiled for cuda NCCL when a launcher did (an MPI one, or torchrun's RANK and
-  // WORLD_SIZE) and the runtime has NCCL; local otherwise.
+  // FLOWC_COMM=local|mpi|nccl from the environment if set; else NCCL for a model compiled for
+  // cuda when a launcher started the process (an MPI one, or torchrun's RANK and WORLD_SIZE) and
+  // the runtime has NCCL; else MPI when an MPI launcher did (OMPI_COMM_WORLD_SIZE or PMI_SIZE);
+  // local with no launcher. torchrun's variables with nothing that can carry its processes
+  // (no NCCL, no MPI launcher) are an error rather than every rank in every process.
   FLOWC_COMM_AUTO = 0,
   FLOWC_COMM_LOCAL = 1,  // every rank in this process, each with its own engine and threads
   FLOWC_COMM_MPI = 2,    // one process per rank (mpirun -np <ranks>); this one runs its own
