@@ -194,6 +194,17 @@ void check_local() {
   CHECK(!flowc_model_query_ranks(model, &ranks, &rank) && rank == -1);
   flowc_model_free(model);
   unsetenv("FLOWC_COMM");
+  // torchrun's variables, but nothing that carries its processes for a cpu model: an error, not
+  // every rank in each of its processes.
+  setenv("RANK", "0", 1);
+  setenv("WORLD_SIZE", "4", 1);
+  expect_error(flowc_model_load(folder.c_str(), nullptr, &model), FLOWC_STATUS_FAILED_PRECONDITION,
+               "RANK and WORLD_SIZE=4 say a launcher started this process as one of several, but a model compiled "
+               "for cpu runs one process per rank under MPI only");
+  model = load(folder, FLOWC_COMM_LOCAL);  // unless the caller asks for every rank here
+  flowc_model_free(model);
+  unsetenv("RANK");
+  unsetenv("WORLD_SIZE");
 
   // Each rank's weights are checked like weights.bin.
   std::string r3 = folder + "/weights.r3.bin";
