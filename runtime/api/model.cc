@@ -16,6 +16,7 @@
 #include "runtime/api/guarded.h"
 #include "runtime/base/arena.h"
 #include "runtime/comm/comm.h"
+#include "runtime/comm/launch.h"
 #include "runtime/comm/local/local_communicator.h"
 #include "runtime/comm/mpi/mpi_communicator.h"
 #include "runtime/core/engine.h"
@@ -229,16 +230,6 @@ void stage_on_gpu(Rank* rank) {
   rank->comm = flowc::stage_through_host(std::move(rank->comm), static_cast<const flowc::CudaDevice&>(*rank->gpu));
 }
 
-// This process's place on its host under an MPI launcher (0 when the environment does not say).
-int32_t local_rank() {
-  flowc::LaunchEnv env;
-  flowc_status status = flowc::read_launch_env([](const char* name) { return std::getenv(name); }, &env);
-  if (status) {
-    flowc_status_free(status);
-    return 0;
-  }
-  return std::max(env.local_rank, 0);
-}
 #else
 flowc_status load_on_gpu(const std::string&, const flowc_model_desc&, int32_t, Rank*) {
   return flowc_status_make(FLOWC_STATUS_UNIMPLEMENTED,
@@ -256,6 +247,23 @@ constexpr bool kWithNccl =
     false;
 #endif
 
+// What the launcher's environment says (launcher "" where no launcher's variables are set);
+// INVALID_ARGUMENT, naming the variable, where they cannot be read.
+flowc_status launch_env(flowc::LaunchEnv* out_env) {
+  *out_env = flowc::LaunchEnv{};  // read_launch_env writes it only on success
+  flowc_status status = flowc::read_launch_env([](const char* name) { return std::getenv(name); }, out_env);
+  if (!status || flowc_status_get_code(status) != FLOWC_STATUS_FAILED_PRECONDITION) return status;
+  flowc_status_free(status);  // no launcher: *out_env stays empty
+  return nullptr;
+}
+
+// This process's place on its host (0 where the launcher does not say).
+int32_t local_rank() {
+  flowc::LaunchEnv env;
+  flowc_status_free(launch_env(&env));
+  return std::max(env.local_rank, 0);
+}
+
 // options->comm, or for FLOWC_COMM_AUTO the environment's choice (see flowc_comm_kind).
 flowc_status resolve_comm(int32_t requested, bool cuda, flowc_comm_kind* out_kind) {
   if (requested < FLOWC_COMM_AUTO || requested > FLOWC_COMM_NCCL) {
@@ -269,18 +277,20 @@ flowc_status resolve_comm(int32_t requested, bool cuda, flowc_comm_kind* out_kin
   if (requested == FLOWC_COMM_AUTO) {
     bool launched = flowc::launched_by_mpi();
     if (!env || !*env || std::strcmp(env, "auto") == 0) {
-      bool torchrun = std::getenv("RANK") && std::getenv("WORLD_SIZE");
+      flowc::LaunchEnv env;
+      if (!launched) FLOWC_RETURN_IF_ERROR(launch_env(&env));
+      bool torchrun = std::strcmp(env.launcher, "torchrun") == 0;
       if (cuda && kWithNccl && (launched || torchrun)) {
         *out_kind = FLOWC_COMM_NCCL;
       } else if (launched) {
         *out_kind = FLOWC_COMM_MPI;
-      } else if (torchrun && std::strcmp(std::getenv("WORLD_SIZE"), "1") != 0) {
+      } else if (torchrun && env.world_size > 1) {
         // Each of the launcher's processes would run every rank: say so instead.
         return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
-                                 "RANK and WORLD_SIZE=%s say a launcher started this process as one of several, but "
+                                 "RANK and WORLD_SIZE=%d say a launcher started this process as one of several, but "
                                  "%s: launch it with mpirun, or set FLOWC_COMM=local to run every rank in each "
                                  "process",
-                                 std::getenv("WORLD_SIZE"),
+                                 env.world_size,
                                  cuda ? "this runtime has no NCCL (pip install \"flowc[cuda]\" and rebuild)"
                                       : "a model compiled for cpu runs one process per rank under MPI only");
       } else {
@@ -361,10 +371,7 @@ flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_
           model->mesh,
           [&](int32_t r) {
             rank->rank = r;
-#ifdef FLOWC_WITH_CUDA
-            if (cuda) return prepare_rank(dir, desc, options, true, local_rank(), rank.get());
-#endif
-            return prepare_rank(dir, desc, options, cuda, 0, rank.get());
+            return prepare_rank(dir, desc, options, cuda, local_rank(), rank.get());
           },
           &rank->comm));
 #ifdef FLOWC_WITH_CUDA

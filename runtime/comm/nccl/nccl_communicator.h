@@ -8,33 +8,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <string>
 
 #include "runtime/comm/comm.h"
+#include "runtime/comm/launch.h"
 
 namespace flowc {
-
-// Where a launcher put this process: rank of world_size processes, local_rank of the local_size
-// on its host. `launcher` is "torchrun", "Open MPI" or "PMI" (MPICH, Intel MPI, Slurm).
-struct LaunchEnv {
-  int32_t rank = -1, world_size = -1, local_rank = -1, local_size = -1;
-  const char* launcher = "";
-};
-
-// The launch from `getenv` (std::getenv, or a table in tests), from the first launcher whose
-// variables are set: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE (torchrun);
-// OMPI_COMM_WORLD_RANK, _SIZE, _LOCAL_RANK, _LOCAL_SIZE (Open MPI); PMI_RANK, PMI_SIZE,
-// MPI_LOCALRANKID, MPI_LOCALNRANKS (PMI). Without the local pair every rank is taken to be on
-// this host. INVALID_ARGUMENT, naming the variable and its value, for a value that is not a
-// decimal count, a rank not below its size, or one of a pair without the other;
-// FAILED_PRECONDITION when no launcher's variables are set.
-flowc_status read_launch_env(const std::function<const char*(const char*)>& getenv, LaunchEnv* out_env);
-
-// Where NCCL's bootstrap root listens when no MPI hands out its id (torchrun): NCCL_COMM_ID
-// (host:port) as it is, else MASTER_ADDR:(MASTER_PORT + 1). torchrun's own store already listens
-// on MASTER_PORT, on the same host as rank 0, which hosts the root. FAILED_PRECONDITION, naming
-// what to set, when neither is usable.
-flowc_status nccl_bootstrap_address(const std::function<const char*(const char*)>& getenv, std::string* out_address);
 
 // This process's rank of `mesh`, one process per GPU: the NCCL world communicator, and one per
 // mesh axis split from it (color = the other coordinates, key = the coordinate on the axis, so a
