@@ -30,6 +30,7 @@ import numpy as np
 from . import ir
 from .errors import CompileError, InputError, quote_name
 from .ir.passes import optimize
+from .ir.passes.precision import check_precision, lower_precision
 from .ir.types import INT64_MAX, Dim, TensorType, is_symbol_name, substitute_dim
 
 if TYPE_CHECKING:
@@ -99,8 +100,16 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     `target="cuda"` writes a CUDA project for one NVIDIA GPU and builds it with nvcc for `arch`
     ("sm_90", "sm_80", or several: "sm_80,sm_90"); that needs the CUDA toolkit and cuBLAS (pip
     install "flowc[cuda]") but no GPU. Loading and running it needs a GPU and its driver.
-    `precision` is "fp32" for now."""
+
+    `precision="fp16"` or `"bf16"` (targets cuda and reference) stores the tensors of every op
+    that target cuda has half kernels for in that type, computing in f32 inside each kernel
+    (ir/passes/precision.py); the model's inputs and outputs stay f32. On target reference
+    numpy runs that graph, which shows the precision's accuracy without a GPU."""
     shape = _check_target(target, devices, mesh)
+    check_precision(precision)
+    if precision != "fp32" and target == "cpu":
+        raise CompileError(f"precision {precision!r}: target cpu computes in fp32; fp16 and bf16 are for target cuda "
+                           "(target reference runs the same graph on numpy)")
     if target == "cuda":
         from .codegen import cuda
         cuda.arch_list(arch)   # a bad arch fails before anything is written
@@ -123,6 +132,11 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
                                "that ir.graph_resources returned with the text")
     report("import", time.perf_counter() - start, graph)
     graph = optimize(graph, after=lambda p, g, seconds: report(p.name, seconds, g))
+    if precision != "fp32":
+        from .codegen.cuda import runs_in_half
+        start = time.perf_counter()
+        graph = lower_precision(graph, precision, runs_in_half)
+        report(f"precision ({precision})", time.perf_counter() - start, graph)
     start = time.perf_counter()
     path = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="flowc-"))
     plan = physical = None
@@ -152,7 +166,7 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
         return Artifact(path, graph, target, emitted, plan)
     if target == "cuda":
         start = time.perf_counter()
-        emitted = cuda.emit(graph, path, arch=arch, precision=precision, max_batch=max_batch, physical=physical)
+        emitted = cuda.emit(graph, path, arch=arch, max_batch=max_batch, physical=physical)
         report("emit", time.perf_counter() - start, graph)
         start = time.perf_counter()
         cuda.build(path)

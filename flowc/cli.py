@@ -74,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="cpu", help=f"one of {', '.join(api.TARGETS)} (default: cpu)")
     p.add_argument("--arch", default="sm_90", help="target cuda: the GPU architectures to build for, sm_80, sm_90 or "
                    "several comma-separated (default: sm_90)")
-    p.add_argument("--precision", default="fp32", choices=["fp32"],
-                   help="target cuda: the precision kernels compute in (fp32 for now)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                   help="targets cuda and reference: store tensors in fp16 or bf16 where target cuda has half "
+                        "kernels, computing in fp32 inside them (inputs and outputs stay fp32)")
     _parallel_options(p)
     p.add_argument("--explain", action="store_true",
                    help="print the parallel plan: each op's SBP signature, its cost and the runner-up, the boxing")
@@ -163,7 +164,7 @@ def _compile(args) -> None:
         artifact = api.compile(args.model, target=args.target, out_dir=args.output,
                                input_shapes=_input_shapes(args.input_shape), max_batch=args.max_batch,
                                progress=progress, **_parallel_kwargs(args),
-                               **({"arch": args.arch, "precision": args.precision} if args.target == "cuda" else {}))
+                               precision=args.precision, **({"arch": args.arch} if args.target == "cuda" else {}))
     graph = artifact.graph
     where = "" if artifact.plan is None else f", mesh {artifact.plan.mesh}"
     print(f"flowc: wrote {artifact.path} (target {artifact.target}{where}, {len(graph.nodes)} ops)")

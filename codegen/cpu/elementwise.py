@@ -16,7 +16,7 @@ from flowc.errors import CompileError, quote_name
 from flowc.ir.graph import Node, Value
 from flowc.ir.infer import infer_node
 from flowc.ir.ops.fused import Literal, parse_program
-from flowc.ir.types import DType, TensorType
+from flowc.ir.types import DType, TensorType, f32
 
 CTYPES = {"f32": "float", "f64": "double", "i8": "int8_t", "i16": "int16_t", "i32": "int32_t",
           "i64": "int64_t", "u8": "uint8_t", "u16": "uint16_t", "u32": "uint32_t", "u64": "uint64_t",
@@ -25,16 +25,35 @@ CTYPES = {"f32": "float", "f64": "double", "i8": "int8_t", "i16": "int16_t", "i3
 PARALLEL_GRAIN = 16384
 
 
-def ctype(dt: DType, what: str) -> str:
-    """The C type of `dt`; CompileError naming `what` (a tensor) when the target lacks it."""
+# Target cuda also stores f16 and bf16 (`half=True` below). Code computes with them in float: a
+# load widens, every op's result rounds to the stored type (as the numpy reference rounds each
+# op's half result), a store narrows.
+HALF_CTYPES = {"f16": "__half", "bf16": "__nv_bfloat16"}
+_ROUND = {"f16": "flowc_round_f16", "bf16": "flowc_round_bf16"}   # runtime/kernels/cuda/elementwise.cuh
+
+
+def ctype(dt: DType, what: str, half: bool = False) -> str:
+    """The C type `dt` is stored in; CompileError naming `what` (a tensor) when the target lacks it."""
+    if half and dt.name in HALF_CTYPES:
+        return HALF_CTYPES[dt.name]
     if dt.name not in CTYPES:
-        raise CompileError(f"{what} has dtype {dt.name}, which target cpu does not support yet "
-                           f"(supported: {', '.join(CTYPES)})")
+        target = "cuda" if half else "cpu"
+        supported = [*CTYPES, *(HALF_CTYPES if half else ())]
+        raise CompileError(f"{what} has dtype {dt.name}, which target {target} does not support yet "
+                           f"(supported: {', '.join(supported)})")
     return CTYPES[dt.name]
 
 
+def compute_ctype(dt: DType, what: str, half: bool = False) -> str:
+    """The C type code computes `dt` in: float for a half type, else its own."""
+    return "float" if half and dt.name in HALF_CTYPES else ctype(dt, what)
+
+
 def literal(value, dt: DType) -> str:
-    """`value` as a C expression of type `dt`, exactly as numpy converts it."""
+    """`value` as a C expression of type `dt`, exactly as numpy converts it; a half type's value
+    as the float it rounds to (the type such values are computed in)."""
+    if dt.name in HALF_CTYPES:
+        return literal(np.array(value, dtype=dt.np).astype(np.float32), f32)
     t = CTYPES[dt.name]
     v = np.array(value, dtype=dt.np).item()
     if dt.name == "bool":
@@ -188,8 +207,9 @@ class Body:
     result: str
 
 
-def program_body(node: Node, attr: str, sources: dict[str, DType], out: DType) -> Body:
-    """The program `attr` of `node` over `sources` (program name -> dtype, in source order) as C.
+def program_body(node: Node, attr: str, sources: dict[str, DType], out: DType, half: bool = False) -> Body:
+    """The program `attr` of `node` over `sources` (program name -> dtype, in source order) as C;
+    with `half`, half types are computed in float (the sources' variables are float then).
 
     Program names never reach the C text: sources become src<i>, results v<i>."""
     program = parse_program(node.attr(attr), tuple(sources))
@@ -210,17 +230,27 @@ def program_body(node: Node, attr: str, sources: dict[str, DType], out: DType) -
         rdt = probe.outputs[0].type.dtype
         # Where's and Clip's first operand differ in type from the value operands
         value_dt = operand_types[1] if ins.op == "Where" else operand_types[0]
-        t = ctype(value_dt, f"an operand of {_label(node)}")
-        r = ctype(rdt, f"a result of {_label(node)}")
+        t = compute_ctype(value_dt, f"an operand of {_label(node)}", half)
+        r = compute_ctype(rdt, f"a result of {_label(node)}", half)
         var = f"v{k}"
-        lines.append(f"const {r} {var} = static_cast<{r}>({OPS[ins.op](probe, args, t, r)});")
+        value = f"static_cast<{r}>({OPS[ins.op](probe, args, t, r)})"
+        if half and rdt.name in HALF_CTYPES:
+            value = f"{_ROUND[rdt.name]}({value})"
+        lines.append(f"const {r} {var} = {value};")
         names[ins.dst] = var
         types[ins.dst] = rdt
-    last = names[program[-1].dst]
-    return Body(lines, f"static_cast<{ctype(out, 'the result of ' + _label(node))}>({last})")
+    return Body(lines, _store(names[program[-1].dst], out, f"the result of {_label(node)}", half))
 
 
-def op_body(node: Node, out: DType) -> Body:
+def _store(value: str, out: DType, what: str, half: bool) -> str:
+    """`value` (computed in out's compute type) converted to the type `out` is stored in."""
+    stored = ctype(out, what, half)
+    if half and out.name in HALF_CTYPES:
+        return f"{stored}(static_cast<float>({value}))"
+    return f"static_cast<{stored}>({value})"
+
+
+def op_body(node: Node, out: DType, half: bool = False) -> Body:
     """A single elementwise op of the registry as a one-instruction body."""
     if node.op not in OPS:
         raise CompileError(f"op {node.op} (node {quote_name(node.name or node.outputs[0].name)}) "
@@ -228,16 +258,15 @@ def op_body(node: Node, out: DType) -> Body:
     present = iter(range(len(node.inputs)))
     args = [None if v is None else f"src{next(present)}" for v in node.inputs]
     value_dt = node.inputs[1 if node.op == "Where" else 0].type.dtype
-    t = ctype(value_dt, f"input of {_label(node)}")
-    r = ctype(out, f"output of {_label(node)}")
-    return Body([], f"static_cast<{r}>({OPS[node.op](node, args, t, r)})")
+    t = compute_ctype(value_dt, f"input of {_label(node)}", half)
+    r = compute_ctype(out, f"output of {_label(node)}", half)
+    return Body([], _store(OPS[node.op](node, args, t, r), out, f"output of {_label(node)}", half))
 
 
-def cast_body(src: DType, out: DType) -> Body:
-    r = CTYPES[out.name]
+def cast_body(src: DType, out: DType, half: bool = False) -> Body:
     if out.name == "bool":
         return Body([], "(src0 != 0)")
-    return Body([], f"static_cast<{r}>(src0)")
+    return Body([], _store("src0", out, "a Cast's output", half))
 
 
 def _label(node: Node) -> str:

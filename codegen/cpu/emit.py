@@ -270,8 +270,14 @@ class _Emitter(CollectiveSteps):
         self.per_batch: dict[tuple[str, int], tuple[int, ...]] = {}   # ("inputs", j) -> growth per dim
 
     # -- where tensors live --------------------------------------------------------------
+    half = False        # whether the target stores f16 and bf16 (elementwise.HALF_CTYPES)
+
+    def ctype(self, dt, what: str) -> str:
+        """The C type tensors of `dt` are stored in (CompileError naming `what` without one)."""
+        return ctype(dt, what, self.half)
+
     def ptr(self, v: Value, write: bool = False) -> str:
-        t = ctype(v.type.dtype, f"tensor {quote_name(v.name)}")
+        t = self.ctype(v.type.dtype, f"tensor {quote_name(v.name)}")
         if id(v) in self.outputs and v.producer is not None:
             return f"static_cast<{t}*>(ctx->outputs[{self.outputs[id(v)]}])"
         if write:
@@ -289,7 +295,7 @@ class _Emitter(CollectiveSteps):
 
     def src(self, v: Value, out: Value | None = None) -> Source:
         """`v` as a loop source; marked as the output's own buffer when the plan put `out` over it."""
-        return Source(self.ptr(v), ctype(v.type.dtype, f"tensor {quote_name(v.name)}"), tuple(v.type.shape),
+        return Source(self.ptr(v), self.ctype(v.type.dtype, f"tensor {quote_name(v.name)}"), tuple(v.type.shape),
                       out is not None and self._same_buffer(v, out))
 
     def _same_buffer(self, v: Value, out: Value) -> bool:
@@ -352,7 +358,7 @@ class _Emitter(CollectiveSteps):
     def node(self, node: Node) -> None:
         for v in node.inputs:
             if v is not None:
-                ctype(v.type.dtype, f"tensor {quote_name(v.name)} of {describe_node(node)}")
+                self.ctype(v.type.dtype, f"tensor {quote_name(v.name)} of {describe_node(node)}")
         out = node.outputs[0]
         if out.type.numel() == 0 and len(node.outputs) == 1:
             body = []
@@ -390,17 +396,17 @@ class _Emitter(CollectiveSteps):
     def _elementwise(self, node: Node) -> list[str]:
         out = self._single_output(node)
         sources = [self.src(v, out) for v in node.inputs if v is not None]
-        body = ew.op_body(node, out.type.dtype)
+        body = ew.op_body(node, out.type.dtype, self.half)
         return self._loop(out, sources, body)
 
     def _loop(self, out: Value, sources: list[Source], body) -> list[str]:
-        t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
+        t = self.ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
         return ew.loop(self.ptr(out, write=True), t, tuple(out.type.shape), sources, body)
 
     def _op_FusedElementwise(self, node):
         out = self._single_output(node)
         sources = {f"x{i}": v.type.dtype for i, v in enumerate(node.inputs)}
-        body = ew.program_body(node, "program", sources, out.type.dtype)
+        body = ew.program_body(node, "program", sources, out.type.dtype, self.half)
         return self._loop(out, [self.src(v, out) for v in node.inputs], body)
 
     def _op_Expand(self, node):
@@ -410,7 +416,7 @@ class _Emitter(CollectiveSteps):
     def _op_Range(self, node):
         """The count is the output's static length; start and delta are read at run time."""
         out = self._single_output(node)
-        t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
+        t = self.ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
         start, delta = node.inputs[0], node.inputs[2]
         return [f"const {t} start = *{self.ptr(start)};", f"const {t} delta = *{self.ptr(delta)};",
                 f"{t}* y = {self.ptr(out, write=True)};",
@@ -418,21 +424,33 @@ class _Emitter(CollectiveSteps):
 
     def _op_Cast(self, node):
         out = self._single_output(node)
-        return self._loop(out, [self.src(node.inputs[0])], ew.cast_body(node.inputs[0].type.dtype, out.type.dtype))
+        return self._loop(out, [self.src(node.inputs[0])], ew.cast_body(node.inputs[0].type.dtype, out.type.dtype, self.half))
 
     def _epilogue(self, node: Node, out: Value, extras: list[Value]) -> list[str]:
         """The epilogue program over acc (already in the output buffer) and the extra inputs."""
         sources = {"acc": out.type.dtype, **{f"x{i}": v.type.dtype for i, v in enumerate(extras)}}
-        body = ew.program_body(node, "epilogue", sources, out.type.dtype)
-        acc = Source(f"reinterpret_cast<const float*>({self.ptr(out, write=True)})", "float", tuple(out.type.shape),
+        body = ew.program_body(node, "epilogue", sources, out.type.dtype, self.half)
+        t = self.ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
+        acc = Source(f"reinterpret_cast<const {t}*>({self.ptr(out, write=True)})", t, tuple(out.type.shape),
                      is_output=True)
         return self._loop(out, [acc] + [self.src(v) for v in extras], body)
 
-    def _f32(self, node: Node, values) -> None:
+    kernel_dtypes = ("f32",)     # the float types the library's float kernels (flowc_*_f32) come in
+
+    def _kernel_dtype(self, node: Node, values) -> str:
+        """The one float type of `values` (a node's tensors that a library kernel reads or
+        writes), which the kernel must come in: a CompileError naming the tensor otherwise."""
+        first = None
         for v in values:
-            if v is not None and v.type.dtype.name != "f32":
+            if v is None:
+                continue
+            dt = v.type.dtype.name
+            if dt not in self.kernel_dtypes or first not in (None, dt):
+                mixed = f", all of one type (not {first} and {dt})" if first not in (None, dt) else ""
                 raise CompileError(f"{describe_node(node)}: tensor {quote_name(v.name)} is {v.type}; target {self.device} "
-                                   f"runs {node.op} on f32 only for now")
+                                   f"runs {node.op} on {' or '.join(self.kernel_dtypes)} only{mixed} for now")
+            first = dt
+        return first or "f32"
 
     def _unsupported(self, node: Node) -> CompileError:
         return _unsupported(node, self.device)
@@ -445,7 +463,7 @@ class _Emitter(CollectiveSteps):
     def _op_MatMul(self, node, extras=()):
         out = self._single_output(node)
         a, b = node.inputs[0], node.inputs[1]
-        self._f32(node, [a, b, out])
+        self._kernel_dtype(node, [a, b, out])
         trans_b = bool(node.attrs.get("trans_b"))
         sa, sb = tuple(a.type.shape), tuple(b.type.shape)
         if trans_b:   # B is a matrix [N, K], read transposed
@@ -501,18 +519,18 @@ class _Emitter(CollectiveSteps):
         out = self._single_output(node)
         q, kt, v = node.inputs[:3]
         extras = list(node.inputs[3:])
-        self._f32(node, [q, kt, v, out])
+        self._kernel_dtype(node, [q, kt, v, out])
         qs = tuple(q.type.shape)
         batch, (m, k), n, d = qs[:-2], qs[-2:], kt.type.shape[-1], v.type.shape[-1]
         nb, block = math.prod(batch), ATTENTION_ROWS
         blocks = -(-m // block)
         scores = batch + (m, n)
         sources = {"acc": out.type.dtype, **{f"x{i}": x.type.dtype for i, x in enumerate(extras)}}
-        body = ew.program_body(node, "epilogue", sources, out.type.dtype)
+        body = ew.program_body(node, "epilogue", sources, out.type.dtype, self.half)
         strides = [ew.broadcast_strides(tuple(x.type.shape), scores) for x in extras]
         lines = [f"const float* Q = {self.ptr(q)};", f"const float* KT = {self.ptr(kt)};",
                  f"const float* V = {self.ptr(v)};", f"float* Y = {self.ptr(out, write=True)};"]
-        lines += [f"const {ctype(x.type.dtype, f'tensor {quote_name(x.name)}')}* p{j + 1} = {self.ptr(x)};"
+        lines += [f"const {self.ctype(x.type.dtype, f'tensor {quote_name(x.name)}')}* p{j + 1} = {self.ptr(x)};"
                   for j, x in enumerate(extras)]
         lines += [f"flowc::parallel_for(&par, {nb * blocks}, 1, [&](int64_t lo, int64_t hi) {{",
                   f"  float* s = flowc::steps::scratch<float>(0, {block * n});",
@@ -532,7 +550,7 @@ class _Emitter(CollectiveSteps):
             for j, st in enumerate(strides):
                 index = f"o{j + 1} + (m0 + i) * {st[-2]}" + ("" if not st[-1] else " + j" if st[-1] == 1
                                                             else f" + j * {st[-1]}")
-                t = ctype(extras[j].type.dtype, f"tensor {quote_name(extras[j].name)}")
+                t = self.ctype(extras[j].type.dtype, f"tensor {quote_name(extras[j].name)}")
                 lines.append(f"        const {t} src{j + 1} = p{j + 1}[{index}];")
             lines += ["        " + line for line in body.lines]
             lines += [f"        sr[j] = {body.result};", "      }", "    }"]
@@ -559,7 +577,7 @@ class _Emitter(CollectiveSteps):
         """The flowc_conv2d_params table `p` of a Conv (1-D as 2-D of unit height)."""
         out = self._single_output(node)
         x, w = node.inputs[0], node.inputs[1]
-        self._f32(node, [x, w, node.input(2), out])
+        self._kernel_dtype(node, [x, w, node.input(2), out])
         xs, ws = tuple(x.type.shape), tuple(w.type.shape)
         if len(xs) not in (3, 4):
             raise self._unsupported(node)
@@ -585,7 +603,7 @@ class _Emitter(CollectiveSteps):
         """The flowc_conv_transpose2d_params table `p` of a ConvTranspose."""
         out = self._single_output(node)
         x, w = node.inputs[0], node.inputs[1]
-        self._f32(node, [x, w, node.input(2), out])
+        self._kernel_dtype(node, [x, w, node.input(2), out])
         xs, ws = tuple(x.type.shape), tuple(w.type.shape)
         if len(xs) not in (3, 4):
             raise self._refuse(node, f"{len(xs) - 2}-D transposed convolution (target {self.device} has 1-D and 2-D)")
@@ -614,7 +632,7 @@ class _Emitter(CollectiveSteps):
 
     def _op_MaxPool(self, node):
         x, out = node.inputs[0], node.outputs[0]
-        self._f32(node, [x])
+        self._kernel_dtype(node, [x])
         if len(node.outputs) == 2:
             column_major = "true" if node.attr("storage_order") else "false"
             return [self._pool_params(node, x, out),
@@ -626,7 +644,7 @@ class _Emitter(CollectiveSteps):
     def _op_AveragePool(self, node):
         out = self._single_output(node)
         x = node.inputs[0]
-        self._f32(node, [x])
+        self._kernel_dtype(node, [x])
         include = "true" if node.attr("count_include_pad") else "false"
         return [self._pool_params(node, x, out),
                 self.call("flowc_avgpool2d_f32", f"&p, {include}, {self.ptr(x)}, {self.ptr(out, write=True)}")]
@@ -634,7 +652,7 @@ class _Emitter(CollectiveSteps):
     def _op_GlobalAveragePool(self, node):
         out = self._single_output(node)
         x = node.inputs[0]
-        self._f32(node, [x])
+        self._kernel_dtype(node, [x])
         xs = x.type.shape
         return [self.call("flowc_global_avgpool_f32", f"{xs[0] * xs[1]}, {math.prod(xs[2:])}, {self.ptr(x)}, "
                 f"{self.ptr(out, write=True)}")]
@@ -650,7 +668,7 @@ class _Emitter(CollectiveSteps):
     def _op_Softmax(self, node, log=False):
         out = self._single_output(node)
         x = node.inputs[0]
-        self._f32(node, [x])
+        self._kernel_dtype(node, [x])
         xs = tuple(x.type.shape)
         axis = axis_of(node, len(xs))
         rows, n, inner = math.prod(xs[:axis]), xs[axis], math.prod(xs[axis + 1:])
@@ -665,7 +683,7 @@ class _Emitter(CollectiveSteps):
     def _op_LayerNormalization(self, node):
         out = self._single_output(node)
         x, scale, bias = node.inputs[0], node.inputs[1], node.input(2)
-        self._f32(node, [x, scale, bias])
+        self._kernel_dtype(node, [x, scale, bias])
         axis = axis_of(node, x.type.rank)
         rows, n = self._rows(node, x, axis)
         if scale.type.numel() != n or (bias is not None and bias.type.numel() != n):
@@ -680,12 +698,13 @@ class _Emitter(CollectiveSteps):
         that are not adjacent moved to the end first."""
         out = self._single_output(node)
         x = node.inputs[0]
-        self._f32(node, [x])
+        self._kernel_dtype(node, [x])
         xs = tuple(x.type.shape)
         axes = _reduce_axes(node, len(xs))
         if axes is None:
             raise self._refuse(node, "its axes must be known at compile time")
         kind, y = f"FLOWC_REDUCE_{REDUCE_KINDS[node.op]}", self.ptr(out, write=True)
+        t = self.ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
         if not axes:     # noop_with_empty_axes: each element reduced on its own
             if node.op in REDUCE_KEEPS_ONE:
                 return self._copy(node)
@@ -698,8 +717,8 @@ class _Emitter(CollectiveSteps):
             perm = [a for a in range(len(xs)) if a not in axes] + list(axes)
             lines = [_int64s("shape", xs),
                      _int64s("perm", perm),
-                     f"float* moved = {self.scratch_buffer('float', 0, x.type.numel())};",
-                     self.call("flowc_transpose", f"4, {len(xs)}, shape, perm, {src}, moved")]
+                     f"{t}* moved = {self.scratch_buffer(t, 0, x.type.numel())};",
+                     self.call("flowc_transpose", f"{x.type.dtype.np.itemsize}, {len(xs)}, shape, perm, {src}, moved")]
             src, xs, axes = "moved", tuple(xs[a] for a in perm), tuple(range(len(xs) - len(axes), len(xs)))
         outer, r, inner = math.prod(xs[:axes[0]]), math.prod(xs[axes[0]:axes[-1] + 1]), math.prod(xs[axes[-1] + 1:])
         if inner == 1:
@@ -845,7 +864,7 @@ class _Emitter(CollectiveSteps):
         if value is not None:
             return [f"const void* fill = {self.ptr(value)};"]
         x = node.inputs[0]
-        t = ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
+        t = self.ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
         return [f"static const {t} zero = {ew.literal(0, x.type.dtype)};", "const void* fill = &zero;"]
 
     def _op_Resize(self, node):
@@ -903,7 +922,7 @@ class _Emitter(CollectiveSteps):
         extrapolation = ew.literal(node.attr("extrapolation_value"), x.type.dtype)
         if mode != "nearest":
             return lines + [self.call("flowc_resize_f32", f"&p, {extrapolation}, {self.ptr(x)}, {self.ptr(out, write=True)}")]
-        t = ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
+        t = self.ctype(x.type.dtype, f"tensor {quote_name(x.name)}")
         return lines + [f"static const {t} fill = {extrapolation};",
                         self.call("flowc_resize_nearest", f"&p, {x.type.dtype.np.itemsize}, &fill, {self.ptr(x)}, "
                         f"{self.ptr(out, write=True)}")]
@@ -917,7 +936,7 @@ class _Emitter(CollectiveSteps):
     def _op_ArgMax(self, node, largest=True):
         out = self._single_output(node)
         x = node.inputs[0]
-        self._f32(node, [x])
+        self._kernel_dtype(node, [x])
         last = "true" if node.attr("select_last_index") else "false"
         return [self.call("flowc_arg_reduce_f32", f"{'true' if largest else 'false'}, {last}, "
                 f"{self._along_axis(x, axis_of(node, x.type.rank))}, {self.ptr(x)}, {self.ptr(out, write=True)}")]
@@ -941,7 +960,7 @@ class _Emitter(CollectiveSteps):
     def _op_TopK(self, node):
         x = node.inputs[0]
         values, indices = node.outputs
-        self._f32(node, [x])
+        self._kernel_dtype(node, [x])
         k = known_ints(node.inputs[1])
         if k is None or not isinstance(k[0], int):
             raise self._refuse(node, "its K must be known at compile time")
@@ -966,7 +985,7 @@ class _Emitter(CollectiveSteps):
     def _op_GroupNormalization(self, node, groups=None):
         out = self._single_output(node)
         x, scale, bias = node.inputs
-        self._f32(node, [x, scale, bias])
+        self._kernel_dtype(node, [x, scale, bias])
         if node.op == "GroupNormalization" and node.attr("stash_type") != 1:
             raise self._refuse(node, f"stash_type {node.attr('stash_type')} (target {self.device} normalises in f32: 1)")
         xs = tuple(x.type.shape)

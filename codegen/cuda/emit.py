@@ -68,14 +68,36 @@ def arch_list(arch) -> list[str]:
     return out
 
 
-def emit(graph: Graph, out_dir, *, arch="sm_90", precision: str = "fp32", max_batch: int | None = None,
+# The library's float kernels that also come in f16 and bf16 (runtime/kernels/cuda/kernels.h).
+HALF_KERNELS = {f"flowc_cuda_{name}_{dt}" for dt in ("f16", "bf16") for name in (
+    "gemm", "conv2d", "conv2d_workspace", "maxpool2d", "avgpool2d", "global_avgpool", "softmax", "log_softmax",
+    "softmax_strided", "log_softmax_strided", "layer_norm", "group_norm", "reduce_trailing", "reduce_middle",
+    "attention")}
+# The ops whose CUDA code stores f16/bf16 (ir/passes/precision.py narrows them): generated
+# elementwise kernels, the library kernels above, and data movement, which copies elements of
+# any size. Shape reads only the type.
+HALF_OPS = {"MatMul", "Conv", "AveragePool", "GlobalAveragePool", "Softmax", "LogSoftmax", "LayerNormalization",
+            "GroupNormalization", "InstanceNormalization", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin",
+            "ReduceProd", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
+            "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Expand", "Concat", "Split",
+            "Slice", "Gather", "GatherElements", "GatherND", "Pad", "Shape"}
+
+
+def runs_in_half(node: Node) -> bool:
+    """Whether target cuda runs `node` with its f32 tensors stored in f16 or bf16."""
+    if node.op == "MaxPool":
+        return len(node.outputs) == 1          # the indices output has an f32 kernel only
+    if node.op == "Conv":
+        return node.inputs[0].type.rank in (3, 4)
+    return node.op in HALF_OPS or (node.opdef.family == "elementwise" and node.op in ew.OPS)
+
+
+def emit(graph: Graph, out_dir, *, arch="sm_90", max_batch: int | None = None,
          physical: PhysicalGraph | None = None) -> EmitResult:
     """Write the CUDA project for `graph` (optimised, static shapes) into `out_dir`, built for
-    the GPU architectures `arch` (see arch_list)."""
+    the GPU architectures `arch` (see arch_list). Tensors the graph holds in f16 or bf16
+    (ir/passes/precision.py with runs_in_half) are stored so and computed in f32."""
     archs = arch_list(arch)
-    if precision != "fp32":
-        raise CompileError(f"precision {precision!r}: target cuda computes in fp32 for now (fp16 and bf16 with fp32 "
-                           "accumulation are not built yet)")
     if max_batch is not None:
         raise CompileError(f"max_batch={max_batch}: target cuda runs fixed shapes for now; compile for one batch "
                            "(input_shapes=, --input-shape)")
@@ -131,6 +153,8 @@ def _plan_memory(graph: Graph, sched: Schedule) -> tuple[memory.MemoryPlan, dict
 
 class _CudaEmitter(_Emitter):
     device = "cuda"
+    half = True                             # f16 and bf16 tensors (--precision), computed in float
+    kernel_dtypes = ("f32", "f16", "bf16")
 
     def __init__(self, graph: Graph, plan: memory.MemoryPlan, scratch: dict[tuple[str, int], str] | None = None):
         super().__init__(graph, plan, scratch)
@@ -139,6 +163,8 @@ class _CudaEmitter(_Emitter):
         self.errors: list[str] = []        # by step number - 1: the message of a raised error flag
         self._kernels = 0
         self._workspace = 0                # bytes the step being emitted carves from its workspace
+        self._dtype = "f32"                # the float type of the step's library kernels (_kernel_dtype)
+        self._node: Node | None = None     # the node being emitted
 
     # -- the project's shape ---------------------------------------------------------------
     runtime_parts = RUNTIME_PARTS
@@ -171,7 +197,7 @@ class _CudaEmitter(_Emitter):
 
     # -- where tensors live: all in the arena, constants in the device's weights -------------
     def ptr(self, v: Value, write: bool = False) -> str:
-        t = ctype(v.type.dtype, f"tensor {quote_name(v.name)}")
+        t = self.ctype(v.type.dtype, f"tensor {quote_name(v.name)}")
         if v.is_const and not write:
             return (f"reinterpret_cast<const {t}*>(static_cast<const uint8_t*>(ctx->weights) + "
                     f"{self.weights.add(v)})")
@@ -179,9 +205,20 @@ class _CudaEmitter(_Emitter):
 
     def call(self, fn: str, args: str, *, pool: bool = True) -> str:
         """The CUDA library's kernel of the CPU one `fn` (flowc_x or flowc::steps::x: flowc_cuda_x),
-        with the step's flowc_cuda; a failure fails the step with the kernel's message."""
+        with the step's flowc_cuda; a failure fails the step with the kernel's message. A float
+        kernel (flowc_x_f32) comes in the float type _kernel_dtype found for the step."""
         cuda = "flowc_cuda_" + fn.rpartition("::")[2].removeprefix("flowc_")
+        if cuda.endswith("_f32") and self._dtype != "f32":
+            cuda = f"{cuda.removesuffix('_f32')}_{self._dtype}"
+            if cuda not in HALF_KERNELS:
+                raise CompileError(f"{describe_node(self._node)}: target cuda runs {self._node.op} on f32 only (its "
+                                   f"kernel {fn} has no {self._dtype} variant); --precision keeps such ops in f32, "
+                                   "a model's own half tensors must be cast")
         return f"if (const char* e = {cuda}({args}, &cu)) return flowc::cuda::fail(ctx, e);"
+
+    def _kernel_dtype(self, node: Node, values) -> str:
+        self._dtype = super()._kernel_dtype(node, values)
+        return self._dtype
 
     def checked_call(self, fn: str, args: str, message: str, status: str = "", *, pool: bool = True) -> list[str]:
         # bad indices raise the slot's error flag (the download step reports them); the rest fail the call
@@ -197,7 +234,7 @@ class _CudaEmitter(_Emitter):
 
     # -- one node: its kernels behind the step's context ------------------------------------
     def node(self, node: Node) -> None:
-        self._workspace = 0
+        self._workspace, self._dtype, self._node = 0, "f32", node
         super().node(node)
         name, lines = self.steps[-1]
         prologue = [f"flowc_cuda cu = flowc::cuda::context(ctx, {len(self.steps)});"]
@@ -227,7 +264,7 @@ class _CudaEmitter(_Emitter):
         if numel == 0:
             return []
         shape = tuple(out.type.shape)
-        t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
+        t = self.ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
         all_strides = [broadcast_strides(s.shape, shape) for s in sources] + [broadcast_strides(shape, shape)]
         dims, strides = ew._collapse(shape, all_strides)
         # 32-bit indices while the grid-stride loop's last step stays below 2^31
@@ -246,7 +283,8 @@ class _CudaEmitter(_Emitter):
             offsets = [f"o{j}" for j in range(len(sources))]
         else:
             offsets = ["i" if dims and strides[j][0] else "0" for j in range(len(sources))]
-        code += [f"    const {s.ctype} src{j} = p{j}[{offsets[j]}];" for j, s in enumerate(sources)]
+        code += [f"    const {_computed(s.ctype)} src{j} = {_load(s.ctype, f'p{j}[{offsets[j]}]')};"
+                 for j, s in enumerate(sources)]
         code += ["    " + line for line in body.lines]
         code += [f"    y[i] = {body.result};", "  }", "}", ""]
         self._define(name, code)
@@ -261,7 +299,7 @@ class _CudaEmitter(_Emitter):
     def _op_Range(self, node):
         """The count is the output's static length; start and delta are read on the device."""
         out = self._single_output(node)
-        t = ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
+        t = self.ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
         name, numel = self._kernel_name(), out.type.numel()
         self._define(name, [f"__global__ void {name}(const {t}* start, const {t}* delta, {t}* y) {{",
                             f"  for (int64_t i = int64_t(blockIdx.x) * {THREADS} + threadIdx.x; i < {numel}; "
@@ -274,7 +312,7 @@ class _CudaEmitter(_Emitter):
     def _op_MatMul(self, node):
         out = self._single_output(node)
         a, b = node.inputs[0], node.inputs[1]
-        self._f32(node, [a, b, out])
+        self._kernel_dtype(node, [a, b, out])
         sa, sb = tuple(a.type.shape), tuple(b.type.shape)
         # the GEMM's N: B's columns (rows when read transposed); a vector B gives N = 1
         gemm_n = sb[0] if node.attrs.get("trans_b") else (sb[-1] if len(sb) > 1 else 1)
@@ -323,7 +361,7 @@ class _CudaEmitter(_Emitter):
         program = parse_program(node.attr("epilogue"), ("acc",) + tuple(f"x{i}" for i in range(len(extras))))
         first, rest = program[0], program[1:]
         if (len(extras) == 1 and tuple(out.type.shape)[-1:] == (n,) and first.op == "Add" and set(map(str, first.operands)) == {"acc", "x0"}
-                and extras[0].type.dtype.name == "f32" and tuple(extras[0].type.shape)[-1:] == (n,)
+                and extras[0].type.dtype == out.type.dtype and tuple(extras[0].type.shape)[-1:] == (n,)
                 and extras[0].type.numel() == n and len(rest) <= 1):
             if not rest:
                 return self.ptr(extras[0]), "FLOWC_CUDA_EPILOGUE_NONE", None
@@ -341,12 +379,12 @@ class _CudaEmitter(_Emitter):
         out = self._single_output(node)
         q, kt, v = node.inputs[:3]
         extras = list(node.inputs[3:])
-        self._f32(node, [q, kt, v, out])
+        self._kernel_dtype(node, [q, kt, v, out])
         qs = tuple(q.type.shape)
         batch, (m, k), n, d = qs[:-2], qs[-2:], kt.type.shape[-1], v.type.shape[-1]
         scores = batch + (m, n)
         name = f"Epi{self._kernel_name()}"
-        fields = [f"const {ctype(x.type.dtype, f'tensor {quote_name(x.name)}')}* p{j + 1};"
+        fields = [f"const {self.ctype(x.type.dtype, f'tensor {quote_name(x.name)}')}* p{j + 1};"
                   for j, x in enumerate(extras)]
         code = [f"struct {name} {{", *["  " + f for f in fields],
                 "  __device__ float operator()(float src0, int64_t b, int64_t i, int64_t j) const {"]
@@ -354,7 +392,7 @@ class _CudaEmitter(_Emitter):
             code += ["    (void)b; (void)i; (void)j;", "    return src0;"]
         else:
             sources = {"acc": out.type.dtype, **{f"x{j}": x.type.dtype for j, x in enumerate(extras)}}
-            body = ew.program_body(node, "epilogue", sources, out.type.dtype)
+            body = ew.program_body(node, "epilogue", sources, out.type.dtype, self.half)
             strides = [broadcast_strides(tuple(x.type.shape), scores) for x in extras]
             code += ["    int64_t q = b, c = 0;", "    (void)q; (void)c; (void)i; (void)j;"]
             code += [f"    int64_t o{j + 1} = 0;" for j in range(len(extras))]
@@ -362,8 +400,9 @@ class _CudaEmitter(_Emitter):
                 code.append(f"    c = q % {batch[axis]}; q /= {batch[axis]};")
                 code += [f"    o{j + 1} += c * {st[axis]};" for j, st in enumerate(strides) if st[axis]]
             for j, st in enumerate(strides):
-                t = ctype(extras[j].type.dtype, f"tensor {quote_name(extras[j].name)}")
-                code.append(f"    const {t} src{j + 1} = p{j + 1}[o{j + 1} + i * {st[-2]} + j * {st[-1]}];")
+                t = self.ctype(extras[j].type.dtype, f"tensor {quote_name(extras[j].name)}")
+                load = _load(t, f"p{j + 1}[o{j + 1} + i * {st[-2]} + j * {st[-1]}]")
+                code.append(f"    const {_computed(t)} src{j + 1} = {load};")
             code += ["    " + line for line in body.lines] + [f"    return {body.result};"]
         self._define(name, code + ["  }", "};", ""])
         init = ", ".join(self.ptr(x) for x in extras)
@@ -387,7 +426,7 @@ class _CudaEmitter(_Emitter):
         """The parameter table, the workspace the kernel asks for, and the call."""
         out, x, w, bias = node.outputs[0], node.inputs[0], node.inputs[1], node.input(2)
         return [params,
-                f"if (int e = flowc::cuda::workspace(ctx, flowc_cuda_{kind}_workspace_f32(&p), &cu)) return e;",
+                f"if (int e = flowc::cuda::workspace(ctx, flowc_cuda_{kind}_workspace_{self._dtype}(&p), &cu)) return e;",
                 self.call(f"flowc_{kind}_f32", f"&p, {self.ptr(x)}, {self.ptr(w)}, "
                                                f"{self.ptr(bias) if bias is not None else 'nullptr'}, "
                                                f"{self.ptr(out, write=True)}")]
@@ -397,7 +436,7 @@ class _CudaEmitter(_Emitter):
         time, else read back from the device first (which waits for the stream: rare)."""
         if value is None:
             return super()._pad_fill(node, None)
-        t = ctype(value.type.dtype, f"tensor {quote_name(value.name)}")
+        t = self.ctype(value.type.dtype, f"tensor {quote_name(value.name)}")
         known = known_array(value)
         if known is not None:
             fill = ew.literal(np.asarray(known).reshape(-1)[0], value.type.dtype)
@@ -490,7 +529,17 @@ class _CudaEmitter(_Emitter):
             other.steps = [(step, [rename(line) for line in body]) for step, body in other.steps]
 
 
-_NP = {"float": np.float32, "double": np.float64, "int64_t": np.int64, "int32_t": np.int32}
+_NP = {"float": np.float32, "double": np.float64, "int64_t": np.int64, "int32_t": np.int32, "__half": np.float16,
+       "__nv_bfloat16": np.float16}   # (bf16's size is f16's)
+
+
+def _computed(stored: str) -> str:
+    """The C type a generated kernel computes a value stored as `stored` in."""
+    return "float" if stored in ew.HALF_CTYPES.values() else stored
+
+
+def _load(stored: str, element: str) -> str:
+    return f"static_cast<float>({element})" if stored in ew.HALF_CTYPES.values() else element
 
 
 def _staged(nbytes: int) -> int:

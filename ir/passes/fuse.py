@@ -190,7 +190,7 @@ def fuse_attention(graph: Graph) -> Graph:
                 or len(users.get(scores, [])) != 1 or id(scores) in outputs:
             continue
         q, kt, v = mm.inputs[0], mm.inputs[1], node.inputs[1]
-        if not _static_batch(q, kt, v) or scores.type.dtype.name != "f32":
+        if not _static_batch(q, kt, v) or scores.type.dtype.name not in ("f32", "f16", "bf16"):
             continue
         attrs = {"epilogue": mm.attrs.get("epilogue", IDENTITY_EPILOGUE)}
         if _replace(graph, [mm, soft, node], "FusedAttention", [q, kt, v, *mm.inputs[2:]], attrs, node.name):

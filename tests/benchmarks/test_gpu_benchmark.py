@@ -67,9 +67,6 @@ def test_probe_results_stop_the_run_or_only_flowcs_rows(bench):
               "compiled for --target cuda and needs an NVIDIA GPU with its driver")
     why, refusal = bench.read_probe({"load_error": no_gpu})
     assert why == no_gpu and refusal is None
-    fp16 = ("precision 'fp16': target cuda computes in fp32 for now (fp16 and bf16 with fp32 accumulation are "
-            "not built yet)")
-    assert bench.read_probe({"precision_error": fp16}) == (None, "not supported yet: " + fp16)
     nvcc = "target cuda builds with nvcc, which is neither $CUDACXX nor on PATH: install the CUDA toolkit"
     assert bench.read_probe({"compile_error": nvcc}) == (None, "n/a: " + nvcc)
     assert bench.read_probe({}) == (None, None)
@@ -124,8 +121,8 @@ def test_table_of_measured_refused_and_failed_rows(bench):
             {"model": "resnet50", "batch": 32, "backend": "torch.compile", "status": "ok", "median_ms": 2.0,
              "on_gpu_median_ms": 1.6, "setup_s": 40.0, "max_abs_diff": 0.5, "within_tolerance": False},
             {"model": "resnet50", "batch": 32, "backend": "tensorrt", "status": "error: RuntimeError: no engine"},
-            {"model": "resnet50", "batch": 32, "backend": "flowc", "status": "not supported yet: precision 'fp16': "
-             "target cuda computes in fp32 for now"}]
+            {"model": "resnet50", "batch": 32, "backend": "flowc", "status": "not supported yet: op NonMaxSuppression "
+             "(node \"nms\") is not supported by target cuda yet"}]
     for r in rows:
         r["ok"] = r["status"] == "ok"
     bench.derive(rows, args)
@@ -139,3 +136,9 @@ def test_table_of_measured_refused_and_failed_rows(bench):
     assert any(line.split()[:2] == ["tensorrt", "error:"] for line in lines)
     flowc = [line for line in lines if line.split()[:1] == ["flowc"]]
     assert flowc and "not supported yet" in flowc[0]
+
+
+def test_each_row_is_measured_against_the_peak_of_what_it_computes_in(bench):
+    assert bench.computes_in("flowc", "fp32", tf32=True) == "fp32"      # flowc never uses TF32
+    assert bench.computes_in("torch", "fp32", tf32=True) == "tf32"
+    assert bench.computes_in("flowc", "fp16", tf32=False) == bench.computes_in("torch", "fp16", tf32=False) == "fp16"

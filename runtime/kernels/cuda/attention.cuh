@@ -1,8 +1,9 @@
 // Fused attention for generated code (header-only: the epilogue is the caller's functor):
 //   y[b, i, :] = sum_j p_j V[b, j, :],  p = softmax_j(epi(sum_c Q[b, i, c] KT[b, c, j], b, i, j)),
-// Q [B, M, K], KT [B, K, N] (keys already transposed), V [B, N, D], y [B, M, D], row-major f32, the
-// batch flattened. Epi: `__device__ float operator()(float score, int64_t b, int64_t i, int64_t j)
-// const`, applying scale and mask (a masked score may be -inf).
+// Q [B, M, K], KT [B, K, N] (keys already transposed), V [B, N, D], y [B, M, D], row-major, the
+// batch flattened; stored as f32, f16 or bf16 (flowc_cuda_attention_f32, _f16, _bf16), computed in f32.
+// Epi: `__device__ float operator()(float score, int64_t b, int64_t i, int64_t j) const`, applying
+// scale and mask (a masked score may be -inf).
 //
 // Flash-style, in f32 on the CUDA cores: a block of 8 warps takes 16 query rows of one batch index
 // (2 rows per warp) and walks the keys in tiles of 32, one key per lane. Per tile, Q and K^T are
@@ -23,7 +24,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels.h"
+#include "common.cuh"
 
 namespace flowc::cuda::attention {
 
@@ -34,20 +35,11 @@ constexpr int kKeys = 32;                     // keys per tile: one per lane
 constexpr int kChunk = 64;                    // head-dim columns of Q and K^T staged at a time
 constexpr int kMaxColsPerLane = 8;            // output columns per lane: slices of 256
 
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-template <int ColsPerLane, class Epi>
+// Shared memory holds f32 whatever the storage type: loads widen as they stage.
+template <int ColsPerLane, class Epi, class T>
 __global__ void __launch_bounds__(kWarps * 32)
-    flash_kernel(int64_t m, int64_t k, int64_t n, int64_t d, int64_t row_tiles, const float* __restrict__ q,
-                 const float* __restrict__ kt, const float* __restrict__ v, float* __restrict__ y, Epi epi) {
+    flash_kernel(int64_t m, int64_t k, int64_t n, int64_t d, int64_t row_tiles, const T* __restrict__ q,
+                 const T* __restrict__ kt, const T* __restrict__ v, T* __restrict__ y, Epi epi) {
   constexpr int kSlice = ColsPerLane * 32;
   __shared__ float qs[kRows][kChunk];   // broadcast reads: no bank conflicts
   __shared__ float ks[kChunk][kKeys];   // lane = key
@@ -55,9 +47,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t b = blockIdx.x / row_tiles, i0 = blockIdx.x % row_tiles * kRows;
   const int64_t d0 = int64_t(blockIdx.y) * kSlice;
-  const float* qb = q + b * m * k;
-  const float* kb = kt + b * k * n;
-  const float* vb = v + b * n * d;
+  const T* qb = q + b * m * k;
+  const T* kb = kt + b * k * n;
+  const T* vb = v + b * n * d;
 
   float row_max[kRowsPerWarp], row_sum[kRowsPerWarp], acc[kRowsPerWarp][ColsPerLane];
 #pragma unroll
@@ -77,11 +69,11 @@ __global__ void __launch_bounds__(kWarps * 32)
       __syncthreads();  // the previous chunk's readers are done
       for (int e = threadIdx.x; e < kRows * kChunk; e += blockDim.x) {
         const int64_t i = i0 + e / kChunk, c = c0 + e % kChunk;
-        qs[e / kChunk][e % kChunk] = i < m && c < k ? qb[i * k + c] : 0.0f;
+        qs[e / kChunk][e % kChunk] = i < m && c < k ? load(qb[i * k + c]) : 0.0f;
       }
       for (int e = threadIdx.x; e < kChunk * kKeys; e += blockDim.x) {
         const int64_t c = c0 + e / kKeys, j = j0 + e % kKeys;
-        ks[e / kKeys][e % kKeys] = c < k && j < n ? kb[c * n + j] : 0.0f;
+        ks[e / kKeys][e % kKeys] = c < k && j < n ? load(kb[c * n + j]) : 0.0f;
       }
       __syncthreads();
       const int width = int(k - c0 < kChunk ? k - c0 : kChunk);
@@ -118,7 +110,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     __syncthreads();  // the previous tile's readers of vs are done
     for (int e = threadIdx.x; e < kKeys * kSlice; e += blockDim.x) {
       const int64_t jj = j0 + e / kSlice, c = d0 + e % kSlice;
-      vs[e / kSlice][e % kSlice] = jj < n && c < d ? vb[jj * d + c] : 0.0f;
+      vs[e / kSlice][e % kSlice] = jj < n && c < d ? load(vb[jj * d + c]) : 0.0f;
     }
     __syncthreads();
     const int keys = int(n - j0 < kKeys ? n - j0 : kKeys);
@@ -143,21 +135,38 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int c = 0; c < ColsPerLane; ++c) {
       const int64_t col = d0 + lane + 32 * c;
-      if (col < d) y[(b * m + i) * d + col] = acc[r][c] * inv;
+      if (col < d) y[(b * m + i) * d + col] = store<T>(acc[r][c] * inv);
     }
   }
 }
 
-template <int ColsPerLane, class Epi>
-const char* launch(int64_t batch, int64_t m, int64_t k, int64_t n, int64_t d, const float* q, const float* kt,
-                   const float* v, float* y, const Epi& epi, const flowc_cuda* cu) {
+template <int ColsPerLane, class Epi, class T>
+const char* launch(int64_t batch, int64_t m, int64_t k, int64_t n, int64_t d, const T* q, const T* kt, const T* v,
+                   T* y, const Epi& epi, const flowc_cuda* cu) {
   const int64_t row_tiles = (m + kRows - 1) / kRows, slice = ColsPerLane * 32;
   const int64_t blocks = batch * row_tiles, slices = (d + slice - 1) / slice;
-  if (blocks > 0x7fffffff || slices > 65535) return "flowc_cuda_attention_f32: too many query rows or columns";
-  flash_kernel<ColsPerLane, Epi>
-      <<<dim3(unsigned(blocks), unsigned(slices)), kWarps * 32, 0, cu->stream>>>(m, k, n, d, row_tiles, q, kt, v, y, epi);
+  if (blocks > 0x7fffffff || slices > 65535)
+    return FLOWC_CUDA_NAMED(T, "flowc_cuda_attention", ": too many query rows or columns");
+  flash_kernel<ColsPerLane, Epi><<<dim3(unsigned(blocks), unsigned(slices)), kWarps * 32, 0, cu->stream>>>(
+      m, k, n, d, row_tiles, q, kt, v, y, epi);
   const cudaError_t err = cudaGetLastError();
   return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+}
+
+template <class Epi, class T>
+const char* attention(int64_t batch, int64_t m, int64_t k, int64_t n, int64_t d, const T* q, const T* kt, const T* v,
+                      T* y, const Epi& epi, const flowc_cuda* cu) {
+  if (batch < 0 || m < 0 || k < 0 || n < 0 || d < 0)
+    return FLOWC_CUDA_NAMED(T, "flowc_cuda_attention", ": a negative size");
+  if (batch == 0 || m == 0 || d == 0) return nullptr;
+  if (n == 0) {  // an empty softmax @ an empty V: zeros, as the CPU's GEMMs give
+    const cudaError_t err = cudaMemsetAsync(y, 0, size_t(batch * m * d) * sizeof(T), cu->stream);
+    return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+  }
+  if (d <= 32) return launch<1>(batch, m, k, n, d, q, kt, v, y, epi, cu);
+  if (d <= 64) return launch<2>(batch, m, k, n, d, q, kt, v, y, epi, cu);
+  if (d <= 128) return launch<4>(batch, m, k, n, d, q, kt, v, y, epi, cu);
+  return launch<kMaxColsPerLane>(batch, m, k, n, d, q, kt, v, y, epi, cu);
 }
 
 }  // namespace flowc::cuda::attention
@@ -166,15 +175,16 @@ const char* launch(int64_t batch, int64_t m, int64_t k, int64_t n, int64_t d, co
 template <class Epi>
 const char* flowc_cuda_attention_f32(int64_t batch, int64_t m, int64_t k, int64_t n, int64_t d, const float* q,
                                      const float* kt, const float* v, float* y, Epi epi, const flowc_cuda* cu) {
-  namespace a = flowc::cuda::attention;
-  if (batch < 0 || m < 0 || k < 0 || n < 0 || d < 0) return "flowc_cuda_attention_f32: a negative size";
-  if (batch == 0 || m == 0 || d == 0) return nullptr;
-  if (n == 0) {  // an empty softmax @ an empty V: zeros, as the CPU's GEMMs give
-    const cudaError_t err = cudaMemsetAsync(y, 0, size_t(batch * m * d) * sizeof(float), cu->stream);
-    return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
-  }
-  if (d <= 32) return a::launch<1>(batch, m, k, n, d, q, kt, v, y, epi, cu);
-  if (d <= 64) return a::launch<2>(batch, m, k, n, d, q, kt, v, y, epi, cu);
-  if (d <= 128) return a::launch<4>(batch, m, k, n, d, q, kt, v, y, epi, cu);
-  return a::launch<a::kMaxColsPerLane>(batch, m, k, n, d, q, kt, v, y, epi, cu);
+  return flowc::cuda::attention::attention(batch, m, k, n, d, q, kt, v, y, epi, cu);
+}
+template <class Epi>
+const char* flowc_cuda_attention_f16(int64_t batch, int64_t m, int64_t k, int64_t n, int64_t d, const __half* q,
+                                     const __half* kt, const __half* v, __half* y, Epi epi, const flowc_cuda* cu) {
+  return flowc::cuda::attention::attention(batch, m, k, n, d, q, kt, v, y, epi, cu);
+}
+template <class Epi>
+const char* flowc_cuda_attention_bf16(int64_t batch, int64_t m, int64_t k, int64_t n, int64_t d,
+                                      const __nv_bfloat16* q, const __nv_bfloat16* kt, const __nv_bfloat16* v,
+                                      __nv_bfloat16* y, Epi epi, const flowc_cuda* cu) {
+  return flowc::cuda::attention::attention(batch, m, k, n, d, q, kt, v, y, epi, cu);
 }

@@ -1,13 +1,16 @@
-// Helpers shared by the library's .cu files (internal): launch shapes and status, element types by
-// size, host tables passed by value, the error flag, and reductions through warp shuffles and
-// shared memory.
+// Helpers shared by the library's .cu files and attention.cuh (internal): launch shapes and status,
+// storage types and their conversions, element types by size, host tables passed by value, the
+// error flag, and reductions through warp shuffles and shared memory.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels.h"
 
@@ -24,6 +27,25 @@ namespace flowc::cuda {
 
 constexpr int kThreads = 256;  // threads per block of the one-thread-per-element kernels
 constexpr unsigned kFullMask = 0xffffffffu;
+
+// Storage types: float, __half, __nv_bfloat16. Kernels compute in float: load widens an element,
+// store<T> rounds a float to the nearest even T (both the identity for float).
+FLOWC_CUDA_HD float load(float v) { return v; }
+FLOWC_CUDA_HD float load(__half v) { return __half2float(v); }
+FLOWC_CUDA_HD float load(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <class T>
+FLOWC_CUDA_HD T store(float v) {
+  if constexpr (std::is_same_v<T, __half>) return __float2half_rn(v);
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16_rn(v);
+  else return v;
+}
+
+// Static text by storage type T (string literals F32, F16, BF16); FLOWC_CUDA_NAMED(T, "flowc_cuda_gemm",
+// ": a negative size") names the entry point of T, "flowc_cuda_gemm_f16: a negative size" for __half.
+#define FLOWC_CUDA_BY_TYPE(T, F32, F16, BF16) \
+  (std::is_same_v<T, __half> ? F16 : std::is_same_v<T, __nv_bfloat16> ? BF16 : F32)
+#define FLOWC_CUDA_NAMED(T, NAME, TEXT) FLOWC_CUDA_BY_TYPE(T, NAME "_f32" TEXT, NAME "_f16" TEXT, NAME "_bf16" TEXT)
 
 // Blocks of a grid-stride loop over n items: enough to fill any current GPU (kernels loop over the
 // rest), at least one.
@@ -163,5 +185,12 @@ struct NanMaxOp {  // numpy's max: a NaN operand wins
 // Threads per row for a row of n elements: a warp for short rows, a block of 512 otherwise.
 constexpr int kBlockRowThreads = 512;
 inline bool warp_per_row(int64_t n) { return n <= 1024; }
+
+// flowc_cuda_gemm_f32 and its fp16 and bf16 siblings (kernels.h) for storage type T; gemm.cu
+// instantiates float, __half and __nv_bfloat16. The convolutions call it too.
+template <class T>
+const char* gemm(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const T* A,
+                 int64_t lda, int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, float beta, T* C,
+                 int64_t ldc, int64_t stride_c, const T* bias, flowc_cuda_epilogue epilogue, const flowc_cuda* cu);
 
 }  // namespace flowc::cuda

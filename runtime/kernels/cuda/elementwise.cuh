@@ -5,8 +5,13 @@
 // polynomials: results agree within f32 rounding, except that exp here is not clamped (exp(100)
 // is inf, exp(NaN) NaN, where vmath gives a large finite or a tiny value).
 // Include it in place of vmath.h and flowc_steps.h, never next to them (same names).
+//
+// Half tensors (f16, bf16) are computed in float: flowc_round_* rounds an op's result to the type
+// it is stored in, as the numpy reference rounds each op's half result.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -37,5 +42,8 @@ FLOWC_HD float hardswish(float x) { return x * min(max(x + 3.0f, 0.0f), 6.0f) * 
 FLOWC_HD float clip(float x, float lo, float hi) { return min(max(x, lo), hi); }
 
 }  // namespace flowc::vmath
+
+FLOWC_HD float flowc_round_f16(float x) { return __half2float(__float2half_rn(x)); }
+FLOWC_HD float flowc_round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 #undef FLOWC_HD

@@ -1,4 +1,5 @@
-// Row-major f32 GEMM through cuBLASLt (CUBLAS_COMPUTE_32F).
+// Row-major GEMM through cuBLASLt, over f32, f16 or bf16 storage (A, B, C and the bias of one type),
+// always CUBLAS_COMPUTE_32F with float alpha and beta.
 //
 // cuBLASLt is column-major; a row-major C [M, N] is the column-major C^T [N, M] with the same ld,
 // so the call computes C^T = op(B)^T op(A)^T: cuBLASLt's "A" is our B, its "B" our A, m = N, n = M.
@@ -8,7 +9,8 @@
 // The algorithm of each shape (and alignment, epilogue, workspace) is cached behind a mutex; the
 // descriptors are made per call (cheap host work), so concurrent streams share nothing mutable.
 // When cuBLASLt has no algorithm with the epilogue (or the bias is not 16-byte aligned, which
-// fused bias kernels need), the product runs plain and a small kernel adds bias and activation.
+// fused bias kernels need), the product runs plain and a small kernel adds bias and activation
+// (in fp16 and bf16 then rounding C twice, once by the product and once after the bias).
 #include <cublasLt.h>
 
 #include <array>
@@ -67,30 +69,39 @@ struct Preference {
   ~Preference() { if (d) cublasLtMatmulPreferenceDestroy(d); }
 };
 
+// cuBLASLt's name of storage type T.
+template <class T>
+constexpr cudaDataType_t data_type = std::is_same_v<T, __half> ? CUDA_R_16F
+                                     : std::is_same_v<T, __nv_bfloat16> ? CUDA_R_16BF
+                                                                         : CUDA_R_32F;
+
 // The largest power of two up to 256 dividing the address of every batch's operand.
-uint32_t alignment(const void* p, int64_t batch, int64_t stride_elems) {
+template <class T>
+uint32_t alignment(const T* p, int64_t batch, int64_t stride_elems) {
   uint64_t bits = uint64_t(reinterpret_cast<uintptr_t>(p));
-  if (batch > 1) bits |= uint64_t(stride_elems) * sizeof(float);
+  if (batch > 1) bits |= uint64_t(stride_elems) * sizeof(T);
   if (bits == 0) return 256;
   return uint32_t(std::min<uint64_t>(256, bits & (~bits + 1)));
 }
 
 // One product as cuBLASLt sees it (see the top of the file).
+template <class T>
 struct Product {
   int64_t batch;
   bool trans_a, trans_b;
   int64_t M, N, K;
-  const float* A;
+  const T* A;
   int64_t lda, stride_a;
-  const float* B;
+  const T* B;
   int64_t ldb, stride_b;
-  float* C;
+  T* C;
   int64_t ldc, stride_c;
   float alpha, beta;
 };
 
-const char* make_layout(Layout* out, uint64_t rows, uint64_t cols, int64_t ld, int64_t batch, int64_t stride) {
-  FLOWC_LT_TRY(cublasLtMatrixLayoutCreate, &out->d, CUDA_R_32F, rows, cols, ld);
+const char* make_layout(Layout* out, cudaDataType_t type, uint64_t rows, uint64_t cols, int64_t ld, int64_t batch,
+                        int64_t stride) {
+  FLOWC_LT_TRY(cublasLtMatrixLayoutCreate, &out->d, type, rows, cols, ld);
   if (batch > 1) {
     const int32_t count = int32_t(batch);
     FLOWC_LT_TRY(cublasLtMatrixLayoutSetAttribute, out->d, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
@@ -101,8 +112,8 @@ const char* make_layout(Layout* out, uint64_t rows, uint64_t cols, int64_t ld, i
   return nullptr;
 }
 
-// What selects an algorithm: the GPU, shapes, strides, alignments, epilogue, workspace.
-using AlgoKey = std::array<int64_t, 21>;
+// What selects an algorithm: the GPU, storage type, shapes, strides, alignments, epilogue, workspace.
+using AlgoKey = std::array<int64_t, 22>;
 struct CachedAlgo {
   bool found;
   cublasLtMatmulAlgo_t algo;
@@ -112,8 +123,10 @@ std::map<AlgoKey, CachedAlgo> algo_cache;
 
 // Runs the product with cuBLASLt's epilogue `epi` (bias when not null). *no_algorithm is set, and
 // nothing runs, when cuBLASLt has no algorithm for it.
-const char* lt_matmul(const Product& p, cublasLtEpilogue_t epi, const float* bias, const flowc_cuda* cu,
+template <class T>
+const char* lt_matmul(const Product<T>& p, cublasLtEpilogue_t epi, const T* bias, const flowc_cuda* cu,
                       bool* no_algorithm) {
+  constexpr cudaDataType_t type = data_type<T>;
   *no_algorithm = false;
   auto handle = static_cast<cublasLtHandle_t>(cu->blas);
   MatmulDesc op;
@@ -126,6 +139,11 @@ const char* lt_matmul(const Product& p, cublasLtEpilogue_t epi, const float* bia
   FLOWC_LT_TRY(cublasLtMatmulDescSetAttribute, op.d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi));
   if (bias) {
     FLOWC_LT_TRY(cublasLtMatmulDescSetAttribute, op.d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
+    if constexpr (!std::is_same_v<T, float>) {  // D's type, named outright (f32 keeps the default, the same)
+      const int32_t bias_type = type;
+      FLOWC_LT_TRY(cublasLtMatmulDescSetAttribute, op.d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                   sizeof(bias_type));
+    }
     const int64_t bias_stride = 0;  // one bias for every batch
     FLOWC_LT_TRY(cublasLtMatmulDescSetAttribute, op.d, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, &bias_stride,
                  sizeof(bias_stride));
@@ -133,9 +151,9 @@ const char* lt_matmul(const Product& p, cublasLtEpilogue_t epi, const float* bia
   // Stored (before op) shapes: our B is K x N row-major = N x K column-major (K x N if trans_b);
   // our A is K x M column-major (M x K if trans_a); C is N x M column-major.
   Layout la, lb, lc;
-  FLOWC_CUDA_TRY(make_layout(&la, p.trans_b ? p.K : p.N, p.trans_b ? p.N : p.K, p.ldb, p.batch, p.stride_b));
-  FLOWC_CUDA_TRY(make_layout(&lb, p.trans_a ? p.M : p.K, p.trans_a ? p.K : p.M, p.lda, p.batch, p.stride_a));
-  FLOWC_CUDA_TRY(make_layout(&lc, p.N, p.M, p.ldc, p.batch, p.stride_c));
+  FLOWC_CUDA_TRY(make_layout(&la, type, p.trans_b ? p.K : p.N, p.trans_b ? p.N : p.K, p.ldb, p.batch, p.stride_b));
+  FLOWC_CUDA_TRY(make_layout(&lb, type, p.trans_a ? p.M : p.K, p.trans_a ? p.K : p.M, p.lda, p.batch, p.stride_a));
+  FLOWC_CUDA_TRY(make_layout(&lc, type, p.N, p.M, p.ldc, p.batch, p.stride_c));
 
   const uint32_t align_a = alignment(p.B, p.batch, p.stride_b), align_b = alignment(p.A, p.batch, p.stride_a);
   const uint32_t align_c = alignment(p.C, p.batch, p.stride_c);
@@ -143,7 +161,7 @@ const char* lt_matmul(const Product& p, cublasLtEpilogue_t epi, const float* bia
   // The GPU, not the handle: a freed model's handle address can come back on another GPU.
   int device = -1;
   FLOWC_CUDA_TRY(cudaGetDevice(&device) == cudaSuccess ? nullptr : "cudaGetDevice failed");
-  const AlgoKey key{device, p.batch, p.trans_a, p.trans_b, p.M, p.N, p.K, p.lda,
+  const AlgoKey key{device, int64_t(type), p.batch, p.trans_a, p.trans_b, p.M, p.N, p.K, p.lda,
                     p.stride_a, p.ldb, p.stride_b, p.ldc, p.stride_c, int64_t(epi), int64_t(alignment(bias, 1, 0)),
                     int64_t(bias != nullptr), p.beta == 0.0f, align_a, align_b, align_c, int64_t(workspace)};
   CachedAlgo cached{};
@@ -193,19 +211,21 @@ __device__ __forceinline__ float activate(float v, int epilogue) {
 }
 
 // C[b, m, n] = activate(c_scale * C[b, m, n] (0 without read_c) + bias[n]), one thread per element.
-__global__ void finish_kernel(int64_t batch, int64_t M, int64_t N, float* C, int64_t ldc, int64_t stride_c,
-                              bool read_c, float c_scale, const float* bias, int epilogue) {
+template <class T>
+__global__ void finish_kernel(int64_t batch, int64_t M, int64_t N, T* C, int64_t ldc, int64_t stride_c,
+                              bool read_c, float c_scale, const T* bias, int epilogue) {
   const int64_t total = batch * M * N;
   FLOWC_GRID_LOOP(int64_t, t, total) {
     const int64_t n = t % N, m = t / N % M, b = t / (N * M);
-    float* c = C + b * stride_c + m * ldc + n;
-    float v = read_c ? c_scale * *c : 0.0f;
-    if (bias) v += bias[n];
-    *c = activate(v, epilogue);
+    T* c = C + b * stride_c + m * ldc + n;
+    float v = read_c ? c_scale * load(*c) : 0.0f;
+    if (bias) v += load(bias[n]);
+    *c = store<T>(activate(v, epilogue));
   }
 }
 
-const char* finish(const Product& p, bool read_c, float c_scale, const float* bias, flowc_cuda_epilogue epilogue,
+template <class T>
+const char* finish(const Product<T>& p, bool read_c, float c_scale, const T* bias, flowc_cuda_epilogue epilogue,
                    const flowc_cuda* cu) {
   const int64_t total = p.batch * p.M * p.N;
   finish_kernel<<<grid_for(total), kThreads, 0, cu->stream>>>(p.batch, p.M, p.N, p.C, p.ldc, p.stride_c, read_c,
@@ -222,19 +242,16 @@ cublasLtEpilogue_t lt_epilogue(flowc_cuda_epilogue epilogue, bool bias) {
 }
 
 }  // namespace
-}  // namespace flowc::cuda
 
-using namespace flowc::cuda;
-
-const char* flowc_cuda_gemm_f32(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                                float alpha, const float* A, int64_t lda, int64_t stride_a, const float* B,
-                                int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
-                                const float* bias, flowc_cuda_epilogue epilogue, const flowc_cuda* cu) {
-  if (batch < 0 || M < 0 || N < 0 || K < 0) return "flowc_cuda_gemm_f32: a negative size";
+template <class T>
+const char* gemm(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const T* A,
+                 int64_t lda, int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, float beta, T* C,
+                 int64_t ldc, int64_t stride_c, const T* bias, flowc_cuda_epilogue epilogue, const flowc_cuda* cu) {
+  if (batch < 0 || M < 0 || N < 0 || K < 0) return FLOWC_CUDA_NAMED(T, "flowc_cuda_gemm", ": a negative size");
   if (batch == 0 || M == 0 || N == 0) return nullptr;
-  if (batch > INT32_MAX) return "flowc_cuda_gemm_f32: more than 2^31 - 1 products in one batch";
-  const Product p{batch, trans_a, trans_b, M, N, K, A, lda, stride_a, B, ldb, stride_b, C, ldc, stride_c,
-                  alpha, beta};
+  if (batch > INT32_MAX) return FLOWC_CUDA_NAMED(T, "flowc_cuda_gemm", ": more than 2^31 - 1 products in one batch");
+  const Product<T> p{batch, trans_a, trans_b, M, N, K, A, lda, stride_a, B, ldb, stride_b, C, ldc, stride_c,
+                     alpha, beta};
   if (K == 0) return finish(p, beta != 0.0f, beta, bias, epilogue, cu);  // an empty sum: beta C + bias
   const bool extra = bias || epilogue != FLOWC_CUDA_EPILOGUE_NONE;
   bool no_algorithm = false;
@@ -242,7 +259,26 @@ const char* flowc_cuda_gemm_f32(int64_t batch, bool trans_a, bool trans_b, int64
     FLOWC_CUDA_TRY(lt_matmul(p, lt_epilogue(epilogue, bias != nullptr), bias, cu, &no_algorithm));
     if (!no_algorithm) return nullptr;
   }
-  FLOWC_CUDA_TRY(lt_matmul(p, CUBLASLT_EPILOGUE_DEFAULT, nullptr, cu, &no_algorithm));
+  FLOWC_CUDA_TRY(lt_matmul<T>(p, CUBLASLT_EPILOGUE_DEFAULT, nullptr, cu, &no_algorithm));
   if (no_algorithm) return "cublasLtMatmulAlgoGetHeuristic: no algorithm for this product";
   return extra ? finish(p, true, 1.0f, bias, epilogue, cu) : nullptr;
 }
+
+}  // namespace flowc::cuda
+
+// gemm<T> for each storage type (conv.cu calls it too) and its entry point flowc_cuda_gemm_<S>.
+#define FLOWC_CUDA_GEMM(S, T)                                                                                      \
+  template const char* flowc::cuda::gemm(int64_t, bool, bool, int64_t, int64_t, int64_t, float, const T*, int64_t, \
+                                         int64_t, const T*, int64_t, int64_t, float, T*, int64_t, int64_t,        \
+                                         const T*, flowc_cuda_epilogue, const flowc_cuda*);                       \
+  const char* flowc_cuda_gemm_##S(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,     \
+                                  float alpha, const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb, \
+                                  int64_t stride_b, float beta, T* C, int64_t ldc, int64_t stride_c, const T* bias, \
+                                  flowc_cuda_epilogue epilogue, const flowc_cuda* cu) {                           \
+    return flowc::cuda::gemm(batch, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, \
+                             ldc, stride_c, bias, epilogue, cu);                                                  \
+  }
+FLOWC_CUDA_GEMM(f32, float)
+FLOWC_CUDA_GEMM(f16, __half)
+FLOWC_CUDA_GEMM(bf16, __nv_bfloat16)
+#undef FLOWC_CUDA_GEMM

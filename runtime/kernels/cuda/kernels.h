@@ -8,6 +8,8 @@
 // so that both targets' emitters fill them the same way.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -144,3 +146,73 @@ const char* flowc_cuda_resize_nearest(const flowc_resize_params* p, int elem_siz
                                       const void* x, void* y, const flowc_cuda* cu);
 const char* flowc_cuda_resize_f32(const flowc_resize_params* p, float extrapolation, const float* x, float* y,
                                   const flowc_cuda* cu);
+
+// -- fp16 and bf16 ------------------------------------------------------------------------------
+// For precision="fp16" and "bf16": each is the _f32 entry point of the same name with every tensor
+// (data, weights, bias, gamma and beta, scale) stored as __half or __nv_bfloat16, const as there;
+// the scalars (alpha, beta, epsilon) stay float. The kernels compute and accumulate in float: loads
+// widen, stores round to nearest even. The GEMM (the convolution's too) is cuBLASLt's with
+// CUBLAS_COMPUTE_32F, its bias of the tensors' type; conv2d's workspace holds columns of that type,
+// so size it with the _workspace_ function of the same suffix. attention.cuh has
+// flowc_cuda_attention_f16 and _bf16. conv_transpose2d, maxpool2d_indices, resize, arg_reduce,
+// cumsum and topk are f32 only.
+const char* flowc_cuda_gemm_f16(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                float alpha, const __half* A, int64_t lda, int64_t stride_a, const __half* B,
+                                int64_t ldb, int64_t stride_b, float beta, __half* C, int64_t ldc, int64_t stride_c,
+                                const __half* bias, flowc_cuda_epilogue epilogue, const flowc_cuda* cu);
+const char* flowc_cuda_gemm_bf16(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                 float alpha, const __nv_bfloat16* A, int64_t lda, int64_t stride_a,
+                                 const __nv_bfloat16* B, int64_t ldb, int64_t stride_b, float beta, __nv_bfloat16* C,
+                                 int64_t ldc, int64_t stride_c, const __nv_bfloat16* bias,
+                                 flowc_cuda_epilogue epilogue, const flowc_cuda* cu);
+size_t flowc_cuda_conv2d_workspace_f16(const flowc_conv2d_params* p);
+size_t flowc_cuda_conv2d_workspace_bf16(const flowc_conv2d_params* p);
+const char* flowc_cuda_conv2d_f16(const flowc_conv2d_params* p, const __half* x, const __half* w, const __half* bias,
+                                  __half* y, const flowc_cuda* cu);
+const char* flowc_cuda_conv2d_bf16(const flowc_conv2d_params* p, const __nv_bfloat16* x, const __nv_bfloat16* w,
+                                   const __nv_bfloat16* bias, __nv_bfloat16* y, const flowc_cuda* cu);
+const char* flowc_cuda_maxpool2d_f16(const flowc_pool2d_params* p, const __half* x, __half* y, const flowc_cuda* cu);
+const char* flowc_cuda_maxpool2d_bf16(const flowc_pool2d_params* p, const __nv_bfloat16* x, __nv_bfloat16* y,
+                                      const flowc_cuda* cu);
+const char* flowc_cuda_avgpool2d_f16(const flowc_pool2d_params* p, bool count_include_pad, const __half* x, __half* y,
+                                     const flowc_cuda* cu);
+const char* flowc_cuda_avgpool2d_bf16(const flowc_pool2d_params* p, bool count_include_pad, const __nv_bfloat16* x,
+                                      __nv_bfloat16* y, const flowc_cuda* cu);
+const char* flowc_cuda_global_avgpool_f16(int64_t batch_channels, int64_t spatial, const __half* x, __half* y,
+                                          const flowc_cuda* cu);
+const char* flowc_cuda_global_avgpool_bf16(int64_t batch_channels, int64_t spatial, const __nv_bfloat16* x,
+                                           __nv_bfloat16* y, const flowc_cuda* cu);
+const char* flowc_cuda_softmax_f16(int64_t rows, int64_t n, const __half* x, __half* y, const flowc_cuda* cu);
+const char* flowc_cuda_softmax_bf16(int64_t rows, int64_t n, const __nv_bfloat16* x, __nv_bfloat16* y,
+                                    const flowc_cuda* cu);
+const char* flowc_cuda_log_softmax_f16(int64_t rows, int64_t n, const __half* x, __half* y, const flowc_cuda* cu);
+const char* flowc_cuda_log_softmax_bf16(int64_t rows, int64_t n, const __nv_bfloat16* x, __nv_bfloat16* y,
+                                        const flowc_cuda* cu);
+const char* flowc_cuda_softmax_strided_f16(int64_t rows, int64_t n, int64_t inner, const __half* x, __half* y,
+                                           const flowc_cuda* cu);
+const char* flowc_cuda_softmax_strided_bf16(int64_t rows, int64_t n, int64_t inner, const __nv_bfloat16* x,
+                                            __nv_bfloat16* y, const flowc_cuda* cu);
+const char* flowc_cuda_log_softmax_strided_f16(int64_t rows, int64_t n, int64_t inner, const __half* x, __half* y,
+                                               const flowc_cuda* cu);
+const char* flowc_cuda_log_softmax_strided_bf16(int64_t rows, int64_t n, int64_t inner, const __nv_bfloat16* x,
+                                                __nv_bfloat16* y, const flowc_cuda* cu);
+const char* flowc_cuda_layer_norm_f16(int64_t rows, int64_t n, const __half* x, const __half* gamma,
+                                      const __half* beta, float epsilon, __half* y, const flowc_cuda* cu);
+const char* flowc_cuda_layer_norm_bf16(int64_t rows, int64_t n, const __nv_bfloat16* x, const __nv_bfloat16* gamma,
+                                       const __nv_bfloat16* beta, float epsilon, __nv_bfloat16* y,
+                                       const flowc_cuda* cu);
+const char* flowc_cuda_group_norm_f16(int64_t batch, int64_t channels, int64_t groups, int64_t spatial,
+                                      const __half* x, const __half* scale, const __half* bias, float epsilon,
+                                      __half* y, const flowc_cuda* cu);
+const char* flowc_cuda_group_norm_bf16(int64_t batch, int64_t channels, int64_t groups, int64_t spatial,
+                                       const __nv_bfloat16* x, const __nv_bfloat16* scale,
+                                       const __nv_bfloat16* bias, float epsilon, __nv_bfloat16* y,
+                                       const flowc_cuda* cu);
+const char* flowc_cuda_reduce_trailing_f16(flowc_reduce_op op, int64_t outer, int64_t inner, const __half* x,
+                                           __half* y, const flowc_cuda* cu);
+const char* flowc_cuda_reduce_trailing_bf16(flowc_reduce_op op, int64_t outer, int64_t inner,
+                                            const __nv_bfloat16* x, __nv_bfloat16* y, const flowc_cuda* cu);
+const char* flowc_cuda_reduce_middle_f16(flowc_reduce_op op, int64_t outer, int64_t r, int64_t inner,
+                                         const __half* x, __half* y, const flowc_cuda* cu);
+const char* flowc_cuda_reduce_middle_bf16(flowc_reduce_op op, int64_t outer, int64_t r, int64_t inner,
+                                          const __nv_bfloat16* x, __nv_bfloat16* y, const flowc_cuda* cu);

@@ -1,6 +1,7 @@
-// Reductions, arg-reductions, running sums and top-k over f32 (cumsum over f32, f64, i32, i64), as
-// runtime/kernels/cpu/reduce.cpp: numpy's semantics (NaN propagates through max and min, each
-// kind's identity over no elements, a NaN counts as the extreme for argmax/argmin and top-k).
+// Reductions over f32, f16 or bf16 (accumulating in f32), arg-reductions and top-k over f32, and
+// running sums over f32, f64, i32 and i64, as runtime/kernels/cpu/reduce.cpp: numpy's semantics (NaN
+// propagates through max and min, each kind's identity over no elements, a NaN counts as the extreme
+// for argmax/argmin and top-k).
 //
 //  - reduce_trailing: one warp per row up to 1024 elements, else one block of 512 per row;
 //  - reduce_middle and the middle-axis arg-reduce: blocks of (32 columns, 8 threads along the
@@ -69,45 +70,44 @@ __device__ __forceinline__ float shift_of(float largest_finite) {
   return largest_finite == -INFINITY ? 0.0f : largest_finite;
 }
 
-template <int Lanes, class Map, class Combine>
+template <int Lanes, class Map, class Combine, class T>
 __global__ void __launch_bounds__(kBlockRowThreads)
-    reduce_rows_kernel(flowc_reduce_op op, int64_t outer, int64_t inner, const float* __restrict__ x,
-                       float* __restrict__ y) {
+    reduce_rows_kernel(flowc_reduce_op op, int64_t outer, int64_t inner, const T* __restrict__ x, T* __restrict__ y) {
   __shared__ float shared[32];
   const int lane = threadIdx.x % Lanes;
   const int64_t per_block = blockDim.x / Lanes;
   for (int64_t r = blockIdx.x * per_block + threadIdx.x / Lanes; r < outer; r += gridDim.x * per_block) {
-    const float* xr = x + r * inner;
+    const T* xr = x + r * inner;
     float acc = Combine::identity();
-    for (int64_t i = lane; i < inner; i += Lanes) acc = Combine{}(acc, Map::map(xr[i]));
+    for (int64_t i = lane; i < inner; i += Lanes) acc = Combine{}(acc, Map::map(load(xr[i])));
     acc = row_reduce<Lanes>(acc, Combine{}, Combine::identity(), shared);
-    if (lane == 0) y[r] = finish(op, acc, inner);
+    if (lane == 0) y[r] = store<T>(finish(op, acc, inner));
   }
 }
 
-template <int Lanes>
+template <int Lanes, class T>
 __global__ void __launch_bounds__(kBlockRowThreads)
-    log_sum_exp_rows_kernel(int64_t outer, int64_t inner, const float* __restrict__ x, float* __restrict__ y) {
+    log_sum_exp_rows_kernel(int64_t outer, int64_t inner, const T* __restrict__ x, T* __restrict__ y) {
   __shared__ float shared[32];
   const int lane = threadIdx.x % Lanes;
   const int64_t per_block = blockDim.x / Lanes;
   for (int64_t r = blockIdx.x * per_block + threadIdx.x / Lanes; r < outer; r += gridDim.x * per_block) {
-    const float* xr = x + r * inner;
+    const T* xr = x + r * inner;
     float m = -INFINITY;
-    for (int64_t i = lane; i < inner; i += Lanes) m = finite_max(m, xr[i]);
+    for (int64_t i = lane; i < inner; i += Lanes) m = finite_max(m, load(xr[i]));
     m = shift_of(row_reduce<Lanes>(m, MaxOp{}, -INFINITY, shared));
     float s = 0.0f;
-    for (int64_t i = lane; i < inner; i += Lanes) s += expf(xr[i] - m);
+    for (int64_t i = lane; i < inner; i += Lanes) s += expf(load(xr[i]) - m);
     s = row_reduce<Lanes>(s, AddOp{}, 0.0f, shared);
-    if (lane == 0) y[r] = logf(s) + m;
+    if (lane == 0) y[r] = store<T>(logf(s) + m);
   }
 }
 
 // x as [outer, r, inner]: a block per (o, 32 columns), threadIdx.y walking r.
-template <class Map, class Combine>
+template <class Map, class Combine, class T>
 __global__ void __launch_bounds__(32 * kColumnRows)
-    reduce_middle_kernel(flowc_reduce_op op, int64_t outer, int64_t r, int64_t inner, const float* __restrict__ x,
-                         float* __restrict__ y) {
+    reduce_middle_kernel(flowc_reduce_op op, int64_t outer, int64_t r, int64_t inner, const T* __restrict__ x,
+                         T* __restrict__ y) {
   __shared__ float part[kColumnRows][33];
   const int64_t tiles = (inner + 31) / 32;
   for (int64_t job = blockIdx.x; job < outer * tiles; job += gridDim.x) {
@@ -115,30 +115,31 @@ __global__ void __launch_bounds__(32 * kColumnRows)
     const bool active = col < inner;
     float acc = Combine::identity();
     if (active)
-      for (int64_t k = threadIdx.y; k < r; k += kColumnRows) acc = Combine{}(acc, Map::map(x[(o * r + k) * inner + col]));
+      for (int64_t k = threadIdx.y; k < r; k += kColumnRows)
+        acc = Combine{}(acc, Map::map(load(x[(o * r + k) * inner + col])));
     acc = column_reduce(acc, Combine{}, part);
-    if (active && threadIdx.y == 0) y[o * inner + col] = finish(op, acc, r);
+    if (active && threadIdx.y == 0) y[o * inner + col] = store<T>(finish(op, acc, r));
   }
 }
 
+template <class T>
 __global__ void __launch_bounds__(32 * kColumnRows)
-    log_sum_exp_middle_kernel(int64_t outer, int64_t r, int64_t inner, const float* __restrict__ x,
-                              float* __restrict__ y) {
+    log_sum_exp_middle_kernel(int64_t outer, int64_t r, int64_t inner, const T* __restrict__ x, T* __restrict__ y) {
   __shared__ float part[kColumnRows][33];
   const int64_t tiles = (inner + 31) / 32;
   for (int64_t job = blockIdx.x; job < outer * tiles; job += gridDim.x) {
     const int64_t o = job / tiles, col = job % tiles * 32 + threadIdx.x;
     const bool active = col < inner;
-    const float* xc = x + o * r * inner + col;
+    const T* xc = x + o * r * inner + col;
     float m = -INFINITY;
     if (active)
-      for (int64_t k = threadIdx.y; k < r; k += kColumnRows) m = finite_max(m, xc[k * inner]);
+      for (int64_t k = threadIdx.y; k < r; k += kColumnRows) m = finite_max(m, load(xc[k * inner]));
     m = shift_of(column_reduce(m, MaxOp{}, part));
     float s = 0.0f;
     if (active)
-      for (int64_t k = threadIdx.y; k < r; k += kColumnRows) s += expf(xc[k * inner] - m);
+      for (int64_t k = threadIdx.y; k < r; k += kColumnRows) s += expf(load(xc[k * inner]) - m);
     s = column_reduce(s, AddOp{}, part);
-    if (active && threadIdx.y == 0) y[o * inner + col] = logf(s) + m;
+    if (active && threadIdx.y == 0) y[o * inner + col] = store<T>(logf(s) + m);
   }
 }
 
@@ -299,13 +300,8 @@ __global__ void __launch_bounds__(kTopkThreads)
   }
 }
 
-}  // namespace
-}  // namespace flowc::cuda
-
-using namespace flowc::cuda;
-
-const char* flowc_cuda_reduce_trailing_f32(flowc_reduce_op op, int64_t outer, int64_t inner, const float* x, float* y,
-                                           const flowc_cuda* cu) {
+template <class T>
+const char* reduce_trailing(flowc_reduce_op op, int64_t outer, int64_t inner, const T* x, T* y, const flowc_cuda* cu) {
   if (outer <= 0) return nullptr;
   const bool warp = warp_per_row(inner);
   const unsigned blocks = warp ? grid_for(outer * 32) : grid_for(outer, 1);
@@ -324,8 +320,9 @@ const char* flowc_cuda_reduce_trailing_f32(flowc_reduce_op op, int64_t outer, in
   });
 }
 
-const char* flowc_cuda_reduce_middle_f32(flowc_reduce_op op, int64_t outer, int64_t r, int64_t inner, const float* x,
-                                         float* y, const flowc_cuda* cu) {
+template <class T>
+const char* reduce_middle(flowc_reduce_op op, int64_t outer, int64_t r, int64_t inner, const T* x, T* y,
+                          const flowc_cuda* cu) {
   if (outer <= 0 || inner <= 0) return nullptr;
   const unsigned blocks = grid_for(outer * ((inner + 31) / 32), 1);
   const dim3 threads(32, kColumnRows);
@@ -339,6 +336,26 @@ const char* flowc_cuda_reduce_middle_f32(flowc_reduce_op op, int64_t outer, int6
     return launch_status();
   });
 }
+
+}  // namespace
+}  // namespace flowc::cuda
+
+using namespace flowc::cuda;
+
+// The entry points of storage type T, named with suffix S (kernels.h).
+#define FLOWC_CUDA_REDUCE(S, T)                                                                                    \
+  const char* flowc_cuda_reduce_trailing_##S(flowc_reduce_op op, int64_t outer, int64_t inner, const T* x, T* y,  \
+                                             const flowc_cuda* cu) {                                              \
+    return reduce_trailing(op, outer, inner, x, y, cu);                                                           \
+  }                                                                                                               \
+  const char* flowc_cuda_reduce_middle_##S(flowc_reduce_op op, int64_t outer, int64_t r, int64_t inner,           \
+                                           const T* x, T* y, const flowc_cuda* cu) {                              \
+    return reduce_middle(op, outer, r, inner, x, y, cu);                                                          \
+  }
+FLOWC_CUDA_REDUCE(f32, float)
+FLOWC_CUDA_REDUCE(f16, __half)
+FLOWC_CUDA_REDUCE(bf16, __nv_bfloat16)
+#undef FLOWC_CUDA_REDUCE
 
 const char* flowc_cuda_arg_reduce_f32(bool largest, bool last, int64_t outer, int64_t n, int64_t inner, const float* x,
                                       int64_t* y, const flowc_cuda* cu) {

@@ -72,12 +72,20 @@ def _graph():
 @pytest.mark.parametrize("kwargs,message", [
     ({"arch": "sm_70"}, "arch 'sm_70' is not a GPU architecture target cuda builds for"),
     ({"arch": ""}, "arch is empty"),
-    ({"precision": "fp16"}, "precision 'fp16': target cuda computes in fp32 for now"),
     ({"max_batch": 4}, "max_batch=4: target cuda runs fixed shapes for now"),
 ])
 def test_refusals(tmp_path, kwargs, message):
     with pytest.raises(CompileError, match=re.escape(message)):
         cuda.emit(_graph(), tmp_path / "m", **kwargs)
+
+
+def test_a_half_tensor_of_an_op_without_half_kernel_is_refused(tmp_path):
+    b = GraphBuilder("g")
+    values, _ = b.top_k(b.input("x", "f16", [2, 8]), np.array([3]), outputs=["values", "indices"])
+    b.output(values, name="values")
+    with pytest.raises(CompileError, match=re.escape('TopK node producing "values": target cuda runs TopK on f32 only (its '
+                                                     "kernel flowc_topk_f32 has no f16 variant)")):
+        cuda.emit(b.build(), tmp_path / "m")
 
 
 def test_vector_matmul_keeps_its_bias_out_of_the_gemm(tmp_path):

@@ -1,0 +1,136 @@
+"""ir/passes/precision.py: f32 graphs stored in f16 or bf16 where target cuda has half kernels.
+
+The numpy reference is the oracle: it computes half tensors in f32 and rounds each op's result,
+which is what the CUDA kernels do. Tolerances against the f32 graph, relative to the largest
+output magnitude (the errors grow with it): fp16 1e-2, bf16 5e-2 (an 8-bit mantissa)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import flowc
+from flowc import CompileError, GraphBuilder
+from flowc.api import import_model
+from flowc.codegen.cuda import runs_in_half
+from flowc.ir.interpreter import run
+from flowc.ir.passes import optimize
+from flowc.ir.passes.precision import lower_precision
+from models import MODELS, model_inputs
+
+HALF = ("fp16", "bf16")
+TOLERANCE = {"fp16": 1e-2, "bf16": 5e-2}   # |got - f32| <= tol * max|f32| + tol * |f32|
+
+
+def _assert_close(got: dict, want: dict, precision: str) -> float:
+    """The worst error relative to each output's largest magnitude; asserts the tolerance."""
+    worst = 0.0
+    for key, expected in want.items():
+        assert got[key].dtype == expected.dtype == np.float32, key
+        scale = float(np.max(np.abs(expected)))
+        tol = TOLERANCE[precision]
+        np.testing.assert_allclose(got[key], expected, rtol=tol, atol=tol * scale, err_msg=f"{precision}: {key}")
+        worst = max(worst, float(np.max(np.abs(got[key] - expected))) / scale)
+    return worst
+
+
+def _mlp_with_resize() -> flowc.ir.Graph:
+    """MatMul (half kernel) -> linear Resize (f32 only) -> MatMul and Mul, the weight and the bias
+    read on both sides."""
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("mixed")
+    x = b.input("x", "f32", [1, 1, 4, 8])
+    w = rng.standard_normal((8, 8)).astype(np.float32)
+    shared = b.const(rng.standard_normal(8).astype(np.float32), name="bias")
+    h = b.relu(b.matmul(x, w) + shared)
+    scales = b.const(np.array([1, 1, 2, 1], np.float32), name="scales")
+    r = b.resize(h, None, scales, mode="linear")
+    y = b.matmul(r, w)
+    b.output(b.mul(r, shared), name="side")
+    b.output(y, name="y")
+    return b.build()
+
+
+@pytest.mark.parametrize("precision", HALF)
+def test_interface_and_placement(precision):
+    g = lower_precision(optimize(_mlp_with_resize()), precision, runs_in_half)
+    half = {"fp16": "f16", "bf16": "bf16"}[precision]
+    assert [(v.name, v.type.dtype.name) for v in g.inputs] == [("x", "f32")]
+    assert [(v.name, v.type.dtype.name) for v in g.outputs] == [("side", "f32"), ("y", "f32")]
+    for node in g.nodes:
+        dts = {v.type.dtype.name for v in (*node.inputs, *node.outputs) if v is not None and v.type.dtype.is_float}
+        if node.op == "Resize":
+            assert dts == {"f32"}, node   # no half kernel: stays f32, between casts
+        elif node.op == "Cast":
+            assert len(dts) == 2, node    # casts only where f32 and half meet
+        else:
+            assert dts == {half}, node
+    # the bias and the weight, read on both sides of the Resize, are converted once each
+    assert sorted(v.type.dtype.name for v in g.constants if v.type.dtype.is_float and v.name != "scales") == \
+        [half, half]
+
+
+@pytest.mark.parametrize("precision", HALF)
+def test_mixed_graph_matches_f32_reference(precision):
+    g = optimize(_mlp_with_resize())
+    x = {"x": np.random.default_rng(1).standard_normal((1, 1, 4, 8)).astype(np.float32)}
+    want = run(g, x)
+    got = run(lower_precision(g.copy(), precision, runs_in_half), x)
+    _assert_close(got, want, precision)
+
+
+def test_fp32_leaves_the_graph_alone():
+    g = optimize(_mlp_with_resize())
+    text = str(g)
+    assert lower_precision(g, "fp32", runs_in_half) is g and str(g) == text
+
+
+def test_out_of_range_constants_saturate():
+    """f16's largest finite value is 65504: a mask of -3.4e38 stays finite, infinities stay."""
+    b = GraphBuilder("mask")
+    x = b.input("x", "f32", [2, 4])
+    mask = b.const(np.array([0, np.finfo(np.float32).min, -np.inf, 1e6], np.float32), name="mask")
+    b.output(b.softmax(x + mask, axis=-1), name="y")
+    g = lower_precision(optimize(b.build()), "fp16", runs_in_half)
+    (narrowed,) = [v for v in g.constants if v.type.dtype.name == "f16"]
+    np.testing.assert_array_equal(narrowed.const.astype(np.float32), [0, -65504, -np.inf, 65504])
+    y = run(g, {"x": np.zeros((2, 4), np.float32)})["y"]
+    assert np.isfinite(y).all()
+
+
+def test_an_output_read_twice_and_used_inside():
+    b = GraphBuilder("twice")
+    x = b.input("x", "f32", [3])
+    h = b.relu(x)
+    b.output(h, name="h")
+    b.output(b.exp(h), name="e")
+    g = optimize(b.build())
+    g.outputs.append(g.outputs[0])   # one value as two outputs
+    g = lower_precision(g, "bf16", runs_in_half)
+    assert [v.name for v in g.outputs] == ["h", "e", "h"] and g.outputs[0] is g.outputs[2]
+    got = run(g, {"x": np.array([-1, 0.5, 2], np.float32)})
+    np.testing.assert_allclose(got["e"], np.exp([0, 0.5, 2]), rtol=1e-2)
+
+
+def test_compile_takes_the_precision_on_reference_and_refuses_it_on_cpu(tmp_path):
+    g = _mlp_with_resize()
+    x = {"x": np.ones((1, 1, 4, 8), np.float32)}
+    model = flowc.load(flowc.compile(g, target="reference", precision="fp16", out_dir=tmp_path / "ref").path)
+    want = flowc.load(flowc.compile(g, target="reference", out_dir=tmp_path / "f32").path).run(x)
+    _assert_close(model.run(x), want, "fp16")
+    with pytest.raises(CompileError, match="precision 'fp16': target cpu computes in fp32"):
+        flowc.compile(g, target="cpu", precision="fp16", out_dir=tmp_path / "cpu")
+    with pytest.raises(CompileError, match="precision 'fp8' is not one flowc computes in; use one of fp32, fp16, bf16"):
+        flowc.compile(g, target="reference", precision="fp8", out_dir=tmp_path / "bad")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_models_in_half_match_f32(exported_model, name, report_section):
+    inputs = model_inputs(name, seed=1)
+    g = optimize(import_model(str(exported_model(name, 18)), {k: list(v.shape) for k, v in inputs.items()}))
+    want = run(g, inputs)
+    lines = []
+    for precision in HALF:
+        worst = _assert_close(run(lower_precision(g.copy(), precision, runs_in_half), inputs), want, precision)
+        lines.append(f"{precision}: max |error| / max |f32| = {worst:.2g}")
+    report_section(f"precision on the reference: {name}", "; ".join(lines))
