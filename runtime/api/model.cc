@@ -315,6 +315,36 @@ flowc_status resolve_comm(int32_t requested, bool cuda, flowc_comm_kind* out_kin
   return nullptr;
 }
 
+#ifdef FLOWC_WITH_CUDA
+// This process's rank over NCCL, in the order that keeps no rank waiting on another's weights:
+// the communicator (which meets every rank at once: none has loaded), then the rank's weights
+// and engine, then the agreement that every rank did, so that none keeps a model another could
+// not load.
+flowc_status load_nccl_rank(flowc_model* model, const std::string& dir, const flowc_options* options,
+                            int32_t num_threads) {
+  auto owned = std::make_unique<Rank>();
+  Rank* rank = owned.get();
+  int32_t ordinal = -1;
+  FLOWC_RETURN_IF_ERROR(flowc::create_nccl_communicator(
+      model->mesh,
+      [&](int32_t r, int32_t local_rank, int32_t* out_ordinal) {
+        rank->rank = r;
+        FLOWC_RETURN_IF_ERROR(gpu_for(options, local_rank, out_ordinal));
+        ordinal = *out_ordinal;
+        return flowc_status(nullptr);
+      },
+      &rank->comm));
+  model->process_rank = rank->rank;
+  model->ranks.push_back(std::move(owned));
+  // Whatever happens here (an exception too), this rank goes on to say so to the others.
+  flowc_status loaded = flowc::guarded("loading the rank", [&]() -> flowc_status {
+    FLOWC_RETURN_IF_ERROR(load_on_gpu(dir, *model->desc, ordinal, rank));
+    return start_engines(model, num_threads);
+  });
+  return flowc::agree_on_load(*rank->comm, loaded);
+}
+#endif
+
 // Rank `rank`'s weights in host memory, or on its GPU for a cuda model (the `index`-th on this host).
 flowc_status prepare_rank(const std::string& dir, const flowc_model_desc& desc, const flowc_options* options,
                           bool cuda, int32_t index, Rank* rank) {
@@ -328,9 +358,10 @@ flowc_status prepare_rank(const std::string& dir, const flowc_model_desc& desc, 
   return load_on_gpu(dir, desc, ordinal, rank);
 }
 
-// The ranks this process runs, with their weights, communicators and (cuda) devices; engines not
-// yet started. options->device is read for a cuda model only.
-flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_options* options) {
+// The ranks this process runs, with their weights, communicators, (cuda) devices and engines of
+// `num_threads`. options->device is read for a cuda model only.
+flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_options* options,
+                        int32_t num_threads) {
   const flowc_model_desc& desc = *model->desc;
   bool cuda = false;
   FLOWC_RETURN_IF_ERROR(resolve_device(desc, &cuda));
@@ -341,7 +372,7 @@ flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_
     auto rank = std::make_unique<Rank>();
     FLOWC_RETURN_IF_ERROR(prepare_rank(dir, desc, options, cuda, 0, rank.get()));
     model->ranks.push_back(std::move(rank));
-    return nullptr;
+    return start_engines(model, num_threads);
   }
   if (desc.mesh_rank < 0 || !desc.rank_weights_checksums) {
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
@@ -351,36 +382,25 @@ flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_
   FLOWC_RETURN_IF_ERROR(flowc::Mesh::create(desc.mesh_shape, desc.mesh_rank, &model->mesh));
   flowc_comm_kind kind;
   FLOWC_RETURN_IF_ERROR(resolve_comm(options ? options->comm : FLOWC_COMM_AUTO, cuda, &kind));
-  if (kind == FLOWC_COMM_MPI || kind == FLOWC_COMM_NCCL) {
+#ifdef FLOWC_WITH_CUDA
+  if (kind == FLOWC_COMM_NCCL) return load_nccl_rank(model, dir, options, num_threads);
+#endif
+  if (kind == FLOWC_COMM_MPI) {
+    // create_mpi_communicator runs each rank's load, and agrees on it.
     auto rank = std::make_unique<Rank>();
+    FLOWC_RETURN_IF_ERROR(flowc::create_mpi_communicator(
+        model->mesh,
+        [&](int32_t r) {
+          rank->rank = r;
+          return prepare_rank(dir, desc, options, cuda, local_rank(), rank.get());
+        },
+        &rank->comm));
 #ifdef FLOWC_WITH_CUDA
-    if (kind == FLOWC_COMM_NCCL) {
-      FLOWC_RETURN_IF_ERROR(flowc::create_nccl_communicator(
-          model->mesh,
-          [&](int32_t r, int32_t on_host, int32_t* out_ordinal) {
-            rank->rank = r;
-            FLOWC_RETURN_IF_ERROR(prepare_rank(dir, desc, options, true, on_host, rank.get()));
-            *out_ordinal = static_cast<const flowc::CudaDevice&>(*rank->gpu).ordinal();
-            return flowc_status(nullptr);
-          },
-          &rank->comm));
-    }
+    if (cuda) stage_on_gpu(rank.get());
 #endif
-    if (kind == FLOWC_COMM_MPI) {
-      FLOWC_RETURN_IF_ERROR(flowc::create_mpi_communicator(
-          model->mesh,
-          [&](int32_t r) {
-            rank->rank = r;
-            return prepare_rank(dir, desc, options, cuda, local_rank(), rank.get());
-          },
-          &rank->comm));
-#ifdef FLOWC_WITH_CUDA
-      if (cuda) stage_on_gpu(rank.get());
-#endif
-    }
     model->process_rank = rank->rank;
     model->ranks.push_back(std::move(rank));
-    return nullptr;
+    return start_engines(model, num_threads);
   }
   std::vector<std::unique_ptr<flowc::Communicator>> comms;
   FLOWC_RETURN_IF_ERROR(flowc::create_local_communicators(model->mesh, &comms));
@@ -394,7 +414,7 @@ flowc_status load_ranks(flowc_model* model, const std::string& dir, const flowc_
 #endif
     model->ranks.push_back(std::move(rank));
   }
-  return nullptr;
+  return start_engines(model, num_threads);
 }
 
 flowc_status query_tensor(const flowc_model* model, int32_t index, bool input, flowc_tensor_info* out_info) {
@@ -569,8 +589,7 @@ extern "C" flowc_status flowc_model_load(const char* dir, const flowc_options* o
   return flowc::guarded("flowc_model_load", [&]() -> flowc_status {
     auto model = std::make_unique<flowc_model>();
     model->desc = flowc_model_describe();
-    FLOWC_RETURN_IF_ERROR(load_ranks(model.get(), dir, options));
-    FLOWC_RETURN_IF_ERROR(start_engines(model.get(), num_threads));
+    FLOWC_RETURN_IF_ERROR(load_ranks(model.get(), dir, options, num_threads));
     *out_model = model.release();
     return nullptr;
   });

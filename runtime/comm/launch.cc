@@ -1,8 +1,24 @@
 #include "runtime/comm/launch.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "runtime/base/log.h"
 
 namespace flowc {
 
@@ -93,17 +109,58 @@ flowc_status read_launch_env(const Getenv& getenv, LaunchEnv* out_env) {
                            "variables is set");
 }
 
-flowc_status nccl_bootstrap_address(const Getenv& getenv, std::string* out_address) {
+
+namespace {
+
+// An address as host and port; an IPv6 host is written in brackets ([fe80::1]:29501).
+struct HostPort {
+  std::string host;
+  int32_t port = 0;
+};
+
+flowc_status parse_host_port(const char* what, const std::string& address, HostPort* out_at) {
+  std::string host, port;
+  size_t colon = address.rfind(':');
+  if (!address.empty() && address[0] == '[') {
+    size_t close = address.find(']');
+    if (close != std::string::npos && close + 1 == colon) host = address.substr(1, close - 1);
+  } else if (colon != std::string::npos && address.find(':') == colon) {
+    host = address.substr(0, colon);
+  }
+  if (colon != std::string::npos) port = address.substr(colon + 1);
+  int32_t number = 0;
+  flowc_status bad_port = port.empty() ? nullptr : parse_count("port", port.c_str(), 1, &number);
+  bool ok = !host.empty() && !port.empty() && !bad_port && number <= 65535;
+  flowc_status_free(bad_port);
+  if (!ok) {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                             "%s is '%s', not host:port with a port of 1 to 65535 (an IPv6 host goes in brackets: "
+                             "[fe80::1]:29501)",
+                             what, address.c_str());
+  }
+  *out_at = {host, number};
+  return nullptr;
+}
+
+}  // namespace
+
+flowc_status read_nccl_bootstrap(const Getenv& getenv, NcclBootstrap* out_bootstrap) {
+  NcclBootstrap bootstrap;
+  HostPort nccl_root;
   if (const char* comm_id = launch_variable(getenv, "NCCL_COMM_ID")) {
-    *out_address = comm_id;
-    return nullptr;
+    FLOWC_RETURN_IF_ERROR(parse_host_port("NCCL_COMM_ID", comm_id, &nccl_root));
+    bootstrap.comm_id = comm_id;
   }
   static const char* const kWhatToSet =
-      "set NCCL_COMM_ID=host:port (rank 0's host and a free port, the same on every rank), or MASTER_ADDR and "
-      "MASTER_PORT as torchrun does (rank 0 then listens on MASTER_PORT + 1)";
+      "set MASTER_ADDR and MASTER_PORT on every rank as torchrun does (rank 0's host, and a port whose next one is "
+      "free too: rank 0 listens on MASTER_PORT + 1), or NCCL_COMM_ID=host:port (rank 0's host and a free port)";
   const char* addr = launch_variable(getenv, "MASTER_ADDR");
   const char* port = launch_variable(getenv, "MASTER_PORT");
   if (!addr || !port) {
+    if (!bootstrap.comm_id.empty()) {
+      *out_bootstrap = bootstrap;
+      return nullptr;
+    }
     return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
                              "NCCL's bootstrap needs an address that every rank can reach, and %s is not set: %s",
                              addr ? "MASTER_PORT" : "MASTER_ADDR", kWhatToSet);
@@ -113,14 +170,373 @@ flowc_status nccl_bootstrap_address(const Getenv& getenv, std::string* out_addre
   if (bad || number >= 65535) {
     flowc_status_free(bad);
     return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
-                             "MASTER_PORT is '%s': NCCL's bootstrap listens on the port after it, so it must be 1 to "
-                             "65534; or %s",
+                             "MASTER_PORT is '%s': rank 0 listens on the port after it, so it must be 1 to 65534; "
+                             "or %s",
                              port, kWhatToSet);
   }
-  // NCCL reads an IPv6 address in brackets: [fe80::1]:29501.
+  if (!bootstrap.comm_id.empty() && (nccl_root.port == number || nccl_root.port == number + 1)) {
+    return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
+                             "NCCL_COMM_ID is '%s', but port %d is %s: NCCL's root needs a port of its own (or "
+                             "leave NCCL_COMM_ID unset, and NCCL picks one)",
+                             bootstrap.comm_id.c_str(), nccl_root.port,
+                             nccl_root.port == number ? "MASTER_PORT, torchrun's store"
+                                                      : "MASTER_PORT + 1, where rank 0 hands out NCCL's id");
+  }
   bool bare_ipv6 = std::strchr(addr, ':') && addr[0] != '[';
-  *out_address = (bare_ipv6 ? "[" + std::string(addr) + "]" : std::string(addr)) + ":" + std::to_string(number + 1);
+  bootstrap.exchange =
+      (bare_ipv6 ? "[" + std::string(addr) + "]" : std::string(addr)) + ":" + std::to_string(number + 1);
+  *out_bootstrap = bootstrap;
   return nullptr;
+}
+
+flowc_status read_nccl_timeout(const Getenv& getenv, int32_t* out_seconds) {
+  const char* value = launch_variable(getenv, "FLOWC_NCCL_TIMEOUT");
+  if (!value) {
+    *out_seconds = kDefaultNcclTimeout;
+    return nullptr;
+  }
+  flowc_status bad = parse_count("FLOWC_NCCL_TIMEOUT", value, 1, out_seconds);
+  if (!bad) return nullptr;
+  flowc_status_free(bad);
+  return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
+                           "FLOWC_NCCL_TIMEOUT is '%s', not a whole number of seconds of at least 1 (unset: %d)", value,
+                           kDefaultNcclTimeout);
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A file descriptor, closed with its owner.
+class Socket {
+ public:
+  Socket() = default;
+  explicit Socket(int fd) : fd_(fd) {}
+  Socket(Socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Socket& operator=(Socket&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+  ~Socket() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+// What each rank says first, and what rank 0 answers before the bytes: 32-bit words in network
+// order. The magic tells a flowc rank from anything else that reaches the port.
+constexpr uint32_t kMagic = 0x666c7763;  // "flwc"
+constexpr size_t kHelloWords = 4;        // magic, rank, size, ready
+constexpr size_t kAnswerWords = 3;       // magic, lowest rank not ready (-1: none), bytes that follow
+
+void put_words(const std::vector<uint32_t>& words, uint8_t* out) {
+  for (size_t i = 0; i < words.size(); ++i) {
+    uint32_t word = htonl(words[i]);
+    std::memcpy(out + 4 * i, &word, 4);
+  }
+}
+
+uint32_t word_at(const uint8_t* data, size_t i) {
+  uint32_t word = 0;
+  std::memcpy(&word, data + 4 * i, 4);
+  return ntohl(word);
+}
+
+int ms_left(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return int(std::clamp<int64_t>(left, 0, INT_MAX));
+}
+
+constexpr int kClosed = -1;  // what transfer returns when the other side closed the connection
+
+// Moves `bytes` between `fd` (non-blocking) and `data` before the deadline: sends them when
+// `sending`, else receives exactly that many. 0, kClosed, ETIMEDOUT or another errno value.
+int transfer(int fd, bool sending, uint8_t* data, size_t bytes, Clock::time_point deadline) {
+  size_t done = 0;
+  while (done < bytes) {
+    ssize_t n = sending ? send(fd, data + done, bytes - done, MSG_NOSIGNAL) : recv(fd, data + done, bytes - done, 0);
+    if (n > 0) {
+      done += size_t(n);
+      continue;
+    }
+    if (n == 0) return kClosed;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return errno == EPIPE || errno == ECONNRESET ? kClosed : errno;
+    pollfd ready{fd, short(sending ? POLLOUT : POLLIN), 0};
+    if (ms_left(deadline) == 0) return ETIMEDOUT;
+    poll(&ready, 1, ms_left(deadline));
+  }
+  return 0;
+}
+
+std::string peer_name(const sockaddr_storage& address, socklen_t length) {
+  char host[NI_MAXHOST] = "?";
+  getnameinfo(reinterpret_cast<const sockaddr*>(&address), length, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
+  // An IPv4 caller reaches the dual-stack socket as ::ffff:10.0.0.2; name it as it knows itself.
+  bool v4_mapped = std::strncmp(host, "::ffff:", 7) == 0 && std::strchr(host, '.');
+  return v4_mapped ? host + 7 : host;
+}
+
+// "2, 3 and 5", at most eight of them named.
+std::string name_ranks(const std::vector<int32_t>& ranks) {
+  std::string text;
+  size_t named = std::min<size_t>(ranks.size(), 8);
+  for (size_t i = 0; i < named; ++i) {
+    text += (i == 0 ? "" : i + 1 == ranks.size() ? " and " : ", ") + std::to_string(ranks[i]);
+  }
+  if (named < ranks.size()) text += " and " + std::to_string(ranks.size() - named) + " more";
+  return text;
+}
+
+// Rank 0's listening socket on `at`'s port: IPv6 and IPv4 together where the host has IPv6, else IPv4.
+flowc_status listen_on(const HostPort& at, const std::string& address, int backlog, Socket* out_socket) {
+  int error = 0;
+  for (int family : {AF_INET6, AF_INET}) {
+    Socket socket(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (socket.fd() < 0) {
+      error = errno;
+      continue;
+    }
+    // A model loaded again soon after binds the port while the last one's connections linger.
+    int one = 1, zero = 0;
+    setsockopt(socket.fd(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_storage any{};
+    socklen_t length = 0;
+    if (family == AF_INET6) {
+      setsockopt(socket.fd(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&any);
+      v6->sin6_family = AF_INET6;
+      v6->sin6_addr = in6addr_any;
+      v6->sin6_port = htons(uint16_t(at.port));
+      length = sizeof *v6;
+    } else {
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&any);
+      v4->sin_family = AF_INET;
+      v4->sin_addr.s_addr = htonl(INADDR_ANY);
+      v4->sin_port = htons(uint16_t(at.port));
+      length = sizeof *v4;
+    }
+    if (bind(socket.fd(), reinterpret_cast<sockaddr*>(&any), length) == 0 && listen(socket.fd(), backlog) == 0) {
+      *out_socket = std::move(socket);
+      return nullptr;
+    }
+    error = errno;
+    if (error == EADDRINUSE) break;  // IPv4 alone would find it taken too
+  }
+  return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                           "rank 0 cannot listen on port %d (of %s) for the other ranks: %s%s", at.port,
+                           address.c_str(), std::strerror(error),
+                           error == EADDRINUSE ? ": another process holds it; choose a free port" : "");
+}
+
+// A connection to rank 0 and what it has said so far.
+struct Caller {
+  Socket socket;
+  std::string from;
+  uint8_t hello[4 * kHelloWords] = {};
+  size_t got = 0;
+};
+
+flowc_status serve_as_first(const HostPort& at, const std::string& address, int32_t size, bool ready,
+                            Clock::time_point deadline, double timeout_s,
+                            const std::function<flowc_status(void*)>& make, void* data, size_t bytes,
+                            int32_t* out_unready) {
+  Socket listener;
+  FLOWC_RETURN_IF_ERROR(listen_on(at, address, std::min(size, 4096), &listener));
+  std::vector<std::unique_ptr<Caller>> callers;            // connected, rank not yet said
+  std::vector<std::unique_ptr<Caller>> ranks(static_cast<size_t>(size));  // [rank], once said
+  for (int32_t joined = 1; joined < size;) {
+    if (ms_left(deadline) == 0) {
+      std::vector<int32_t> missing;
+      for (int32_t r = 1; r < size; ++r) {
+        if (!ranks[size_t(r)]) missing.push_back(r);
+      }
+      return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                               "rank 0: rank%s %s did not reach %s within %g s (FLOWC_NCCL_TIMEOUT): not started, "
+                               "failed before they could, or given another address",
+                               missing.size() > 1 ? "s" : "", name_ranks(missing).c_str(), address.c_str(),
+                               timeout_s);
+    }
+    std::vector<pollfd> watched{{listener.fd(), POLLIN, 0}};
+    for (const auto& caller : callers) watched.push_back({caller->socket.fd(), POLLIN, 0});
+    poll(watched.data(), watched.size(), ms_left(deadline));
+    for (;;) {
+      sockaddr_storage from{};
+      socklen_t length = sizeof from;
+      int fd = accept4(listener.fd(), reinterpret_cast<sockaddr*>(&from), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) break;
+      auto caller = std::make_unique<Caller>();
+      caller->socket = Socket(fd);
+      caller->from = peer_name(from, length);
+      callers.push_back(std::move(caller));
+    }
+    for (size_t i = 0; i < callers.size();) {
+      Caller& caller = *callers[i];
+      ssize_t n = recv(caller.socket.fd(), caller.hello + caller.got, sizeof caller.hello - caller.got, 0);
+      if (n > 0) caller.got += size_t(n);
+      bool closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+      bool said = caller.got == sizeof caller.hello;
+      if (said && word_at(caller.hello, 0) != kMagic) {
+        FLOWC_LOG(FLOWC_LOG_WARN, "rank 0 ignored a connection from %s to %s that is not a flowc rank's",
+                  caller.from.c_str(), address.c_str());
+        closed = true;
+      }
+      if (closed) {
+        // One that left before saying its rank (a rank that died, a port scan) is forgotten.
+        callers.erase(callers.begin() + ptrdiff_t(i));
+        continue;
+      }
+      if (!said) {
+        ++i;
+        continue;
+      }
+      auto rank = int32_t(word_at(caller.hello, 1));
+      auto ranks_said = int32_t(word_at(caller.hello, 2));
+      if (ranks_said != size || rank < 1 || rank >= size) {
+        return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
+                                 "rank 0 of %d ranks heard at %s from rank %d of %d (at %s): every rank needs the same "
+                                 "WORLD_SIZE, and its own RANK below it",
+                                 size, address.c_str(), rank, ranks_said, caller.from.c_str());
+      }
+      if (ranks[size_t(rank)]) {
+        return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
+                                 "rank 0 heard at %s from two processes that say they are rank %d (at %s and %s): "
+                                 "each process needs a RANK of its own",
+                                 address.c_str(), rank, ranks[size_t(rank)]->from.c_str(), caller.from.c_str());
+      }
+      ranks[size_t(rank)] = std::move(callers[i]);
+      callers.erase(callers.begin() + ptrdiff_t(i));
+      ++joined;
+    }
+  }
+  callers.clear();
+  listener = Socket();
+
+  int32_t unready = ready ? -1 : 0;
+  for (int32_t r = 1; r < size && unready < 0; ++r) {
+    if (!word_at(ranks[size_t(r)]->hello, 3)) unready = r;
+  }
+  flowc_status made = nullptr;
+  if (unready < 0) {
+    made = make(data);
+    if (made) unready = 0;
+  }
+  std::vector<uint8_t> answer(4 * kAnswerWords + bytes, 0);
+  put_words({kMagic, uint32_t(unready), uint32_t(bytes)}, answer.data());
+  if (unready < 0 && bytes) std::memcpy(answer.data() + 4 * kAnswerWords, data, bytes);
+  for (int32_t r = 1; r < size; ++r) {
+    int error = transfer(ranks[size_t(r)]->socket.fd(), true, answer.data(), answer.size(), deadline);
+    if (error) {
+      flowc_status_free(made);
+      return flowc_status_make(FLOWC_STATUS_UNAVAILABLE, "rank 0 could not answer rank %d (at %s) on %s: %s", r,
+                               ranks[size_t(r)]->from.c_str(), address.c_str(),
+                               error == kClosed ? "it closed the connection" : std::strerror(error));
+    }
+  }
+  *out_unready = unready;
+  return made;
+}
+
+// One attempt to connect to `at` before the deadline; *out_error says why not.
+bool try_connect(const HostPort& at, Clock::time_point deadline, Socket* out_socket, std::string* out_error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  int resolved = getaddrinfo(at.host.c_str(), std::to_string(at.port).c_str(), &hints, &found);
+  if (resolved != 0) {
+    *out_error = "cannot resolve " + at.host + ": " + gai_strerror(resolved);
+    return false;
+  }
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> owned(found, freeaddrinfo);
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    Socket socket(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
+    if (socket.fd() < 0) {
+      *out_error = std::strerror(errno);
+      continue;
+    }
+    int error = connect(socket.fd(), a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+    if (error == EINPROGRESS) {
+      pollfd connecting{socket.fd(), POLLOUT, 0};
+      socklen_t length = sizeof error;
+      if (poll(&connecting, 1, ms_left(deadline)) <= 0) {
+        error = ETIMEDOUT;
+      } else if (getsockopt(socket.fd(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
+        error = errno;
+      }
+    }
+    if (error == 0) {
+      *out_socket = std::move(socket);
+      return true;
+    }
+    *out_error = std::strerror(error);
+  }
+  return false;
+}
+
+flowc_status join_first(const HostPort& at, const std::string& address, int32_t rank, int32_t size, bool ready,
+                        Clock::time_point deadline, double timeout_s, void* data, size_t bytes,
+                        int32_t* out_unready) {
+  Socket socket;
+  std::string error = "no attempt";
+  while (!try_connect(at, deadline, &socket, &error)) {
+    if (ms_left(deadline) == 0) {
+      return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                               "rank %d could not reach rank 0 at %s within %g s (FLOWC_NCCL_TIMEOUT): %s; is rank 0 "
+                               "running, and is that its address?",
+                               rank, address.c_str(), timeout_s, error.c_str());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100, ms_left(deadline))));
+  }
+  uint8_t hello[4 * kHelloWords];
+  put_words({kMagic, uint32_t(rank), uint32_t(size), ready ? 1u : 0u}, hello);
+  std::vector<uint8_t> answer(4 * kAnswerWords + bytes);
+  int failed = transfer(socket.fd(), true, hello, sizeof hello, deadline);
+  if (!failed) failed = transfer(socket.fd(), false, answer.data(), answer.size(), deadline);
+  if (failed == ETIMEDOUT) {
+    return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                             "rank %d: rank 0 at %s did not answer within %g s (FLOWC_NCCL_TIMEOUT): it waits for "
+                             "every rank, and some have not come",
+                             rank, address.c_str(), timeout_s);
+  }
+  if (failed) {
+    return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                             "rank %d: rank 0 at %s %s before answering: it gave up (its own error says why)", rank,
+                             address.c_str(),
+                             failed == kClosed ? "closed the connection" : std::strerror(failed));
+  }
+  if (word_at(answer.data(), 0) != kMagic || word_at(answer.data(), 2) != bytes) {
+    return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                             "rank %d: what answers at %s is not flowc's rank 0: another program holds that port?",
+                             rank, address.c_str());
+  }
+  *out_unready = int32_t(word_at(answer.data(), 1));
+  if (*out_unready < 0) std::memcpy(data, answer.data() + 4 * kAnswerWords, bytes);
+  return nullptr;
+}
+
+}  // namespace
+
+flowc_status rendezvous_over_tcp(const std::string& address, int32_t rank, int32_t size, bool ready, double timeout_s,
+                                 const std::function<flowc_status(void* data)>& make, void* data, size_t bytes,
+                                 int32_t* out_unready) {
+  *out_unready = -1;
+  HostPort at;
+  FLOWC_RETURN_IF_ERROR(parse_host_port("the address where the ranks meet", address, &at));
+  if (size < 1 || rank < 0 || rank >= size) {
+    return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT, "rank %d of %d ranks", rank, size);
+  }
+  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+  if (rank > 0) return join_first(at, address, rank, size, ready, deadline, timeout_s, data, bytes, out_unready);
+  if (size == 1) {
+    flowc_status made = ready ? make(data) : nullptr;  // alone: nothing to listen for
+    *out_unready = ready && !made ? -1 : 0;
+    return made;
+  }
+  return serve_as_first(at, address, size, ready, deadline, timeout_s, make, data, bytes, out_unready);
 }
 
 }  // namespace flowc

@@ -2,10 +2,12 @@
 #define FLOWC_COMM_LAUNCH_H_
 
 // What a launcher's environment says about this process: which rank of how many it is (mpirun's
-// variables, or torchrun's RANK and WORLD_SIZE), and where NCCL's bootstrap root listens. Read
-// by the model loader (which communicator, which GPU) and by the NCCL communicator; host code,
-// no MPI, CUDA or NCCL.
+// variables, or torchrun's RANK and WORLD_SIZE), where the ranks meet to start NCCL without MPI,
+// and how long they wait for each other; and that meeting itself, over TCP. Read by the model
+// loader (which communicator, which GPU) and by the NCCL communicator; host code, no MPI, CUDA or
+// NCCL.
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -35,11 +37,46 @@ struct LaunchEnv {
 // FAILED_PRECONDITION when no launcher's variables are set.
 flowc_status read_launch_env(const Getenv& getenv, LaunchEnv* out_env);
 
-// Where NCCL's bootstrap root listens when no MPI hands out its id (torchrun): NCCL_COMM_ID
-// (host:port) as it is, else MASTER_ADDR:(MASTER_PORT + 1). torchrun's own store already listens
-// on MASTER_PORT, on the same host as rank 0, which hosts the root. FAILED_PRECONDITION, naming
-// what to set, when neither is usable.
-flowc_status nccl_bootstrap_address(const Getenv& getenv, std::string* out_address);
+// How the ranks get NCCL's unique id where no MPI hands it out (torchrun, or by hand).
+struct NcclBootstrap {
+  // host:port of flowc's id exchange (rendezvous_over_tcp), MASTER_ADDR:(MASTER_PORT + 1): rank
+  // 0 listens there while the ranks start. torchrun's own store has MASTER_PORT. Empty when
+  // MASTER_ADDR or MASTER_PORT is unset and NCCL_COMM_ID is set: every rank then derives the id
+  // from NCCL_COMM_ID alone.
+  std::string exchange;
+  // NCCL_COMM_ID as set by the user (flowc never sets it), or empty: where rank 0's NCCL listens
+  // for the other ranks' NCCL. Unset, NCCL picks a free port on rank 0's host.
+  std::string comm_id;
+};
+
+// The bootstrap from `getenv`. FAILED_PRECONDITION, naming what to set, when neither NCCL_COMM_ID
+// nor MASTER_ADDR and MASTER_PORT are usable, or when NCCL_COMM_ID's port is MASTER_PORT or
+// MASTER_PORT + 1 (taken by torchrun's store and flowc's exchange); INVALID_ARGUMENT when
+// NCCL_COMM_ID is not host:port.
+flowc_status read_nccl_bootstrap(const Getenv& getenv, NcclBootstrap* out_bootstrap);
+
+// FLOWC_NCCL_TIMEOUT: the longest one rank waits for the others at any one step of starting NCCL
+// and loading (the id exchange, NCCL's init and splits, the agreement after loading), in whole
+// seconds; kDefaultNcclTimeout when unset. INVALID_ARGUMENT, naming the value, for one that is
+// not a whole number of at least 1.
+constexpr int32_t kDefaultNcclTimeout = 600;
+flowc_status read_nccl_timeout(const Getenv& getenv, int32_t* out_seconds);
+
+// Rank 0's `bytes` to every one of `size` ranks over TCP, once every rank has said whether it is
+// ready: the meeting that starts NCCL where no MPI does. Rank 0 listens on `address`'s port, on
+// every interface, until each other rank has connected and said whether it is `ready`; then,
+// where all are, `make(data)` fills rank 0's `data` (rank 0 returns make's error where it
+// fails). Every rank gets those bytes in `data`, and the lowest rank that is not ready (0 when
+// `make` failed) in *out_unready, -1 when all are. The others connect to `address`, retrying
+// until the deadline. No rank waits more than `timeout_s` in all: UNAVAILABLE naming the address
+// and the ranks missing. INVALID_ARGUMENT for an address that is not host:port; rank 0 fails
+// with UNAVAILABLE or FAILED_PRECONDITION where its port is taken, or two callers say they are
+// the same rank, or one was started with another `size`; it then closes every connection, so
+// that the others fail at once, saying that rank 0 gave up. A caller that is not a flowc rank
+// is ignored.
+flowc_status rendezvous_over_tcp(const std::string& address, int32_t rank, int32_t size, bool ready, double timeout_s,
+                                 const std::function<flowc_status(void* data)>& make, void* data, size_t bytes,
+                                 int32_t* out_unready);
 
 }  // namespace flowc
 

@@ -4,8 +4,8 @@
 //
 //   test_model_device cpu-build    built without CUDA: cpu models run, a cuda model is refused
 //   test_model_device cuda-build   built with FLOWC_CUDA: cpu models still run; NCCL is refused for a
-//                                  cpu mesh; with no usable GPU a cuda model, on one device or a
-//                                  mesh, names the CUDA error
+//                                  cpu mesh; with no usable GPU a cuda model, on one device, a
+//                                  mesh, or a rank over NCCL, names the CUDA error
 //   test_model_device gpu          a cuda model runs; exits 77 (skipped) where there is no GPU
 #include <unistd.h>
 
@@ -232,6 +232,22 @@ void check_cuda_build(const std::string& folder) {
     std::printf("a cuda model %s with no usable GPU: %s\n", mesh_rank ? "on a mesh of 2" : "on one device",
                 message.c_str());
   }
+#ifdef FLOWC_WITH_NCCL
+  // Over NCCL as torchrun's rank 1: placed on a GPU before anything loads, which with none here is
+  // the error it returns, once it has tried for FLOWC_NCCL_TIMEOUT to tell rank 0 (there is none).
+  flowc_options nccl_cuda{};
+  nccl_cuda.comm = FLOWC_COMM_NCCL;
+  load_fails(folder, &nccl_cuda, FLOWC_STATUS_FAILED_PRECONDITION, "NCCL needs one process per GPU");
+  setenv("RANK", "1", 1);
+  setenv("WORLD_SIZE", "2", 1);
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv("MASTER_PORT", "1", 1);  // rank 0 would listen on port 2, where nothing does
+  setenv("FLOWC_NCCL_TIMEOUT", "1", 1);
+  std::string message = load_fails(folder, &nccl_cuda, FLOWC_STATUS_UNAVAILABLE,
+                                   "target cuda: no usable NVIDIA GPU (cudaGetDeviceCount: ");
+  for (const char* name : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "FLOWC_NCCL_TIMEOUT"}) unsetenv(name);
+  std::printf("a cuda model over NCCL with no usable GPU: %s\n", message.c_str());
+#endif
 }
 
 void check_gpu(const std::string& folder) {

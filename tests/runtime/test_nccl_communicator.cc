@@ -1,17 +1,23 @@
-// The NCCL communicator (runtime/comm/nccl). Built only with FLOWC_CUDA=ON.
+// The NCCL communicator (runtime/comm/nccl). Built only with FLOWC_CUDA=ON; the launch variables
+// and the ranks' meeting over TCP have their own test (test_launch.cc).
 //
-//   test_nccl_communicator env          the launch and the bootstrap address read from fake
-//                                       environments, and what create says where it cannot start
-//                                       (a launch that does not match the mesh, no address, no GPU)
+//   test_nccl_communicator env          what create says where it cannot start (a launch that does
+//                                       not match the mesh, no address, a bad FLOWC_NCCL_TIMEOUT, no
+//                                       GPU), each wait for a missing rank ending on time, and two
+//                                       processes started as torchrun would: a rank that cannot be
+//                                       placed fails both; with no GPU both meet, then fail at it
 //   test_nccl_communicator without-mpi  linked with the MPI communicator built without MPI: under
 //                                       an MPI launcher, the way out through NCCL_COMM_ID
 //   mpirun -np N test_nccl_communicator mpi
-//                                       the bootstrap through MPI: the prepare agreement, rank 0's
+//                                       the bootstrap through MPI: the placing agreement, rank 0's
 //                                       id to all; collectives where each rank has a GPU
-//   test_nccl_communicator gpu          one rank on GPU 0 (its collectives are copies); with two GPUs
-//                                       or more, also one process per GPU (NCCL refuses two ranks
-//                                       on one GPU: "Duplicate GPU detected"); exits 77 without a GPU
-//   test_nccl_communicator gpu-rank R N one of those processes, started by `gpu`
+//   test_nccl_communicator gpu          one rank on GPU 0 (its collectives are copies, the agreement
+//                                       after loading); with two GPUs or more, also one process per
+//                                       GPU (NCCL refuses two ranks on one GPU: "Duplicate GPU
+//                                       detected"), and a rank that fails to load or never says;
+//                                       exits 77 without a GPU
+//   test_nccl_communicator gpu-rank R N CASE    one of those processes, started by `gpu`
+//   test_nccl_communicator env-rank R CASE      one of `env`'s two processes
 #include <arpa/inet.h>
 #include <cuda_runtime.h>
 #include <netinet/in.h>
@@ -21,14 +27,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "check.h"
@@ -46,15 +52,6 @@ constexpr bool kHaveNccl = true;
 constexpr bool kHaveNccl = false;
 #endif
 
-using Table = std::map<std::string, std::string>;
-
-std::function<const char*(const char*)> getenv_of(const Table& table) {
-  return [&table](const char* name) -> const char* {
-    auto found = table.find(name);
-    return found == table.end() ? nullptr : found->second.c_str();
-  };
-}
-
 // `status` failed with `code` and a message that holds `text`; frees it and returns the message.
 std::string fails(flowc_status status, flowc_status_code code, const std::string& text) {
   CHECK(status, "succeeded; expected '%s'", text.c_str());
@@ -66,113 +63,19 @@ std::string fails(flowc_status status, flowc_status_code code, const std::string
   return message;
 }
 
-flowc::LaunchEnv launch(const Table& table) {
-  flowc::LaunchEnv env;
-  flowc_status status = flowc::read_launch_env(getenv_of(table), &env);
-  CHECK(!status, "%s", flowc_status_get_message(status));
-  return env;
-}
-
-void check_launch(const Table& table, int32_t rank, int32_t size, int32_t local_rank, int32_t local_size,
-                  const char* launcher) {
-  flowc::LaunchEnv env = launch(table);
-  CHECK(env.rank == rank && env.world_size == size && env.local_rank == local_rank && env.local_size == local_size &&
-            std::strcmp(env.launcher, launcher) == 0,
-        "got rank %d of %d, local %d of %d, from %s", env.rank, env.world_size, env.local_rank, env.local_size,
-        env.launcher);
-}
-
-void launch_fails(const Table& table, flowc_status_code code, const std::string& text) {
-  flowc::LaunchEnv env;
-  fails(flowc::read_launch_env(getenv_of(table), &env), code, text);
-}
-
-void check_launch_env() {
-  check_launch({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"}}, 3, 8, 1, 2,
-               "torchrun");
-  check_launch({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "4"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
-                {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}},
-               1, 4, 1, 2, "Open MPI");
-  check_launch({{"PMI_RANK", "2"}, {"PMI_SIZE", "3"}, {"MPI_LOCALRANKID", "0"}, {"MPI_LOCALNRANKS", "1"}}, 2, 3, 0, 1,
-               "PMI");
-  // torchrun's variables first, then Open MPI's, then PMI's; set to nothing is unset.
-  check_launch({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "4"}}, 1,
-               2, 1, 2, "torchrun");
-  check_launch({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "4"}, {"PMI_RANK", "0"}, {"PMI_SIZE", "1"}},
-               3, 4, 3, 4, "Open MPI");
-  check_launch({{"RANK", ""}, {"WORLD_SIZE", ""}, {"PMI_RANK", "1"}, {"PMI_SIZE", "2"}}, 1, 2, 1, 2, "PMI");
-  // Without the local pair, every rank is on this host.
-  check_launch({{"PMI_RANK", "2"}, {"PMI_SIZE", "4"}}, 2, 4, 2, 4, "PMI");
-
-  for (const char* bad : {"-1", "+1", " 1", "1 ", "0x1", "1.0", "one", "2147483648", "99999999999999999999"}) {
-    launch_fails({{"RANK", bad}, {"WORLD_SIZE", "4"}}, FLOWC_STATUS_INVALID_ARGUMENT,
-                 std::string("RANK is '") + bad + "', not a whole number of at least 0");
-  }
-  launch_fails({{"RANK", "0"}, {"WORLD_SIZE", "0"}}, FLOWC_STATUS_INVALID_ARGUMENT,
-               "WORLD_SIZE is '0', not a whole number of at least 1");
-  launch_fails({{"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "x"},
-                {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}},
-               FLOWC_STATUS_INVALID_ARGUMENT, "OMPI_COMM_WORLD_LOCAL_RANK is 'x', not a whole number");
-  // A malformed launch is an error even where another launcher's variables would do.
-  launch_fails({{"RANK", "x"}, {"WORLD_SIZE", "2"}, {"PMI_RANK", "0"}, {"PMI_SIZE", "2"}},
-               FLOWC_STATUS_INVALID_ARGUMENT, "RANK is 'x'");
-  launch_fails({{"RANK", "4"}, {"WORLD_SIZE", "4"}}, FLOWC_STATUS_INVALID_ARGUMENT,
-               "RANK is 4, not below WORLD_SIZE = 4");
-  launch_fails({{"PMI_RANK", "1"}, {"PMI_SIZE", "2"}, {"MPI_LOCALRANKID", "2"}, {"MPI_LOCALNRANKS", "2"}},
-               FLOWC_STATUS_INVALID_ARGUMENT, "MPI_LOCALRANKID is 2, not below MPI_LOCALNRANKS = 2");
-  launch_fails({{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "8"}},
-               FLOWC_STATUS_INVALID_ARGUMENT, "LOCAL_WORLD_SIZE is 8, more than WORLD_SIZE = 4");
-  launch_fails({{"RANK", "0"}}, FLOWC_STATUS_INVALID_ARGUMENT, "RANK is '0' but WORLD_SIZE is not set");
-  launch_fails({{"WORLD_SIZE", "2"}}, FLOWC_STATUS_INVALID_ARGUMENT, "WORLD_SIZE is '2' but RANK is not set");
-  launch_fails({{"PMI_RANK", "0"}, {"PMI_SIZE", "1"}, {"MPI_LOCALRANKID", "0"}}, FLOWC_STATUS_INVALID_ARGUMENT,
-               "MPI_LOCALRANKID is '0' but MPI_LOCALNRANKS is not set");
-  launch_fails({{"MASTER_ADDR", "node0"}}, FLOWC_STATUS_FAILED_PRECONDITION,
-               "NCCL needs one process per GPU started by a launcher: mpirun -np N, or torchrun");
-  std::printf("launch env: ok\n");
-}
-
-std::string address(const Table& table) {
-  std::string out;
-  flowc_status status = flowc::nccl_bootstrap_address(getenv_of(table), &out);
-  CHECK(!status, "%s", flowc_status_get_message(status));
-  return out;
-}
-
-void address_fails(const Table& table, const std::string& text) {
-  std::string out;
-  fails(flowc::nccl_bootstrap_address(getenv_of(table), &out), FLOWC_STATUS_FAILED_PRECONDITION, text);
-}
-
-void check_bootstrap_address() {
-  CHECK(address({{"NCCL_COMM_ID", "10.1.2.3:4000"}, {"MASTER_ADDR", "node0"}, {"MASTER_PORT", "29500"}}) ==
-        "10.1.2.3:4000");
-  // torchrun's store has MASTER_PORT; NCCL's root takes the next one.
-  CHECK(address({{"MASTER_ADDR", "node0"}, {"MASTER_PORT", "29500"}}) == "node0:29501");
-  CHECK(address({{"NCCL_COMM_ID", ""}, {"MASTER_ADDR", "fe80::1"}, {"MASTER_PORT", "1"}}) == "[fe80::1]:2");
-  CHECK(address({{"MASTER_ADDR", "[::1]"}, {"MASTER_PORT", "65534"}}) == "[::1]:65535");
-  for (const char* bad : {"65535", "70000", "0", "http", "-1"}) {
-    address_fails({{"MASTER_ADDR", "node0"}, {"MASTER_PORT", bad}},
-                  std::string("MASTER_PORT is '") + bad + "': NCCL's bootstrap listens on the port after it");
-  }
-  address_fails({{"MASTER_ADDR", "node0"}}, "MASTER_PORT is not set");
-  address_fails({{"MASTER_PORT", "29500"}}, "MASTER_ADDR is not set");
-  address_fails({}, "MASTER_ADDR is not set: set NCCL_COMM_ID=host:port");
-  std::printf("bootstrap address: ok\n");
-}
-
 // The variables of every launcher and of the bootstrap, unset so that a test sets its own.
 void clear_launch_env() {
   for (const char* name : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
                            "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
                            "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "NCCL_COMM_ID",
-                           "MASTER_ADDR", "MASTER_PORT"}) {
+                           "MASTER_ADDR", "MASTER_PORT", "FLOWC_NCCL_TIMEOUT"}) {
     unsetenv(name);
   }
 }
 
 void setenv_int(const char* name, int value) { setenv(name, std::to_string(value).c_str(), 1); }
 
-// A TCP port free on this host now (the kernel's pick), for NCCL's bootstrap root.
+// A TCP port free on this host now (the kernel's pick).
 int free_port() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   CHECK(fd >= 0);
@@ -186,20 +89,20 @@ int free_port() {
   return ntohs(address.sin_port);
 }
 
-struct Prepared {
+struct Placed {
   int32_t calls = 0, rank = -1, local_rank = -1;
 };
 
-// create_nccl_communicator on a mesh of `shape`, from this process's environment, with a prepare
+// create_nccl_communicator on a mesh of `shape`, from this process's environment, with a place
 // that records its call and fails with `error`, or else gives GPU `local_rank`.
-flowc_status create(std::vector<int32_t> shape, Prepared* prepared, const char* error,
+flowc_status create(std::vector<int32_t> shape, Placed* placed, const char* error,
                     std::unique_ptr<flowc::Communicator>* out_comm) {
   flowc::Mesh mesh;
   CHECK(!flowc::Mesh::create(shape.data(), int32_t(shape.size()), &mesh));
   return flowc::create_nccl_communicator(
       mesh,
       [=](int32_t rank, int32_t local_rank, int32_t* out_ordinal) -> flowc_status {
-        *prepared = {prepared->calls + 1, rank, local_rank};
+        *placed = {placed->calls + 1, rank, local_rank};
         if (error) return flowc_status_make(FLOWC_STATUS_NOT_FOUND, "%s", error);
         *out_ordinal = local_rank;
         return nullptr;
@@ -207,21 +110,27 @@ flowc_status create(std::vector<int32_t> shape, Prepared* prepared, const char* 
       out_comm);
 }
 
-void create_fails(std::vector<int32_t> shape, const char* prepare_error, flowc_status_code code,
-                  const std::string& text, int32_t prepare_calls) {
-  Prepared prepared;
+// create fails with `code` and `text` on rank `rank`, having placed it `place_calls` times (0 or
+// 1); returns the message.
+std::string create_fails(std::vector<int32_t> shape, const char* place_error, flowc_status_code code,
+                         const std::string& text, int32_t place_calls, int32_t rank = 0) {
+  Placed placed;
   std::unique_ptr<flowc::Communicator> comm;
-  std::string message = fails(create(shape, &prepared, prepare_error, &comm), code, text);
+  std::string message = fails(create(shape, &placed, place_error, &comm), code, text);
   CHECK(!comm);
-  CHECK(prepared.calls == prepare_calls, "prepare ran %d times, not %d: %s", prepared.calls, prepare_calls,
-        message.c_str());
-  CHECK(!prepared.calls || (prepared.rank == 0 && prepared.local_rank == 0), "prepared rank %d (local %d)",
-        prepared.rank, prepared.local_rank);
+  CHECK(placed.calls == place_calls, "place ran %d times, not %d: %s", placed.calls, place_calls, message.c_str());
+  CHECK(!placed.calls || (placed.rank == rank && placed.local_rank == rank), "placed rank %d (local %d)", placed.rank,
+        placed.local_rank);
+  return message;
 }
 
 bool have_gpu() {
   int count = 0;
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void check_create() {
@@ -244,28 +153,115 @@ void check_create() {
   create_fails({3}, nullptr, FLOWC_STATUS_INVALID_ARGUMENT,
                "a mesh of 3 ranks, but the launcher (torchrun) started 2 processes", 0);
   setenv("WORLD_SIZE", "1", 1);
-  // A bootstrap with no address fails before the rank is prepared.
+  // A bootstrap with no address, or a wrong one, fails before the rank is placed.
   create_fails({1}, nullptr, FLOWC_STATUS_FAILED_PRECONDITION, "MASTER_ADDR is not set", 0);
   setenv("MASTER_ADDR", "127.0.0.1", 1);
   setenv("MASTER_PORT", "65535", 1);
   create_fails({1}, nullptr, FLOWC_STATUS_FAILED_PRECONDITION, "MASTER_PORT is '65535'", 0);
-  setenv_int("MASTER_PORT", free_port() - 1);
-  // prepare's own error comes back as it is.
+  int port = free_port();
+  setenv_int("MASTER_PORT", port - 1);
+  setenv("NCCL_COMM_ID", ("127.0.0.1:" + std::to_string(port)).c_str(), 1);
+  create_fails({1}, nullptr, FLOWC_STATUS_FAILED_PRECONDITION, "is MASTER_PORT + 1, where rank 0 hands out NCCL's id",
+               0);
+  unsetenv("NCCL_COMM_ID");
+  setenv("FLOWC_NCCL_TIMEOUT", "0", 1);
+  create_fails({1}, nullptr, FLOWC_STATUS_INVALID_ARGUMENT,
+               "FLOWC_NCCL_TIMEOUT is '0', not a whole number of seconds of at least 1", 0);
+  unsetenv("FLOWC_NCCL_TIMEOUT");
+  // place's own error comes back as it is.
   create_fails({1}, "rank 0 has no weights here", FLOWC_STATUS_NOT_FOUND, "rank 0 has no weights here", 1);
   if (!have_gpu()) {
-    Prepared prepared;
-    std::unique_ptr<flowc::Communicator> comm;
-    std::string message = fails(create({1}, &prepared, nullptr, &comm), FLOWC_STATUS_UNAVAILABLE, "rank 0: ");
-    CHECK(!comm && prepared.calls == 1);
+    std::string message = create_fails({1}, nullptr, FLOWC_STATUS_UNAVAILABLE, "rank 0: cudaSetDevice on GPU 0", 1);
     std::printf("no GPU, as create says: %s\n", message.c_str());
+    // NCCL_COMM_ID alone: no exchange, every rank derives the id, and goes as far.
+    unsetenv("MASTER_ADDR");
+    unsetenv("MASTER_PORT");
+    setenv("NCCL_COMM_ID", ("127.0.0.1:" + std::to_string(free_port())).c_str(), 1);
+    create_fails({1}, nullptr, FLOWC_STATUS_UNAVAILABLE, "rank 0: cudaSetDevice on GPU 0", 1);
+    unsetenv("NCCL_COMM_ID");
   }
-  // Set for the bootstrap from MASTER_ADDR, NCCL_COMM_ID is unset again.
-  CHECK(!std::getenv("NCCL_COMM_ID"), "NCCL_COMM_ID was left at %s", std::getenv("NCCL_COMM_ID"));
+
+  // Alone of two ranks, each gives up after FLOWC_NCCL_TIMEOUT, saying on whom it waited.
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv_int("MASTER_PORT", port - 1);
+  setenv("WORLD_SIZE", "2", 1);
+  setenv("FLOWC_NCCL_TIMEOUT", "1", 1);
+  std::string address = "127.0.0.1:" + std::to_string(port);
+  auto start = std::chrono::steady_clock::now();
+  create_fails({2}, nullptr, FLOWC_STATUS_UNAVAILABLE,
+               "rank 0: rank 1 did not reach " + address + " within 1 s (FLOWC_NCCL_TIMEOUT)", 1);
+  setenv("RANK", "1", 1);
+  create_fails({2}, nullptr, FLOWC_STATUS_UNAVAILABLE,
+               "rank 1 could not reach rank 0 at " + address + " within 1 s (FLOWC_NCCL_TIMEOUT)", 1, 1);
+  // A rank that cannot be placed still goes to tell rank 0; its own error is what it returns.
+  create_fails({2}, "rank 1 has no GPU here", FLOWC_STATUS_NOT_FOUND, "rank 1 has no GPU here", 1, 1);
+  double took = seconds_since(start);
+  CHECK(took < 10, "three waits of 1 s took %g s", took);
+  // The environment is read, never written.
+  CHECK(!std::getenv("NCCL_COMM_ID"), "NCCL_COMM_ID was set to %s", std::getenv("NCCL_COMM_ID"));
   std::printf("create: ok\n");
 }
 
+// Two processes of this program started as torchrun would start them, each in `env-rank R CASE`.
+void check_pair(const char* which) {
+  clear_launch_env();
+  setenv("WORLD_SIZE", "2", 1);
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv_int("MASTER_PORT", free_port() - 1);
+  setenv("FLOWC_NCCL_TIMEOUT", "30", 1);  // what the test waits at most, were the meeting to fail
+  std::vector<pid_t> children;
+  for (int32_t r = 0; r < 2; ++r) {
+    std::string rank = std::to_string(r);
+    setenv("RANK", rank.c_str(), 1);
+    char* argv[] = {const_cast<char*>("test_nccl_communicator"), const_cast<char*>("env-rank"), rank.data(),
+                    const_cast<char*>(which), nullptr};
+    pid_t pid = 0;
+    int error = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, environ);
+    CHECK(error == 0, "posix_spawn: %s", std::strerror(error));
+    children.push_back(pid);
+  }
+  for (int32_t r = 0; r < 2; ++r) {
+    int status = 0;
+    CHECK(waitpid(children[size_t(r)], &status, 0) == children[size_t(r)]);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: rank %d failed (status %d)", which, r, status);
+  }
+  clear_launch_env();
+}
+
+// One of check_pair's processes: "unplaced", rank 1 cannot be placed, and both fail at once;
+// "no-gpu", both are placed, meet, and fail at their GPU (there is none).
+int run_pair_rank(int32_t rank, const std::string& which) {
+  alarm(60);
+  Placed placed;
+  std::unique_ptr<flowc::Communicator> comm;
+  auto start = std::chrono::steady_clock::now();
+  bool unplaced = which == "unplaced";
+  flowc_status status = create({2}, &placed, unplaced && rank == 1 ? "rank 1 has no GPU here" : nullptr, &comm);
+  if (unplaced && rank == 1) {
+    fails(status, FLOWC_STATUS_NOT_FOUND, "rank 1 has no GPU here");
+  } else if (unplaced) {
+    fails(status, FLOWC_STATUS_UNAVAILABLE,
+          "rank 0: rank 1 could not get ready for NCCL (its own error says why), so no rank starts it");
+  } else {
+    fails(status, FLOWC_STATUS_UNAVAILABLE, "rank " + std::to_string(rank) + ": cudaSetDevice on GPU");
+  }
+  CHECK(!comm && placed.calls == 1 && placed.rank == rank);
+  double took = seconds_since(start);
+  CHECK(took < 10, "rank %d took %g s", rank, took);
+  return 0;
+}
+
+void check_pairs() {
+  if (!kHaveNccl) return;
+  check_pair("unplaced");
+  if (!have_gpu()) check_pair("no-gpu");
+  std::printf("two processes: ok (a rank that cannot be placed fails both at once%s)\n",
+              have_gpu() ? "" : "; with no GPU both meet, then fail at it");
+}
+
 // Under an MPI launcher with no MPI in the runtime: an error that says how to do without, and
-// with NCCL_COMM_ID set, the bootstrap from it (here as far as preparing the rank).
+// with MASTER_ADDR and MASTER_PORT, or NCCL_COMM_ID, set, the bootstrap from them (here as far as
+// placing the rank).
 void check_without_mpi() {
   clear_launch_env();
   setenv("OMPI_COMM_WORLD_RANK", "0", 1);
@@ -277,12 +273,16 @@ void check_without_mpi() {
   }
   create_fails({1}, nullptr, FLOWC_STATUS_UNAVAILABLE,
                "flowc's runtime was built without MPI: install libopenmpi-dev (and openmpi-bin for mpirun) and "
-               "recompile; or set NCCL_COMM_ID=host:port (rank 0's host and a free port) on every rank, for NCCL "
-               "to bootstrap without MPI",
+               "recompile; or set MASTER_ADDR and MASTER_PORT (rank 0's host, and a port whose next one is free "
+               "too) or NCCL_COMM_ID=host:port on every rank, for NCCL to bootstrap without MPI",
                0);
   setenv("NCCL_COMM_ID", ("127.0.0.1:" + std::to_string(free_port())).c_str(), 1);
-  create_fails({1}, "prepared from OMPI_COMM_WORLD_RANK", FLOWC_STATUS_NOT_FOUND,
-               "prepared from OMPI_COMM_WORLD_RANK", 1);
+  create_fails({1}, "placed from OMPI_COMM_WORLD_RANK", FLOWC_STATUS_NOT_FOUND, "placed from OMPI_COMM_WORLD_RANK",
+               1);
+  unsetenv("NCCL_COMM_ID");
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv_int("MASTER_PORT", free_port() - 1);
+  create_fails({1}, "placed again", FLOWC_STATUS_NOT_FOUND, "placed again", 1);
   std::printf("without-mpi: ok\n");
 }
 
@@ -363,19 +363,21 @@ void check_collectives(flowc::Communicator& comm, cudaStream_t stream) {
 }
 
 // One rank on GPU 0, bootstrapped from MASTER_ADDR and MASTER_PORT: its collectives are copies
-// on the stream.
+// on the stream; the agreement after loading passes, or fails with this rank's own error and
+// leaves the communicator aborted.
 void check_one_rank() {
   clear_launch_env();
   setenv("RANK", "0", 1);
   setenv("WORLD_SIZE", "1", 1);
   setenv("MASTER_ADDR", "127.0.0.1", 1);
   setenv_int("MASTER_PORT", free_port() - 1);
-  Prepared prepared;
+  Placed placed;
   std::unique_ptr<flowc::Communicator> comm;
-  flowc_status status = create({1}, &prepared, nullptr, &comm);
+  flowc_status status = create({1}, &placed, nullptr, &comm);
   CHECK(!status, "%s", flowc_status_get_message(status));
   CHECK(std::strcmp(comm->name(), "nccl") == 0 && comm->rank() == 0 && comm->ranks_on_host() == 1);
-  CHECK(!std::getenv("NCCL_COMM_ID"), "NCCL_COMM_ID was left at %s", std::getenv("NCCL_COMM_ID"));
+  status = flowc::agree_on_load(*comm, nullptr);
+  CHECK(!status, "%s", flowc_status_get_message(status));
   cudaStream_t stream = nullptr;
   check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");
   check_collectives(*comm, stream);
@@ -386,20 +388,40 @@ void check_one_rank() {
     return flowc_status(nullptr);
   });
   comm.reset();
+
+  status = create({1}, &placed, nullptr, &comm);
+  CHECK(!status, "%s", flowc_status_get_message(status));
+  fails(flowc::agree_on_load(*comm, flowc_status_make(FLOWC_STATUS_NOT_FOUND, "no weights.r0.bin")),
+        FLOWC_STATUS_NOT_FOUND, "no weights.r0.bin");
+  on_gpu(data, 4, stream, [&](void* send, void* recv) {
+    fails(comm->all_reduce(0, FLOWC_COMM_F32, send, recv, 4, stream), FLOWC_STATUS_FAILED_PRECONDITION,
+          "rank 0: NCCL was aborted on this rank after an earlier failure");
+    return flowc_status(nullptr);
+  });
+  comm.reset();  // aborted: nothing to wait for
   check_cuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
+  CHECK(!std::getenv("NCCL_COMM_ID"), "NCCL_COMM_ID was set to %s", std::getenv("NCCL_COMM_ID"));
   std::printf("one rank: ok\n");
 }
 
-// `ranks` processes of this program, one per GPU, set up as torchrun would (NCCL_COMM_ID instead
-// of MASTER_*): each runs the collectives on a mesh of 2x2 (four) or 1-D, and all must pass.
-void check_ranks(int32_t ranks) {
+// `ranks` processes of this program, one per GPU, set up as torchrun would, each in
+// `gpu-rank R N CASE`: "exchange" (MASTER_ADDR and MASTER_PORT) and "comm-id" (NCCL_COMM_ID
+// alone) run the collectives on a mesh of 2x2 (four) or 1-D; "fail-load", the last rank fails to
+// load; "silent", the last rank says nothing until after the others' FLOWC_NCCL_TIMEOUT.
+void check_ranks(int32_t ranks, const char* which) {
   clear_launch_env();
-  setenv("NCCL_COMM_ID", ("127.0.0.1:" + std::to_string(free_port())).c_str(), 1);
+  if (std::strcmp(which, "comm-id") == 0) {
+    setenv("NCCL_COMM_ID", ("127.0.0.1:" + std::to_string(free_port())).c_str(), 1);
+  } else {
+    setenv("MASTER_ADDR", "127.0.0.1", 1);
+    setenv_int("MASTER_PORT", free_port() - 1);
+  }
+  if (std::strcmp(which, "silent") == 0) setenv("FLOWC_NCCL_TIMEOUT", "3", 1);
   std::vector<pid_t> children;
   for (int32_t r = 0; r < ranks; ++r) {
     std::string rank = std::to_string(r), size = std::to_string(ranks);
     char* argv[] = {const_cast<char*>("test_nccl_communicator"), const_cast<char*>("gpu-rank"), rank.data(),
-                    size.data(), nullptr};
+                    size.data(), const_cast<char*>(which), nullptr};
     pid_t pid = 0;
     int error = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, environ);
     CHECK(error == 0, "posix_spawn: %s", std::strerror(error));
@@ -408,24 +430,53 @@ void check_ranks(int32_t ranks) {
   for (int32_t r = 0; r < ranks; ++r) {
     int status = 0;
     CHECK(waitpid(children[size_t(r)], &status, 0) == children[size_t(r)]);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rank %d of %d failed (status %d)", r, ranks, status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: rank %d of %d failed (status %d)", which, r, ranks,
+          status);
   }
-  unsetenv("NCCL_COMM_ID");
-  std::printf("%d ranks, one per GPU: ok\n", ranks);
+  clear_launch_env();
+  std::printf("%d ranks, one per GPU, %s: ok\n", ranks, which);
 }
 
-int run_rank(int32_t rank, int32_t ranks) {
-  alarm(120);  // when a rank dies, the others wait for it in NCCL for ever: end them
+int run_rank(int32_t rank, int32_t ranks, const std::string& which) {
+  alarm(120);  // a rank that waits for ever is a failure: end it
   setenv_int("RANK", rank);
   setenv_int("WORLD_SIZE", ranks);
   setenv_int("LOCAL_RANK", rank);
   setenv_int("LOCAL_WORLD_SIZE", ranks);
-  Prepared prepared;
+  Placed placed;
   std::unique_ptr<flowc::Communicator> comm;
-  flowc_status status = create(ranks == 4 ? std::vector<int32_t>{2, 2} : std::vector<int32_t>{ranks}, &prepared,
+  flowc_status status = create(ranks == 4 ? std::vector<int32_t>{2, 2} : std::vector<int32_t>{ranks}, &placed,
                                nullptr, &comm);
   CHECK(!status, "%s", flowc_status_get_message(status));
   CHECK(comm->rank() == rank && comm->ranks_on_host() == ranks);
+  int32_t last = ranks - 1;
+  if (which == "fail-load") {
+    flowc_status loaded =
+        rank == last ? flowc_status_make(FLOWC_STATUS_NOT_FOUND, "rank %d has no weights", rank) : nullptr;
+    status = flowc::agree_on_load(*comm, loaded);
+    if (rank == last) {
+      fails(status, FLOWC_STATUS_NOT_FOUND, "has no weights");
+    } else {
+      fails(status, FLOWC_STATUS_UNAVAILABLE,
+            "rank " + std::to_string(rank) + ": rank " + std::to_string(last) + " could not load the model");
+    }
+    return 0;
+  }
+  if (which == "silent") {
+    auto start = std::chrono::steady_clock::now();
+    if (rank == last) std::this_thread::sleep_for(std::chrono::seconds(6));
+    status = flowc::agree_on_load(*comm, nullptr);
+    CHECK(status, "rank %d: the agreement passed without the silent rank", rank);
+    if (rank != last) {
+      fails(status, FLOWC_STATUS_UNAVAILABLE, "not done after 3 s (FLOWC_NCCL_TIMEOUT)");
+      double took = seconds_since(start);
+      CHECK(took >= 2.5 && took < 20, "rank %d gave up after %g s", rank, took);
+    }
+    flowc_status_free(status);
+    return 0;
+  }
+  status = flowc::agree_on_load(*comm, nullptr);
+  CHECK(!status, "%s", flowc_status_get_message(status));
   check_cuda(cudaSetDevice(rank), "cudaSetDevice");
   cudaStream_t stream = nullptr;
   check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");
@@ -435,9 +486,10 @@ int run_rank(int32_t rank, int32_t ranks) {
   return 0;
 }
 
-// Under mpirun -np N: a rank that cannot prepare fails every rank, and rank 0's id reaches every
-// rank through MPI; then the communicator itself where each rank on this host has a GPU of its
-// own, or, with no GPU, the error of every rank (all stop at their GPU, so none waits in NCCL).
+// Under mpirun -np N: a rank that cannot be placed fails every rank, and rank 0's id reaches every
+// rank through MPI; then the communicator itself (the agreement, the collectives) where each rank
+// on this host has a GPU of its own, or, with no GPU, the error of every rank (all stop at their
+// GPU, so none waits in NCCL).
 int check_mpi() {
   CHECK(flowc::launched_by_mpi(), "the mpi mode runs under mpirun");
   if (!kHaveNccl) {
@@ -449,23 +501,25 @@ int check_mpi() {
   flowc_status status = flowc::read_launch_env([](const char* name) -> const char* { return std::getenv(name); }, &env);
   CHECK(!status, "%s", flowc_status_get_message(status));
   int32_t last = env.world_size - 1;
-  Prepared prepared;
+  Placed placed;
   std::unique_ptr<flowc::Communicator> comm;
-  status = create({env.world_size}, &prepared, env.rank == last ? "the last rank has no weights" : nullptr, &comm);
+  status = create({env.world_size}, &placed, env.rank == last ? "the last rank has no GPU" : nullptr, &comm);
   if (env.rank == last) {
-    fails(status, FLOWC_STATUS_NOT_FOUND, "the last rank has no weights");
+    fails(status, FLOWC_STATUS_NOT_FOUND, "the last rank has no GPU");
   } else {
     fails(status, FLOWC_STATUS_UNAVAILABLE, "MPI rank " + std::to_string(last) + " could not load the model");
   }
-  CHECK(prepared.calls == 1 && prepared.rank == env.rank && prepared.local_rank == env.local_rank);
+  CHECK(placed.calls == 1 && placed.rank == env.rank && placed.local_rank == env.local_rank);
 
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    std::string message = fails(create({env.world_size}, &prepared, nullptr, &comm), FLOWC_STATUS_UNAVAILABLE,
+    std::string message = fails(create({env.world_size}, &placed, nullptr, &comm), FLOWC_STATUS_UNAVAILABLE,
                                 "rank " + std::to_string(env.rank) + ": cudaSetDevice on GPU ");
     std::printf("mpi rank %d: no GPU, as create says after the MPI bootstrap: %s\n", env.rank, message.c_str());
   } else if (count >= env.local_size) {
-    status = create({env.world_size}, &prepared, nullptr, &comm);
+    status = create({env.world_size}, &placed, nullptr, &comm);
+    CHECK(!status, "%s", flowc_status_get_message(status));
+    status = flowc::agree_on_load(*comm, nullptr);
     CHECK(!status, "%s", flowc_status_get_message(status));
     check_cuda(cudaSetDevice(env.local_rank), "cudaSetDevice");
     cudaStream_t stream = nullptr;
@@ -494,7 +548,7 @@ int check_gpu() {
   }
   check_one_rank();
   if (count >= 2) {
-    check_ranks(std::min(count, 4));
+    for (const char* which : {"exchange", "comm-id", "fail-load", "silent"}) check_ranks(std::min(count, 4), which);
   } else {
     std::printf("one GPU: the test of several ranks needs two (NCCL refuses two ranks on one GPU)\n");
   }
@@ -507,18 +561,18 @@ int check_gpu() {
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "env") {
-    check_launch_env();
-    check_bootstrap_address();
     check_create();
+    check_pairs();
     return 0;
   }
+  if (mode == "env-rank" && argc == 4) return run_pair_rank(std::atoi(argv[2]), argv[3]);
   if (mode == "without-mpi") {
     check_without_mpi();
     return 0;
   }
   if (mode == "mpi") return check_mpi();
   if (mode == "gpu") return check_gpu();
-  if (mode == "gpu-rank" && argc == 4) return run_rank(std::atoi(argv[2]), std::atoi(argv[3]));
-  std::fprintf(stderr, "usage: %s env|without-mpi|mpi|gpu|gpu-rank RANK RANKS\n", argv[0]);
+  if (mode == "gpu-rank" && argc == 5) return run_rank(std::atoi(argv[2]), std::atoi(argv[3]), argv[4]);
+  std::fprintf(stderr, "usage: %s env|without-mpi|mpi|gpu | env-rank R CASE | gpu-rank R N CASE\n", argv[0]);
   return 2;
 }
