@@ -101,10 +101,11 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     ("sm_90", "sm_80", or several: "sm_80,sm_90"); that needs the CUDA toolkit and cuBLAS (pip
     install "flowc[cuda]") but no GPU. Loading and running it needs a GPU and its driver.
 
-    `precision="fp16"` or `"bf16"` (targets cuda and reference) stores the tensors of every op
-    that target cuda has half kernels for in that type, computing in f32 inside each kernel
-    (ir/passes/precision.py); the model's inputs and outputs stay f32. On target reference
-    numpy runs that graph, which shows the precision's accuracy without a GPU."""
+    `precision="fp16"` or `"bf16"` (targets cuda and reference) stores tensors in that type
+    from the products, convolutions and norms on, wherever target cuda has half code and the
+    format holds the values, computing in f32 inside each kernel (ir/passes/precision.py);
+    the model's inputs and outputs stay f32. On target reference numpy runs that graph, which
+    shows the precision's accuracy without a GPU."""
     shape = _check_target(target, devices, mesh)
     check_precision(precision)
     if precision != "fp32" and target == "cpu":
@@ -133,9 +134,9 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
     report("import", time.perf_counter() - start, graph)
     graph = optimize(graph, after=lambda p, g, seconds: report(p.name, seconds, g))
     if precision != "fp32":
-        from .codegen.cuda import runs_in_half
+        from .codegen.cuda import half_code
         start = time.perf_counter()
-        graph = lower_precision(graph, precision, runs_in_half)
+        graph = lower_precision(graph, precision, half_code)
         report(f"precision ({precision})", time.perf_counter() - start, graph)
     start = time.perf_counter()
     path = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="flowc-"))

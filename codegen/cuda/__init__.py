@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..cpu.loader import CpuModel, RunError
 from .build import build, nvcc
-from .emit import arch_list, emit, runs_in_half
+from .emit import arch_list, emit, half_code
 
 
 def load(out_dir, *, names=None, device: int = 0, comm: str | None = None) -> CpuModel:
@@ -24,4 +24,4 @@ def load(out_dir, *, names=None, device: int = 0, comm: str | None = None) -> Cp
     return CpuModel(build(out_dir), Path(out_dir), None, names, comm, device)
 
 
-__all__ = ["RunError", "arch_list", "build", "emit", "load", "nvcc", "runs_in_half"]
+__all__ = ["RunError", "arch_list", "build", "emit", "load", "nvcc", "half_code"]

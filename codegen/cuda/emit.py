@@ -34,6 +34,7 @@ from flowc.ir.infer import known_array
 from flowc.ir.ops.fused import parse_program
 from flowc.ir.passes.fuse import IDENTITY_EPILOGUE
 from flowc.ir.passes.parallel import PhysicalGraph
+from flowc.ir.passes.precision import Half
 
 from .. import memory
 from ..cpu import elementwise as ew
@@ -73,30 +74,35 @@ HALF_KERNELS = {f"flowc_cuda_{name}_{dt}" for dt in ("f16", "bf16") for name in 
     "gemm", "conv2d", "conv2d_workspace", "maxpool2d", "avgpool2d", "global_avgpool", "softmax", "log_softmax",
     "softmax_strided", "log_softmax_strided", "layer_norm", "group_norm", "reduce_trailing", "reduce_middle",
     "attention")}
-# The ops whose CUDA code stores f16/bf16 (ir/passes/precision.py narrows them): generated
-# elementwise kernels, the library kernels above, and data movement, which copies elements of
-# any size. Shape reads only the type.
-HALF_OPS = {"MatMul", "Conv", "AveragePool", "GlobalAveragePool", "Softmax", "LogSoftmax", "LayerNormalization",
-            "GroupNormalization", "InstanceNormalization", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin",
-            "ReduceProd", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
-            "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Expand", "Concat", "Split",
-            "Slice", "Gather", "GatherElements", "GatherND", "Pad", "Shape"}
+# How target cuda runs ops in f16/bf16 (ir/passes/precision.py narrows them): products,
+# convolutions and norms START half (their kernels read half operands, accumulate in f32); the
+# generated elementwise kernels, the pools, softmax, the reductions and data movement (which
+# copies elements of any size) FOLLOW operands that are half already. Shape reads only the type.
+HALF_START = {"MatMul", "Conv", "LayerNormalization", "GroupNormalization", "InstanceNormalization"}
+HALF_FOLLOW = {"AveragePool", "GlobalAveragePool", "Softmax", "LogSoftmax", "ReduceSum", "ReduceMean", "ReduceMax",
+               "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum",
+               "ReduceLogSumExp", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Expand",
+               "Concat", "Split", "Slice", "Gather", "GatherElements", "GatherND", "Pad", "Shape"}
 
 
-def runs_in_half(node: Node) -> bool:
-    """Whether target cuda runs `node` with its f32 tensors stored in f16 or bf16."""
+def half_code(node: Node) -> Half | None:
+    """How target cuda runs `node` with its f32 tensors stored in f16 or bf16, if it does."""
+    if node.op == "Conv" and node.inputs[0].type.rank not in (3, 4):
+        return None
+    if node.op in HALF_START:
+        return Half.START
     if node.op == "MaxPool":
-        return len(node.outputs) == 1          # the indices output has an f32 kernel only
-    if node.op == "Conv":
-        return node.inputs[0].type.rank in (3, 4)
-    return node.op in HALF_OPS or (node.opdef.family == "elementwise" and node.op in ew.OPS)
+        return Half.FOLLOW if len(node.outputs) == 1 else None   # the indices output: an f32 kernel only
+    if node.op in HALF_FOLLOW or (node.opdef.family == "elementwise" and node.op in ew.OPS):
+        return Half.FOLLOW
+    return None
 
 
 def emit(graph: Graph, out_dir, *, arch="sm_90", max_batch: int | None = None,
          physical: PhysicalGraph | None = None) -> EmitResult:
     """Write the CUDA project for `graph` (optimised, static shapes) into `out_dir`, built for
     the GPU architectures `arch` (see arch_list). Tensors the graph holds in f16 or bf16
-    (ir/passes/precision.py with runs_in_half) are stored so and computed in f32."""
+    (ir/passes/precision.py with half_code) are stored so and computed in f32."""
     archs = arch_list(arch)
     if max_batch is not None:
         raise CompileError(f"max_batch={max_batch}: target cuda runs fixed shapes for now; compile for one batch "

@@ -27,7 +27,7 @@ from ..infer import infer_node
 from ..registry import REQUIRED, Attr, defop, get_op, has_op
 from ..text import _Parser, format_attr, format_scalar
 from ..types import TensorType
-from .rules import broadcast_shapes
+from .rules import broadcast_shapes, widen
 
 _STRING_OR_BREAK = re.compile(r'"(?:[^"\\\n]|\\.)*"|[;\n]')
 
@@ -298,9 +298,9 @@ def _attention_infer(node: Node):
 def _attention_ref(node: Node, q, kt, v, *extras):
     scores_op, _, _ = _attention_probes(node)
     acc = get_op("MatMul").ref(scores_op, q, kt)
-    scores = program_value(node, "epilogue", {"acc": acc, **_inputs(extras)})
+    scores = widen(program_value(node, "epilogue", {"acc": acc, **_inputs(extras)}))
     shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return np.matmul(shifted / shifted.sum(axis=-1, keepdims=True), v).astype(v.dtype)
+    return np.matmul(shifted / shifted.sum(axis=-1, keepdims=True), widen(v)).astype(v.dtype)
 
 
 defop("FusedAttention", family="fused", onnx=False,

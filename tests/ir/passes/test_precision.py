@@ -11,7 +11,7 @@ import pytest
 import flowc
 from flowc import CompileError, GraphBuilder
 from flowc.api import import_model
-from flowc.codegen.cuda import runs_in_half
+from flowc.codegen.cuda import half_code
 from flowc.ir.interpreter import run
 from flowc.ir.passes import optimize
 from flowc.ir.passes.precision import lower_precision
@@ -52,21 +52,55 @@ def _mlp_with_resize() -> flowc.ir.Graph:
 
 @pytest.mark.parametrize("precision", HALF)
 def test_interface_and_placement(precision):
-    g = lower_precision(optimize(_mlp_with_resize()), precision, runs_in_half)
+    g = lower_precision(optimize(_mlp_with_resize()), precision, half_code)
     half = {"fp16": "f16", "bf16": "bf16"}[precision]
     assert [(v.name, v.type.dtype.name) for v in g.inputs] == [("x", "f32")]
     assert [(v.name, v.type.dtype.name) for v in g.outputs] == [("side", "f32"), ("y", "f32")]
+    placed = {}
     for node in g.nodes:
         dts = {v.type.dtype.name for v in (*node.inputs, *node.outputs) if v is not None and v.type.dtype.is_float}
-        if node.op == "Resize":
-            assert dts == {"f32"}, node   # no half kernel: stays f32, between casts
-        elif node.op == "Cast":
+        if node.op == "Cast":
             assert len(dts) == 2, node    # casts only where f32 and half meet
         else:
-            assert dts == {half}, node
-    # the bias and the weight, read on both sides of the Resize, are converted once each
+            placed.setdefault(node.op, set()).update(dts)
+    # the products start half, Relu and Add follow them; Resize has no half kernel, and the Mul
+    # after it follows its f32 operand
+    assert placed == {"MatMul": {half}, "Add": {half}, "Relu": {half}, "Resize": {"f32"}, "Mul": {"f32"}}
+    # the weight, read by both products, is converted once; the bias is read in both types
     assert sorted(v.type.dtype.name for v in g.constants if v.type.dtype.is_float and v.name != "scales") == \
-        [half, half]
+        sorted(["f32", half, half])
+
+
+def test_f32_data_is_not_narrowed_by_ops_that_only_follow():
+    """Data movement and comparisons of f32 graph inputs stay f32: 70000 does not become inf,
+    1.0002 > 1.0001 stays true."""
+    b = GraphBuilder("follow")
+    x = b.input("x", "f32", [2, 3])
+    values, _ = b.top_k(b.transpose(x, perm=[1, 0]), np.array([1]), outputs=["values", "indices"])
+    b.output(values, name="top")
+    b.output(b.greater(x, np.float32(1.0001)), name="greater")
+    b.output(b.identity(x), name="same")
+    g = lower_precision(optimize(b.build()), "fp16", half_code)
+    assert not any(v.type.dtype.name == "f16" for n in g.nodes for v in n.outputs)
+    x = np.array([[70000, 1.0002, 0], [1, 2, 3]], np.float32)
+    got = run(g, {"x": x})
+    np.testing.assert_array_equal(got["top"], [[70000], [2], [3]])
+    np.testing.assert_array_equal(got["greater"], x > np.float32(1.0001))
+
+
+@pytest.mark.parametrize("square", ["Pow", "Mul"])
+@pytest.mark.parametrize("scale", [300.0, 1e-5])
+def test_rms_norm_out_of_fp16_range_keeps_f32(square, scale):
+    """x / sqrt(mean(x^2) + 1e-12) after a product (which starts half): x^2 overflows f16 at
+    |x| = 300 and vanishes at 1e-5, and f16 has no 1e-12; fp16 must still give 1s."""
+    b = GraphBuilder("rms")
+    x = b.matmul(b.input("x", "f32", [2, 8]), np.eye(8, dtype=np.float32))
+    sq = b.pow(x, np.float32(2)) if square == "Pow" else b.mul(x, x)
+    rms = b.sqrt(b.reduce_mean(sq, np.array([-1]), keepdims=1) + np.float32(1e-12))
+    b.output(b.div(x, rms), name="y")
+    g = lower_precision(optimize(b.build()), "fp16", half_code)
+    got = run(g, {"x": np.full((2, 8), scale, np.float32)})["y"]
+    np.testing.assert_allclose(got, np.ones((2, 8)), rtol=TOLERANCE["fp16"])
 
 
 @pytest.mark.parametrize("precision", HALF)
@@ -74,24 +108,24 @@ def test_mixed_graph_matches_f32_reference(precision):
     g = optimize(_mlp_with_resize())
     x = {"x": np.random.default_rng(1).standard_normal((1, 1, 4, 8)).astype(np.float32)}
     want = run(g, x)
-    got = run(lower_precision(g.copy(), precision, runs_in_half), x)
+    got = run(lower_precision(g.copy(), precision, half_code), x)
     _assert_close(got, want, precision)
 
 
 def test_fp32_leaves_the_graph_alone():
     g = optimize(_mlp_with_resize())
     text = str(g)
-    assert lower_precision(g, "fp32", runs_in_half) is g and str(g) == text
+    assert lower_precision(g, "fp32", half_code) is g and str(g) == text
 
 
 def test_out_of_range_constants_saturate():
     """f16's largest finite value is 65504: a mask of -3.4e38 stays finite, infinities stay."""
     b = GraphBuilder("mask")
-    x = b.input("x", "f32", [2, 4])
+    x = b.matmul(b.input("x", "f32", [2, 4]), np.eye(4, dtype=np.float32))   # half from here on
     mask = b.const(np.array([0, np.finfo(np.float32).min, -np.inf, 1e6], np.float32), name="mask")
     b.output(b.softmax(x + mask, axis=-1), name="y")
-    g = lower_precision(optimize(b.build()), "fp16", runs_in_half)
-    (narrowed,) = [v for v in g.constants if v.type.dtype.name == "f16"]
+    g = lower_precision(optimize(b.build()), "fp16", half_code)
+    (narrowed,) = [v for v in g.constants if v.type.dtype.name == "f16" and v.type.shape == (4,)]
     np.testing.assert_array_equal(narrowed.const.astype(np.float32), [0, -65504, -np.inf, 65504])
     y = run(g, {"x": np.zeros((2, 4), np.float32)})["y"]
     assert np.isfinite(y).all()
@@ -105,7 +139,7 @@ def test_an_output_read_twice_and_used_inside():
     b.output(b.exp(h), name="e")
     g = optimize(b.build())
     g.outputs.append(g.outputs[0])   # one value as two outputs
-    g = lower_precision(g, "bf16", runs_in_half)
+    g = lower_precision(g, "bf16", half_code)
     assert [v.name for v in g.outputs] == ["h", "e", "h"] and g.outputs[0] is g.outputs[2]
     got = run(g, {"x": np.array([-1, 0.5, 2], np.float32)})
     np.testing.assert_allclose(got["e"], np.exp([0, 0.5, 2]), rtol=1e-2)
@@ -131,6 +165,6 @@ def test_models_in_half_match_f32(exported_model, name, report_section):
     want = run(g, inputs)
     lines = []
     for precision in HALF:
-        worst = _assert_close(run(lower_precision(g.copy(), precision, runs_in_half), inputs), want, precision)
+        worst = _assert_close(run(lower_precision(g.copy(), precision, half_code), inputs), want, precision)
         lines.append(f"{precision}: max |error| / max |f32| = {worst:.2g}")
     report_section(f"precision on the reference: {name}", "; ".join(lines))
