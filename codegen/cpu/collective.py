@@ -19,8 +19,10 @@ from flowc.ir.ops.rules import axis_of
 from ..schedule import TensorLife
 
 COMM_STREAM = 1
-# The element types a reduction sums (flowc_comm_dtype); the other collectives move bytes.
-COMM_DTYPES = {"f32": "FLOWC_COMM_F32", "f64": "FLOWC_COMM_F64", "i32": "FLOWC_COMM_I32", "i64": "FLOWC_COMM_I64"}
+# The element types a reduction sums (flowc_comm_dtype); the other collectives move bytes. Only
+# target cuda stores f16 and bf16 (target cpu refuses them before any collective).
+COMM_DTYPES = {"f32": "FLOWC_COMM_F32", "f64": "FLOWC_COMM_F64", "i32": "FLOWC_COMM_I32", "i64": "FLOWC_COMM_I64",
+               "f16": "FLOWC_COMM_F16", "bf16": "FLOWC_COMM_BF16"}
 RANK_LOCAL = frozenset({"LocalSlice", "KeepFirst"})
 
 
@@ -91,8 +93,8 @@ class CollectiveSteps:
     def _comm_dtype(self, node: Node, v: Value) -> str:
         dt = COMM_DTYPES.get(v.type.dtype.name)
         if dt is None:
-            raise CompileError(f"{describe_node(node)}: target {self.device} sums f32, f64, i32 and i64 across devices; "
-                               f"{v.type} is none of them")
+            raise CompileError(f"{describe_node(node)}: target {self.device} sums f32, f64, i32, i64, f16 and bf16 "
+                               f"across devices; {v.type} is none of them")
         return dt
 
     def _coord(self, node: Node) -> list[str]:

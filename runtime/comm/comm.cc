@@ -14,6 +14,8 @@ size_t comm_dtype_size(flowc_comm_dtype dtype) {
     case FLOWC_COMM_F64: return 8;
     case FLOWC_COMM_I32: return 4;
     case FLOWC_COMM_I64: return 8;
+    case FLOWC_COMM_F16: return 2;
+    case FLOWC_COMM_BF16: return 2;
   }
   return 0;
 }
@@ -24,6 +26,8 @@ const char* comm_dtype_name(flowc_comm_dtype dtype) {
     case FLOWC_COMM_F64: return "f64";
     case FLOWC_COMM_I32: return "i32";
     case FLOWC_COMM_I64: return "i64";
+    case FLOWC_COMM_F16: return "f16";
+    case FLOWC_COMM_BF16: return "bf16";
   }
   return "?";
 }
@@ -135,7 +139,7 @@ flowc_status Communicator::check_and_run(Op op, int32_t axis, flowc_comm_dtype d
     if (!element) {
       return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
                                "rank %d: %s on mesh axis %d: dtype %d is not a flowc_comm_dtype "
-                               "(f32 = 1, f64 = 2, i32 = 3, i64 = 4)",
+                               "(f32 = 1, f64 = 2, i32 = 3, i64 = 4, f16 = 5, bf16 = 6)",
                                rank_, what, axis, int(dtype));
     }
   }

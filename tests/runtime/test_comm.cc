@@ -1,9 +1,11 @@
 // The communicators' conformance test: every collective on every mesh axis, for every dtype,
-// at odd and zero sizes, many calls back to back, checked against sums this file computes.
+// at odd and zero sizes, many calls back to back, checked against sums this file computes. f16
+// and bf16 sums must be rounded once, from float (the host conversions are checked first).
 //
 //   test_comm local          all ranks as threads of this process (meshes 4, 2x2, 2x3)
 //   mpirun -np 4 test_comm mpi   one rank per process (meshes 4, 2x2), plus the errors MPI gives
 //   test_comm without-mpi    (built with the communicator compiled without MPI) its error
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include "check.h"
 #include "flowc/comm.h"
 #include "runtime/comm/comm.h"
+#include "runtime/comm/half.h"
 #include "runtime/comm/local/local_communicator.h"
 #include "runtime/comm/mpi/mpi_communicator.h"
 #include "runtime/core/step.h"
@@ -130,6 +133,142 @@ void check_one(Communicator& comm, const std::vector<int32_t>& shape, Kind kind,
   }
 }
 
+// -- f16 and bf16 --------------------------------------------------------------------------------
+
+// A half type as this test sees it: its conversions, the bits of +inf, and its mantissa's width.
+struct HalfType {
+  const char* name;
+  flowc_comm_dtype dtype;
+  float (*widen)(uint16_t);
+  uint16_t (*narrow)(float);
+  uint16_t inf;
+  int mantissa_bits;
+};
+const HalfType kF16 = {"f16", FLOWC_COMM_F16, flowc::f16_to_float, flowc::float_to_f16, 0x7c00, 10};
+const HalfType kBF16 = {"bf16", FLOWC_COMM_BF16, flowc::bf16_to_float, flowc::float_to_bf16, 0x7f80, 7};
+
+bool is_nan(const HalfType& t, uint16_t h) { return (h & 0x7fffu) > t.inf; }
+
+// Every value widens and narrows back to itself (NaNs stay NaN, made quiet); between each finite
+// value and its neighbour away from zero, the midpoint rounds to the one whose last bit is 0 and
+// the floats either side of it to the nearer; then the edges by value.
+void check_conversions(const HalfType& t) {
+  const uint16_t quiet = uint16_t(1u << (t.mantissa_bits - 1));
+  for (uint32_t h = 0; h <= 0xffffu; ++h) {
+    float value = t.widen(uint16_t(h));
+    uint16_t back = t.narrow(value);
+    if (is_nan(t, uint16_t(h))) {
+      CHECK(std::isnan(value) && is_nan(t, back) && (back & quiet), "%s 0x%04x: NaN came back as 0x%04x", t.name, h,
+            back);
+      continue;
+    }
+    CHECK(back == h, "%s 0x%04x (%.9g) came back as 0x%04x", t.name, h, double(value), back);
+    if ((h & 0x7fffu) == t.inf) continue;
+    uint16_t next = uint16_t(h + 1);
+    // The largest finite value's step, continued past it, leads to where inf begins.
+    float step = (next & 0x7fffu) == t.inf ? value - t.widen(uint16_t(h - 1)) : t.widen(next) - value;
+    float mid = value + step / 2;  // exact: float has bits to spare
+    uint16_t even = (h & 1u) ? next : uint16_t(h);
+    CHECK(t.narrow(mid) == even, "%s: %.9g, halfway from 0x%04x, gave 0x%04x", t.name, double(mid), h,
+          t.narrow(mid));
+    CHECK(t.narrow(std::nextafter(mid, value)) == h, "%s: just below %.9g gave 0x%04x, not 0x%04x", t.name,
+          double(mid), t.narrow(std::nextafter(mid, value)), h);
+    CHECK(t.narrow(std::nextafter(mid, 2 * mid)) == next, "%s: just above %.9g gave 0x%04x, not 0x%04x", t.name,
+          double(mid), t.narrow(std::nextafter(mid, 2 * mid)), next);
+  }
+  const float inf = INFINITY;
+  struct Edge {
+    float value;
+    uint16_t want;
+  };
+  const std::vector<Edge> edges =
+      t.dtype == FLOWC_COMM_F16
+          ? std::vector<Edge>{{1.0f, 0x3c00}, {-2.5f, 0xc100}, {65504.0f, 0x7bff}, {65520.0f, 0x7c00},
+                              {1e6f, 0x7c00}, {FLT_MAX, 0x7c00}, {-inf, 0xfc00}, {0x1p-14f, 0x0400},
+                              {0x1p-24f, 0x0001}, {-0x1p-25f, 0x8000}, {0x1.8p-25f, 0x0001}, {0x1.8p-24f, 0x0002},
+                              {-0.0f, 0x8000}, {FLT_TRUE_MIN, 0x0000}}
+          : std::vector<Edge>{{1.0f, 0x3f80}, {-2.5f, 0xc020}, {0x1.fep127f, 0x7f7f}, {FLT_MAX, 0x7f80},
+                              {-inf, 0xff80}, {1.00390625f, 0x3f80}, {1.01171875f, 0x3f82},
+                              {FLT_TRUE_MIN, 0x0000}, {-0.0f, 0x8000}};
+  for (const Edge& e : edges) {
+    CHECK(t.narrow(e.value) == e.want, "%s: %.9g gave 0x%04x, want 0x%04x", t.name, double(e.value),
+          t.narrow(e.value), e.want);
+  }
+  CHECK(is_nan(t, t.narrow(NAN)) && is_nan(t, t.narrow(-NAN)));
+}
+
+// What `rank`, member m of a group of n, sends at element i of a half sum in call `call`: a
+// value the type holds exactly, and sums that are exact in float in any order, so that MPI's
+// order cannot change them. Most elements: one member (i % n) sends a big value, the others
+// multiples of a quarter of its ulp, so that a sum rounded at each step (as a pairwise MPI_Op
+// would) often differs from the sum rounded once. Then ties, overflow, inf, NaN, subnormals.
+float half_term(const HalfType& t, int32_t rank, uint64_t m, uint64_t n, int call, uint64_t i) {
+  uint64_t h = (uint64_t(rank) * 7919u + i * 104729u + uint64_t(call) * 15485863u) % 1000003u;
+  const int bits = t.mantissa_bits;
+  const bool f16 = t.dtype == FLOWC_COMM_F16;
+  const float sign = (h >> 7) & 1u ? -1.0f : 1.0f;
+  switch (i % 16) {
+    case 0:  // 1 + (n - 1) half ulps: rounded once it moves, at each step it stays 1 (a tie to even)
+      return m == 0 ? 1.0f : std::ldexp(1.0f, -bits - 1);
+    case 1: {  // the largest finite value + (n - 1) quarter ulps: inf from three members, rounded once
+      float largest = t.widen(uint16_t(t.inf - 1));
+      return m == 0 ? largest : std::ldexp(largest - t.widen(uint16_t(t.inf - 2)), -2);
+    }
+    case 2: return m == i % n ? INFINITY : float(h % 5);  // inf from one member
+    case 3: return m == 0 ? NAN : float(h % 5);            // NaN from one
+    case 4: return m == 0 ? INFINITY : m == 1 ? -INFINITY : 1.0f;  // inf - inf: NaN
+    case 5:  // subnormals, summed into subnormals and small normals
+      return sign * std::ldexp(float(h % (m == i % n ? 1u << bits : 16u)), f16 ? -24 : -133);
+    default: {
+      int exponent = f16 ? int(i % 11) - 5 : int(i % 61) - 30;
+      if (m == i % n) return sign * std::ldexp(float((1u << bits) + h % (1u << bits)), exponent - bits);
+      return float(int(h % 7) - 3) * std::ldexp(1.0f, exponent - bits - 2);
+    }
+  }
+}
+
+// One half all-reduce or reduce-scatter by one rank, checked bitwise against the group-order sum
+// in float rounded once (any NaN for a NaN).
+void check_half_sum(Communicator& comm, const std::vector<int32_t>& shape, const HalfType& t, Kind kind, int32_t axis,
+                    uint64_t count, int call) {
+  std::vector<int32_t> group = group_of(shape, comm.rank(), size_t(axis));
+  uint64_t n = group.size(), me = 0;
+  while (group[me] != comm.rank()) ++me;
+  auto term = [&](uint64_t member, uint64_t at) {
+    float value = half_term(t, group[member], member, n, call, at);
+    uint16_t h = t.narrow(value);
+    CHECK(std::isnan(value) || t.widen(h) == value, "%s cannot hold the test's %.9g", t.name, double(value));
+    return h;
+  };
+  std::vector<uint16_t> send((kind == kAllReduce ? 1 : n) * count), recv(count + 1, 0xa5a5);
+  for (uint64_t i = 0; i < send.size(); ++i) send[i] = term(me, i);
+  flowc_status status = kind == kAllReduce ? comm.all_reduce(axis, t.dtype, send.data(), recv.data(), count)
+                                           : comm.reduce_scatter(axis, t.dtype, send.data(), recv.data(), count);
+  CHECK(!status, "rank %d %s %s axis %d: %s", comm.rank(), t.name, kKindNames[kind], axis,
+        flowc_status_get_message(status));
+  uint64_t stepwise_differs = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t at = (kind == kAllReduce ? 0 : me * count) + i;
+    uint16_t stepwise = term(0, at);
+    float sum = t.widen(stepwise);
+    for (uint64_t m = 1; m < n; ++m) {
+      float add = t.widen(term(m, at));
+      sum += add;
+      stepwise = t.narrow(t.widen(stepwise) + add);
+    }
+    uint16_t want = t.narrow(sum);
+    bool nan = is_nan(t, want);
+    CHECK(nan ? is_nan(t, recv[i]) : recv[i] == want,
+          "rank %d %s %s axis %d count %llu element %llu: got 0x%04x (%.9g), want 0x%04x (%.9g)", comm.rank(),
+          t.name, kKindNames[kind], axis, (unsigned long long)count, (unsigned long long)i, recv[i],
+          double(t.widen(recv[i])), want, double(sum));
+    stepwise_differs += !nan && stepwise != want;
+  }
+  CHECK(recv[count] == 0xa5a5, "rank %d %s %s wrote past its receive buffer", comm.rank(), t.name, kKindNames[kind]);
+  // Else the test could not tell rounding once from rounding at each step.
+  CHECK(n < 3 || count < 16 || stepwise_differs > 0, "%s: no element where the roundings differ", t.name);
+}
+
 // Bytes through the byte collectives, at odd sizes.
 void check_bytes(Communicator& comm, const std::vector<int32_t>& shape, Kind kind, int32_t axis, uint64_t bytes,
                  int call) {
@@ -165,9 +304,17 @@ void check_collectives(Communicator& comm, const std::vector<int32_t>& shape, bo
       check_bytes(comm, shape, kAllGather, axis, bytes, call++);
       check_bytes(comm, shape, kAllToAll, axis, bytes, call++);
     }
+    for (const HalfType* t : {&kF16, &kBF16}) {
+      for (uint64_t count : {0, 1, 7, 1031}) {
+        check_half_sum(comm, shape, *t, kAllReduce, axis, count, call++);
+        check_half_sum(comm, shape, *t, kReduceScatter, axis, count, call++);
+      }
+    }
   }
   // Large enough that the local all_reduce splits the sum among members and tiles it.
   check_one(comm, shape, kAllReduce, 0, FLOWC_COMM_F32, 70001, call++, exact);
+  check_half_sum(comm, shape, kF16, kAllReduce, 0, 70001, call++);
+  check_half_sum(comm, shape, kBF16, kReduceScatter, 0, 20001, call++);
   for (int k = 0; k < rounds; ++k, ++call) {
     uint64_t h = uint64_t(k) * 2654435761u;
     check_one(comm, shape, Kind(h % 4), int32_t((h >> 8) % shape.size()), kDtypes[(h >> 16) % 4], (h >> 24) % 40,
@@ -205,8 +352,8 @@ void check_bad_arguments(Communicator& comm) {
   int32_t coord = -1, size = -1;
   CHECK(flowc_comm_coord(&ctx, 0, &coord, &size) == 0);
   CHECK(coord == comm.coords()[0] && size == comm.mesh().shape()[0]);
-  CHECK(flowc_comm_all_reduce(&ctx, 0, flowc_comm_dtype(5), a, b, 1) == FLOWC_STATUS_INVALID_ARGUMENT);
-  CHECK(ctx.error && std::strstr(ctx.error, "dtype 5 is not a flowc_comm_dtype"), "%s", ctx.error);
+  CHECK(flowc_comm_all_reduce(&ctx, 0, flowc_comm_dtype(9), a, b, 1) == FLOWC_STATUS_INVALID_ARGUMENT);
+  CHECK(ctx.error && std::strstr(ctx.error, "dtype 9 is not a flowc_comm_dtype"), "%s", ctx.error);
   ctx.error = nullptr;
   CHECK(flowc_comm_coord(&ctx, 9, &coord, &size) == FLOWC_STATUS_INVALID_ARGUMENT);
   CHECK(ctx.error && std::strstr(ctx.error, "mesh axis 9 is out of range"), "%s", ctx.error);
@@ -229,6 +376,9 @@ void run_local(const std::vector<int32_t>& shape, const std::function<void(Commu
 }
 
 void check_local() {
+  check_conversions(kF16);
+  check_conversions(kBF16);
+  std::printf("f16, bf16: every value round-trips through float; every halfway point rounds to even\n");
   for (std::vector<int32_t> shape : {std::vector<int32_t>{4}, {2, 2}, {2, 3}, {1, 3}}) {
     run_local(shape, [&](Communicator& comm) {
       CHECK(std::strcmp(comm.name(), "local") == 0 && comm.ranks_on_host() == comm.mesh().size());

@@ -12,6 +12,7 @@ import numpy as np
 from flowc.errors import CompileError, describe_node
 
 from ...interpreter import check_inputs
+from ...ops.rules import widen
 from ...sbp import mesh_coords
 from .physical import PhysicalGraph
 
@@ -79,7 +80,9 @@ def _one(node, parts: list[np.ndarray], i: int, n: int) -> np.ndarray:
 
 
 def _sum(parts: list[np.ndarray]) -> np.ndarray:
-    total = parts[0].copy()
+    """The members' parts summed in group order; half floats in f32, rounded once at the end,
+    as the communicators sum them."""
+    total = widen(parts[0]).copy()
     for p in parts[1:]:
-        total = total + p
+        total = total + widen(p)
     return total.astype(parts[0].dtype)

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "runtime/base/spin.h"
+#include "runtime/comm/half.h"
 
 namespace flowc {
 
@@ -138,6 +139,24 @@ void sum_members(T* dst, const std::vector<Entry>& entries, uint64_t offset, uin
   }
 }
 
+// The same for a half type: the members' values widened to float, summed in group order, and
+// rounded once at the end, as the reference computes half sums.
+template <float (*widen)(uint16_t), uint16_t (*narrow)(float)>
+void sum_members_half(uint16_t* dst, const std::vector<Entry>& entries, uint64_t offset, uint64_t len) {
+  constexpr uint64_t tile = kTileBytes / sizeof(float);
+  float sum[tile];
+  for (uint64_t begin = 0; begin < len; begin += tile) {
+    uint64_t n = std::min(tile, len - begin);
+    const uint16_t* first = static_cast<const uint16_t*>(entries[0].send) + offset + begin;
+    for (uint64_t j = 0; j < n; ++j) sum[j] = widen(first[j]);
+    for (size_t i = 1; i < entries.size(); ++i) {
+      const uint16_t* src = static_cast<const uint16_t*>(entries[i].send) + offset + begin;
+      for (uint64_t j = 0; j < n; ++j) sum[j] += widen(src[j]);
+    }
+    for (uint64_t j = 0; j < n; ++j) dst[begin + j] = narrow(sum[j]);
+  }
+}
+
 void sum_members(flowc_comm_dtype dtype, void* dst, const std::vector<Entry>& entries, uint64_t offset,
                  uint64_t len) {
   switch (dtype) {
@@ -145,6 +164,10 @@ void sum_members(flowc_comm_dtype dtype, void* dst, const std::vector<Entry>& en
     case FLOWC_COMM_F64: return sum_members(static_cast<double*>(dst), entries, offset, len);
     case FLOWC_COMM_I32: return sum_members(static_cast<uint32_t*>(dst), entries, offset, len);
     case FLOWC_COMM_I64: return sum_members(static_cast<uint64_t*>(dst), entries, offset, len);
+    case FLOWC_COMM_F16:
+      return sum_members_half<f16_to_float, float_to_f16>(static_cast<uint16_t*>(dst), entries, offset, len);
+    case FLOWC_COMM_BF16:
+      return sum_members_half<bf16_to_float, float_to_bf16>(static_cast<uint16_t*>(dst), entries, offset, len);
   }
 }
 

@@ -12,8 +12,8 @@ namespace flowc {
 // one thread at a time (a rank's comm stream). They share one rendezvous per group: a member
 // publishes its buffers, each member then computes its share of the result reading the others'
 // buffers directly, and none returns before all are done reading. Sums run over the group in
-// group order, so every member gets bitwise the same result. The shared state lives as long as
-// any of the communicators.
+// group order, so every member gets bitwise the same result (f16 and bf16 summed in float and
+// rounded once). The shared state lives as long as any of the communicators.
 flowc_status create_local_communicators(const Mesh& mesh, std::vector<std::unique_ptr<Communicator>>* out_comms);
 
 }  // namespace flowc

@@ -13,10 +13,13 @@
 #include <atomic>
 #include <climits>
 #include <cstdio>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "runtime/base/log.h"
+#include "runtime/comm/half.h"
 
 namespace flowc {
 
@@ -88,9 +91,13 @@ MPI_Datatype mpi_type(flowc_comm_dtype dtype) {
     case FLOWC_COMM_F64: return MPI_DOUBLE;
     case FLOWC_COMM_I32: return MPI_INT32_T;
     case FLOWC_COMM_I64: return MPI_INT64_T;
+    case FLOWC_COMM_F16:
+    case FLOWC_COMM_BF16: return MPI_FLOAT;  // summed widened: MpiCommunicator::widen
   }
   return MPI_DATATYPE_NULL;
 }
+
+bool is_half(flowc_comm_dtype dtype) { return dtype == FLOWC_COMM_F16 || dtype == FLOWC_COMM_BF16; }
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -119,21 +126,28 @@ class MpiCommunicator final : public Communicator {
                                rank(), op_name(op), axis, (unsigned long long)count,
                                op == Op::kReduceScatter ? "elements" : "bytes");
     }
+    // A half type is summed in its float copy, in place, and narrowed into recv after (see widen).
+    const bool half = is_half(dtype);
+    if (half) FLOWC_RETURN_IF_ERROR(widen(op, axis, dtype, send, count));
+    void* sum = half ? static_cast<void*>(widened_.get()) : recv;
     auto lock = mpi_lock();
     int code = MPI_SUCCESS;
     switch (op) {
       case Op::kAllReduce: {
         // MPI counts are ints: a larger reduction goes in pieces.
-        size_t element = comm_dtype_size(dtype);
+        size_t element = half ? sizeof(float) : comm_dtype_size(dtype);
         for (uint64_t done = 0; done < count && code == MPI_SUCCESS; done += uint64_t(INT_MAX)) {
           int n = int(std::min<uint64_t>(count - done, uint64_t(INT_MAX)));
-          code = MPI_Allreduce(static_cast<const char*>(send) + done * element,
-                               static_cast<char*>(recv) + done * element, n, mpi_type(dtype), MPI_SUM, comm);
+          code = MPI_Allreduce(half ? MPI_IN_PLACE : static_cast<const char*>(send) + done * element,
+                               static_cast<char*>(sum) + done * element, n, mpi_type(dtype), MPI_SUM, comm);
         }
         break;
       }
       case Op::kReduceScatter:
-        if (count) code = MPI_Reduce_scatter_block(send, recv, int(count), mpi_type(dtype), MPI_SUM, comm);
+        if (count) {
+          code = MPI_Reduce_scatter_block(half ? MPI_IN_PLACE : send, sum, int(count), mpi_type(dtype), MPI_SUM,
+                                          comm);
+        }
         break;
       case Op::kAllGather:
         if (count) code = MPI_Allgather(send, int(count), MPI_BYTE, recv, int(count), MPI_BYTE, comm);
@@ -142,7 +156,11 @@ class MpiCommunicator final : public Communicator {
         if (count) code = MPI_Alltoall(send, int(count), MPI_BYTE, recv, int(count), MPI_BYTE, comm);
         break;
     }
-    if (code == MPI_SUCCESS) return nullptr;
+    if (code == MPI_SUCCESS) {
+      if (lock.owns_lock()) lock.unlock();
+      if (half) narrow(dtype, recv, count);
+      return nullptr;
+    }
     flowc_status failure = mpi_failure(code, op_name(op));
     flowc_status named = flowc_status_make(FLOWC_STATUS_UNAVAILABLE, "rank %d: mesh axis %d: %s", rank(), axis,
                                            flowc_status_get_message(failure));
@@ -151,9 +169,39 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  // f16 and bf16, which MPI lacks, are summed as floats and rounded once, so that MPI gives the
+  // local communicator's (and the reference's) result up to its order of summation. Summing the
+  // 16-bit values through a user-defined MPI_Op would move half the bytes but round at every
+  // step of MPI's reduction tree; this is a host path, where accuracy is the point.
+  flowc_status widen(Op op, int32_t axis, flowc_comm_dtype dtype, const void* send, uint64_t count) {
+    uint64_t total = op == Op::kAllReduce ? count : count * uint64_t(mesh().shape()[size_t(axis)]);
+    if (total > widened_size_) {
+      widened_.reset(new (std::nothrow) float[total]);
+      widened_size_ = widened_ ? total : 0;
+      if (!widened_) {
+        return flowc_status_make(FLOWC_STATUS_RESOURCE_EXHAUSTED,
+                                 "rank %d: %s on mesh axis %d: no memory for the %llu floats that %s is summed in",
+                                 rank(), op_name(op), axis, (unsigned long long)total, comm_dtype_name(dtype));
+      }
+    }
+    float (*to_float)(uint16_t) = dtype == FLOWC_COMM_F16 ? f16_to_float : bf16_to_float;
+    auto in = static_cast<const uint16_t*>(send);
+    for (uint64_t i = 0; i < total; ++i) widened_[i] = to_float(in[i]);
+    return nullptr;
+  }
+
+  // The first `count` floats of the sum (all of it, or this member's block), rounded into recv.
+  void narrow(flowc_comm_dtype dtype, void* recv, uint64_t count) const {
+    uint16_t (*from_float)(float) = dtype == FLOWC_COMM_F16 ? float_to_f16 : float_to_bf16;
+    auto out = static_cast<uint16_t*>(recv);
+    for (uint64_t i = 0; i < count; ++i) out[i] = from_float(widened_[i]);
+  }
+
   MPI_Comm world_;
   std::vector<MPI_Comm> axes_;
   int32_t on_host_;
+  std::unique_ptr<float[]> widened_;  // kept for the next call: one thread at a time calls a rank
+  uint64_t widened_size_ = 0;
 };
 
 }  // namespace

@@ -56,6 +56,8 @@ ncclDataType_t nccl_type(flowc_comm_dtype dtype) {
     case FLOWC_COMM_F64: return ncclFloat64;
     case FLOWC_COMM_I32: return ncclInt32;
     case FLOWC_COMM_I64: return ncclInt64;
+    case FLOWC_COMM_F16: return ncclFloat16;    // NCCL sums in the type itself, rounding at each step
+    case FLOWC_COMM_BF16: return ncclBfloat16;
   }
   return ncclUint8;  // not reached: Communicator checks the dtype of a reduction
 }

@@ -24,12 +24,16 @@
 extern "C" {
 #endif
 
-// Element types a reduction can sum.
+// Element types a reduction can sum. F16 (IEEE binary16) and BF16: the local and MPI
+// communicators sum them in float and round once, as the reference does; NCCL sums in the type
+// itself, rounding at each step.
 typedef enum flowc_comm_dtype {
   FLOWC_COMM_F32 = 1,
   FLOWC_COMM_F64 = 2,
   FLOWC_COMM_I32 = 3,
   FLOWC_COMM_I64 = 4,
+  FLOWC_COMM_F16 = 5,
+  FLOWC_COMM_BF16 = 6,
 } flowc_comm_dtype;
 
 // This rank's coordinate on `mesh_axis` and that axis's size (the group's).

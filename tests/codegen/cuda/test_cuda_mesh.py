@@ -6,7 +6,9 @@ switch on the rank; loading fails clearly. On a GPU (marked `gpu`): every rank i
 one GPU (the local communicator staged through host memory: several virtual devices on one GPU)
 and one process per rank under mpirun (MPI, staged), against the single-device reference and
 onnxruntime. NCCL itself needs a GPU per rank (it refuses two ranks on one GPU); its own test is
-tests/runtime/test_nccl_communicator.cc."""
+tests/runtime/test_nccl_communicator.cc. An MLP in fp16 and bf16 whose partial sums are stored in
+half sums them as FLOWC_COMM_F16 or FLOWC_COMM_BF16, and builds; on a GPU, against its plan
+simulated on numpy."""
 from __future__ import annotations
 
 import re
@@ -21,7 +23,7 @@ from flowc.frontend.builder import GraphBuilder
 from flowc.ir.passes import optimize
 from flowc.ir.passes.parallel import build_physical, make_mesh, search, simulate
 from gpu import gpu_missing
-from plans import ATOL, PLANS, plan, RTOL, assert_outputs, collectives, inputs_for, run_mpi
+from plans import ATOL, PLANS, plan, RTOL, assert_outputs, collectives, inputs_for, mlp, run_mpi
 
 import flowc
 from flowc.errors import CompileError
@@ -92,6 +94,46 @@ def test_kernels_that_differ_between_ranks_switch_on_the_rank(tmp_path):
     assert "case 1:" in switch and "k1_r1<<<" in switch and "default:" in switch
 
 
+# Plans whose partial sums are stored in half: name -> (precision, SBP hints, the collective that
+# sums them). The H100 profile keeps an MLP this small whole; a memory limit under its 64 KiB of
+# half weights makes the plan split them (the second matmul then makes partial sums), and the
+# hint that its output "5" (a name the precision pass keeps) be whole makes the sum one all-reduce
+# rather than a reduce-scatter and an all-gather.
+HALF_MLP = (4, 64, 256)
+HALF_PLANS = {"fp16-all-reduce": ("fp16", {"5": "B"}, "AllReduce"),
+              "fp16-reduce-scatter": ("fp16", None, "ReduceScatter"),
+              "bf16-all-reduce": ("bf16", {"5": "B"}, "AllReduce")}
+HALF_TOLERANCE = {"fp16": 1e-2, "bf16": 5e-2}   # of the largest magnitude, as tests/codegen/cuda/test_cuda_precision.py
+
+
+@pytest.fixture(scope="module")
+def half_artifacts(tmp_path_factory, cuda_toolchain):
+    """name -> the artifact of HALF_PLANS[name], compiled for 2 GPUs and built (sm_90) once."""
+    done = {}
+
+    def get(name: str):
+        if name not in done:
+            precision, hints, _ = HALF_PLANS[name]
+            done[name] = flowc.compile(mlp(*HALF_MLP), target="cuda", devices=2, precision=precision, sbp=hints,
+                                       memory_limit="40KiB", out_dir=tmp_path_factory.mktemp(f"cuda-{name}"))
+        return done[name]
+    return get
+
+
+@pytest.mark.parametrize("name", HALF_PLANS)
+def test_partial_sums_in_half_are_summed_in_half(half_artifacts, name):
+    precision, _, op = HALF_PLANS[name]
+    artifact = half_artifacts(name)
+    half = {"fp16": "f16", "bf16": "bf16"}[precision]
+    assert [(v.name, v.type.dtype.name) for v in artifact.graph.inputs] == [("x", "f32")]
+    summed = [str(n.inputs[0].type) for n in artifact.graph.nodes if n.op == op]
+    assert summed == [f"{half}[4,64]"], f"{name}: not the plan meant: {summed}"
+    call = {"AllReduce": "all_reduce", "ReduceScatter": "reduce_scatter"}[op]
+    source = (artifact.path / "model.cu").read_text()
+    assert len(re.findall(rf"flowc_comm_{call}\(ctx, 0, FLOWC_COMM_{half.upper()}, ", source)) == 1
+    assert list(artifact.path.glob("build/libflowc_model.so")), "the project did not build"
+
+
 def test_loading_without_a_gpu_fails_clearly(artifacts, monkeypatch):
     if gpu_missing() is None:
         pytest.skip("a GPU is here: the gpu tests run the mesh models")
@@ -122,6 +164,25 @@ def test_plan_on_one_gpu_matches_reference(artifacts, name):
         feeds = inputs_for(graph or physical.graph, seed)
         want = simulate(physical, feeds)[0] if graph is None else flowc.ir.run(graph, feeds)
         assert_outputs(model.run(feeds), want, f"{name} on one GPU, seed {seed}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", HALF_PLANS)
+def test_half_plan_on_one_gpu_matches_reference(half_artifacts, name):
+    """Both ranks on GPU 0 (the local communicator, staged): against the plan in half simulated on
+    numpy (a tenth of the tolerance: only the order of f32 sums differs) and the f32 model."""
+    precision = HALF_PLANS[name][0]
+    artifact = half_artifacts(name)
+    physical = build_physical(artifact.plan)
+    model = cuda.load(artifact.path, comm="local")
+    for seed in (0, 1):
+        feeds = inputs_for(physical.graph, seed)
+        got = model.run(feeds)
+        for want, tol in ((simulate(physical, feeds)[0], HALF_TOLERANCE[precision] / 10),
+                          (flowc.ir.run(mlp(*HALF_MLP), feeds), HALF_TOLERANCE[precision])):
+            for key, value in want.items():
+                np.testing.assert_allclose(got[key], value, rtol=tol, atol=tol * float(np.max(np.abs(value))),
+                                           err_msg=f"{name} on one GPU, seed {seed}: {key}")
 
 
 DRIVER = """
