@@ -208,18 +208,18 @@ flowc_status load_on_gpu(const std::string& dir, const flowc_model_desc& desc, i
   return status;
 }
 
-// The GPU of the `index`-th rank on this host: options->device, then the next ones, round the
-// GPUs there are (several ranks share a GPU where there are fewer: the local and MPI
-// communicators allow that, NCCL does not).
-flowc_status gpu_for(const flowc_options* options, int32_t index, int32_t* out_ordinal) {
+// The GPU of mesh rank `rank`, the `index`-th rank on this host: options->device, then the next
+// ones, round the GPUs there are (several ranks share a GPU where there are fewer: the local and
+// MPI communicators allow that, NCCL does not).
+flowc_status gpu_for(const flowc_options* options, int32_t rank, int32_t index, int32_t* out_ordinal) {
   int32_t count = 0;
   FLOWC_RETURN_IF_ERROR(flowc::CudaDevice::count(&count));
   int32_t base = options ? options->device : 0;
   if (base < 0 || base >= count) {
     return flowc_status_make(FLOWC_STATUS_OUT_OF_RANGE,
-                             "target cuda: there is no GPU %d; this machine has %d (0..%d): set flowc_options.device "
-                             "to one of them",
-                             base, count, count - 1);
+                             "rank %d: target cuda: there is no GPU %d; this machine has %d (0..%d): set "
+                             "flowc_options.device to one of them",
+                             rank, base, count, count - 1);
   }
   *out_ordinal = int32_t((int64_t(base) + index) % count);
   return nullptr;
@@ -329,7 +329,7 @@ flowc_status load_nccl_rank(flowc_model* model, const std::string& dir, const fl
       model->mesh,
       [&](int32_t r, int32_t local_rank, int32_t* out_ordinal) {
         rank->rank = r;
-        FLOWC_RETURN_IF_ERROR(gpu_for(options, local_rank, out_ordinal));
+        FLOWC_RETURN_IF_ERROR(gpu_for(options, r, local_rank, out_ordinal));
         ordinal = *out_ordinal;
         return flowc_status(nullptr);
       },
@@ -351,7 +351,7 @@ flowc_status prepare_rank(const std::string& dir, const flowc_model_desc& desc, 
   if (!cuda) return read_rank_weights(dir, desc, rank->rank, &rank->weights);
   int32_t ordinal = options ? options->device : 0;
 #ifdef FLOWC_WITH_CUDA
-  if (desc.mesh_rank) FLOWC_RETURN_IF_ERROR(gpu_for(options, index, &ordinal));
+  if (desc.mesh_rank) FLOWC_RETURN_IF_ERROR(gpu_for(options, rank->rank, index, &ordinal));
 #else
   (void)index;
 #endif

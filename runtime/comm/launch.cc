@@ -227,10 +227,17 @@ class Socket {
 };
 
 // What each rank says first, and what rank 0 answers before the bytes: 32-bit words in network
-// order. The magic tells a flowc rank from anything else that reaches the port.
+// order. The magic tells a flowc rank from anything else that reaches the port. Where the answer
+// carries the bytes, each rank then acknowledges them, and rank 0 says go once all have.
 constexpr uint32_t kMagic = 0x666c7763;  // "flwc"
 constexpr size_t kHelloWords = 4;        // magic, rank, size, ready
 constexpr size_t kAnswerWords = 3;       // magic, lowest rank not ready (-1: none), bytes that follow
+constexpr uint8_t kGotIt = 'a';          // a rank has the bytes
+constexpr uint8_t kGo = 'g';             // every rank has them
+
+constexpr size_t kMaxStrays = 64;   // connections held that have not said their rank: the oldest go first
+constexpr int kConnectTryMs = 1000;  // one attempt at one of rank 0's addresses
+constexpr int kAcceptPauseMs = 50;   // before accepting again, when out of file descriptors
 
 void put_words(const std::vector<uint32_t>& words, uint8_t* out) {
   for (size_t i = 0; i < words.size(); ++i) {
@@ -272,9 +279,9 @@ int transfer(int fd, bool sending, uint8_t* data, size_t bytes, Clock::time_poin
   return 0;
 }
 
-std::string peer_name(const sockaddr_storage& address, socklen_t length) {
+std::string peer_name(const sockaddr* address, socklen_t length) {
   char host[NI_MAXHOST] = "?";
-  getnameinfo(reinterpret_cast<const sockaddr*>(&address), length, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
+  getnameinfo(address, length, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
   // An IPv4 caller reaches the dual-stack socket as ::ffff:10.0.0.2; name it as it knows itself.
   bool v4_mapped = std::strncmp(host, "::ffff:", 7) == 0 && std::strchr(host, '.');
   return v4_mapped ? host + 7 : host;
@@ -340,56 +347,121 @@ struct Caller {
   size_t got = 0;
 };
 
+// Reads what `caller` has sent of its hello: false once it has closed the connection or proved
+// to be no flowc rank, and is to be forgotten.
+bool hear(Caller& caller, const std::string& address) {
+  ssize_t n = recv(caller.socket.fd(), caller.hello + caller.got, sizeof caller.hello - caller.got, 0);
+  if (n > 0) caller.got += size_t(n);
+  bool closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  if (caller.got == sizeof caller.hello && word_at(caller.hello, 0) != kMagic) {
+    FLOWC_LOG(FLOWC_LOG_WARN, "rank 0 ignored a connection from %s to %s that is not a flowc rank's",
+              caller.from.c_str(), address.c_str());
+    return false;
+  }
+  return !closed;
+}
+
+// Whether a rank that said hello still waits on `fd` for the answer: open, and quiet (a rank
+// says nothing more until then). Closed, reset or talking, it is no rank to answer.
+bool still_waiting(int fd) {
+  uint8_t byte = 0;
+  return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+const char* transfer_error(int error) { return error == kClosed ? "it closed the connection" : std::strerror(error); }
+
 flowc_status serve_as_first(const HostPort& at, const std::string& address, int32_t size, bool ready,
                             Clock::time_point deadline, double timeout_s,
                             const std::function<flowc_status(void*)>& make, void* data, size_t bytes,
                             int32_t* out_unready) {
   Socket listener;
-  FLOWC_RETURN_IF_ERROR(listen_on(at, address, std::min(size, 4096), &listener));
-  std::vector<std::unique_ptr<Caller>> callers;            // connected, rank not yet said
-  std::vector<std::unique_ptr<Caller>> ranks(static_cast<size_t>(size));  // [rank], once said
-  for (int32_t joined = 1; joined < size;) {
-    if (ms_left(deadline) == 0) {
+  // Room in the queue for every rank and strangers besides (the kernel caps it at somaxconn): a
+  // caller the full queue drops tries again only a second later.
+  FLOWC_RETURN_IF_ERROR(listen_on(at, address, 4096, &listener));
+  std::vector<std::unique_ptr<Caller>> strays;  // connected, rank not yet said; the oldest first
+  std::vector<std::unique_ptr<Caller>> ranks(static_cast<size_t>(size));  // [rank], while it waits
+  int32_t joined = 1;
+  int accept_error = 0;  // why accepting last failed for want of file descriptors or memory
+  bool trimmed = false;
+  for (;;) {
+    // Once every rank has said hello, one last look at their connections before answering.
+    bool last_look = joined == size;
+    if (!last_look && ms_left(deadline) == 0) {
       std::vector<int32_t> missing;
       for (int32_t r = 1; r < size; ++r) {
         if (!ranks[size_t(r)]) missing.push_back(r);
       }
       return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
                                "rank 0: rank%s %s did not reach %s within %g s (FLOWC_NCCL_TIMEOUT): not started, "
-                               "failed before they could, or given another address",
+                               "failed before they could, or given another address%s%s%s",
                                missing.size() > 1 ? "s" : "", name_ranks(missing).c_str(), address.c_str(),
-                               timeout_s);
+                               timeout_s, accept_error ? "; and rank 0 could not accept every connection: " : "",
+                               accept_error ? std::strerror(accept_error) : "",
+                               accept_error == EMFILE ? " (raise the limit on open files: ulimit -n)" : "");
     }
-    std::vector<pollfd> watched{{listener.fd(), POLLIN, 0}};
-    for (const auto& caller : callers) watched.push_back({caller->socket.fd(), POLLIN, 0});
-    poll(watched.data(), watched.size(), ms_left(deadline));
-    for (;;) {
+    std::vector<pollfd> watched;
+    std::vector<int32_t> watched_ranks;
+    for (int32_t r = 1; r < size; ++r) {
+      if (!ranks[size_t(r)]) continue;
+      watched.push_back({ranks[size_t(r)]->socket.fd(), POLLIN | POLLRDHUP, 0});
+      watched_ranks.push_back(r);
+    }
+    if (!last_look) {
+      watched.push_back({listener.fd(), POLLIN, 0});
+      for (const auto& stray : strays) watched.push_back({stray->socket.fd(), POLLIN, 0});
+    }
+    int polled = poll(watched.data(), watched.size(), last_look ? 0 : ms_left(deadline));
+    if (polled < 0 && errno != EINTR) {
+      return flowc_status_make(FLOWC_STATUS_UNAVAILABLE, "rank 0 cannot wait for the other ranks at %s: poll: %s",
+                               address.c_str(), std::strerror(errno));
+    }
+    if (polled == 0 && last_look) break;
+    if (polled <= 0) continue;
+    // A rank whose connection closed (it exited, or was killed) no longer counts: started again,
+    // it connects again.
+    for (size_t i = 0; i < watched_ranks.size(); ++i) {
+      if (!watched[i].revents || still_waiting(watched[i].fd)) continue;
+      int32_t r = watched_ranks[i];
+      FLOWC_LOG(FLOWC_LOG_WARN, "rank 0: rank %d (at %s) left %s before NCCL's id was handed out; waiting for it to "
+                "connect again", r, ranks[size_t(r)]->from.c_str(), address.c_str());
+      ranks[size_t(r)].reset();
+      --joined;
+    }
+    if (last_look) continue;
+
+    for (size_t accepted = 0; accepted < kMaxStrays; ++accepted) {
       sockaddr_storage from{};
       socklen_t length = sizeof from;
       int fd = accept4(listener.fd(), reinterpret_cast<sockaddr*>(&from), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) break;
-      auto caller = std::make_unique<Caller>();
-      caller->socket = Socket(fd);
-      caller->from = peer_name(from, length);
-      callers.push_back(std::move(caller));
-    }
-    for (size_t i = 0; i < callers.size();) {
-      Caller& caller = *callers[i];
-      ssize_t n = recv(caller.socket.fd(), caller.hello + caller.got, sizeof caller.hello - caller.got, 0);
-      if (n > 0) caller.got += size_t(n);
-      bool closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-      bool said = caller.got == sizeof caller.hello;
-      if (said && word_at(caller.hello, 0) != kMagic) {
-        FLOWC_LOG(FLOWC_LOG_WARN, "rank 0 ignored a connection from %s to %s that is not a flowc rank's",
-                  caller.from.c_str(), address.c_str());
-        closed = true;
-      }
-      if (closed) {
-        // One that left before saying its rank (a rank that died, a port scan) is forgotten.
-        callers.erase(callers.begin() + ptrdiff_t(i));
+      if (fd >= 0) {
+        auto caller = std::make_unique<Caller>();
+        caller->socket = Socket(fd);
+        caller->from = peer_name(reinterpret_cast<const sockaddr*>(&from), length);
+        strays.push_back(std::move(caller));
         continue;
       }
-      if (!said) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The caller stays queued, and the listener readable: pause rather than spin.
+        if (!accept_error) {
+          FLOWC_LOG(FLOWC_LOG_WARN, "rank 0 cannot accept a connection at %s: %s; trying again", address.c_str(),
+                    std::strerror(errno));
+        }
+        accept_error = errno;
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(kAcceptPauseMs, ms_left(deadline))));
+        break;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      // Otherwise that caller left before it was accepted (ECONNABORTED), or a signal came.
+    }
+
+    for (size_t i = 0; i < strays.size();) {
+      Caller& caller = *strays[i];
+      if (!hear(caller, address)) {
+        // One that left before saying its rank (a rank that died, a port scan) is forgotten.
+        strays.erase(strays.begin() + ptrdiff_t(i));
+        continue;
+      }
+      if (caller.got < sizeof caller.hello) {
         ++i;
         continue;
       }
@@ -401,19 +473,35 @@ flowc_status serve_as_first(const HostPort& at, const std::string& address, int3
                                  "WORLD_SIZE, and its own RANK below it",
                                  size, address.c_str(), rank, ranks_said, caller.from.c_str());
       }
-      if (ranks[size_t(rank)]) {
+      std::unique_ptr<Caller>& slot = ranks[size_t(rank)];
+      if (slot && still_waiting(slot->socket.fd())) {
         return flowc_status_make(FLOWC_STATUS_FAILED_PRECONDITION,
                                  "rank 0 heard at %s from two processes that say they are rank %d (at %s and %s): "
                                  "each process needs a RANK of its own",
-                                 address.c_str(), rank, ranks[size_t(rank)]->from.c_str(), caller.from.c_str());
+                                 address.c_str(), rank, slot->from.c_str(), caller.from.c_str());
       }
-      ranks[size_t(rank)] = std::move(callers[i]);
-      callers.erase(callers.begin() + ptrdiff_t(i));
-      ++joined;
+      if (slot) {
+        FLOWC_LOG(FLOWC_LOG_WARN, "rank 0: rank %d connected again to %s (at %s); its first connection closed", rank,
+                  address.c_str(), caller.from.c_str());
+      } else {
+        ++joined;
+      }
+      slot = std::move(strays[i]);
+      strays.erase(strays.begin() + ptrdiff_t(i));
+    }
+    // Callers that connect and say nothing are let go, the oldest first: they cannot take every
+    // file descriptor, and a rank says its hello as soon as it connects.
+    if (strays.size() > kMaxStrays) {
+      if (!trimmed) {
+        FLOWC_LOG(FLOWC_LOG_WARN, "rank 0 closes connections to %s that said nothing, keeping the newest %zu",
+                  address.c_str(), kMaxStrays);
+      }
+      trimmed = true;
+      strays.erase(strays.begin(), strays.end() - ptrdiff_t(kMaxStrays));
     }
   }
-  callers.clear();
-  listener = Socket();
+  strays.clear();
+  listener = Socket();  // callers still queued are refused
 
   int32_t unready = ready ? -1 : 0;
   for (int32_t r = 1; r < size && unready < 0; ++r) {
@@ -432,15 +520,60 @@ flowc_status serve_as_first(const HostPort& at, const std::string& address, int3
     if (error) {
       flowc_status_free(made);
       return flowc_status_make(FLOWC_STATUS_UNAVAILABLE, "rank 0 could not answer rank %d (at %s) on %s: %s", r,
-                               ranks[size_t(r)]->from.c_str(), address.c_str(),
-                               error == kClosed ? "it closed the connection" : std::strerror(error));
+                               ranks[size_t(r)]->from.c_str(), address.c_str(), transfer_error(error));
     }
   }
-  *out_unready = unready;
-  return made;
+  if (unready >= 0) {
+    *out_unready = unready;
+    return made;
+  }
+  // An answer sent may still be lost to a rank that has just died: each rank acknowledges the
+  // bytes, and none uses them before every rank has. Rank 0 failing here closes every
+  // connection, so that the others fail now, not in NCCL's init after FLOWC_NCCL_TIMEOUT.
+  for (int32_t r = 1; r < size; ++r) {
+    uint8_t got_it = 0;
+    int error = transfer(ranks[size_t(r)]->socket.fd(), false, &got_it, 1, deadline);
+    if (!error && got_it != kGotIt) error = EPROTO;
+    if (error) {
+      return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                               "rank 0: rank %d (at %s) did not acknowledge NCCL's id from %s: %s%s; no rank starts "
+                               "NCCL",
+                               r, ranks[size_t(r)]->from.c_str(), address.c_str(), transfer_error(error),
+                               error == kClosed     ? " (it exited? its own error says why)"
+                               : error == ETIMEDOUT ? " (FLOWC_NCCL_TIMEOUT)"
+                                                    : "");
+    }
+  }
+  uint8_t go = kGo;
+  for (int32_t r = 1; r < size; ++r) {
+    int error = transfer(ranks[size_t(r)]->socket.fd(), true, &go, 1, deadline);
+    if (error) {
+      return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                               "rank 0 could not tell rank %d (at %s) on %s that every rank has NCCL's id: %s", r,
+                               ranks[size_t(r)]->from.c_str(), address.c_str(), transfer_error(error));
+    }
+  }
+  *out_unready = -1;
+  return nullptr;
 }
 
-// One attempt to connect to `at` before the deadline; *out_error says why not.
+// Waits until the non-blocking connect on `fd` ends, or `until`: 0, or why it failed.
+int finish_connect(int fd, Clock::time_point until) {
+  for (;;) {
+    pollfd connecting{fd, POLLOUT, 0};
+    int polled = poll(&connecting, 1, ms_left(until));
+    if (polled < 0 && errno == EINTR) continue;  // a signal: the connect goes on
+    if (polled < 0) return errno;
+    if (polled == 0) return ETIMEDOUT;
+    int error = 0;
+    socklen_t length = sizeof error;
+    return getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 ? error : errno;
+  }
+}
+
+// One round of attempts to connect to `at`: each of its addresses in turn, for at most
+// kConnectTryMs each, so that one that drops every packet (a firewalled IPv6 address listed
+// first, say) leaves time for the next. *out_error says why none answered.
 bool try_connect(const HostPort& at, Clock::time_point deadline, Socket* out_socket, std::string* out_error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -452,28 +585,22 @@ bool try_connect(const HostPort& at, Clock::time_point deadline, Socket* out_soc
     return false;
   }
   std::unique_ptr<addrinfo, void (*)(addrinfo*)> owned(found, freeaddrinfo);
+  std::string errors;
+  bool several = found->ai_next != nullptr;  // then each error names its address
   for (addrinfo* a = found; a; a = a->ai_next) {
     Socket socket(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
-    if (socket.fd() < 0) {
-      *out_error = std::strerror(errno);
-      continue;
-    }
-    int error = connect(socket.fd(), a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
-    if (error == EINPROGRESS) {
-      pollfd connecting{socket.fd(), POLLOUT, 0};
-      socklen_t length = sizeof error;
-      if (poll(&connecting, 1, ms_left(deadline)) <= 0) {
-        error = ETIMEDOUT;
-      } else if (getsockopt(socket.fd(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
-        error = errno;
-      }
+    int error = socket.fd() < 0 ? errno : connect(socket.fd(), a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+    if (error == EINPROGRESS || error == EINTR) {
+      error = finish_connect(socket.fd(), std::min(deadline, Clock::now() + std::chrono::milliseconds(kConnectTryMs)));
     }
     if (error == 0) {
       *out_socket = std::move(socket);
       return true;
     }
-    *out_error = std::strerror(error);
+    errors += std::string(errors.empty() ? "" : ", ") + std::strerror(error) +
+              (several ? " (" + peer_name(a->ai_addr, a->ai_addrlen) + ")" : "");
   }
+  *out_error = errors;
   return false;
 }
 
@@ -513,8 +640,31 @@ flowc_status join_first(const HostPort& at, const std::string& address, int32_t 
                              "rank %d: what answers at %s is not flowc's rank 0: another program holds that port?",
                              rank, address.c_str());
   }
-  *out_unready = int32_t(word_at(answer.data(), 1));
-  if (*out_unready < 0) std::memcpy(data, answer.data() + 4 * kAnswerWords, bytes);
+  auto unready = int32_t(word_at(answer.data(), 1));
+  if (unready >= 0) {
+    *out_unready = unready;
+    return nullptr;
+  }
+  // The bytes are kept only once rank 0 says that every rank has them.
+  uint8_t got_it = kGotIt, go = 0;
+  failed = transfer(socket.fd(), true, &got_it, 1, deadline);
+  if (!failed) failed = transfer(socket.fd(), false, &go, 1, deadline);
+  if (!failed && go != kGo) failed = EPROTO;
+  if (failed == ETIMEDOUT) {
+    return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                             "rank %d: rank 0 at %s handed out NCCL's id, but did not say within %g s "
+                             "(FLOWC_NCCL_TIMEOUT) that every rank has it",
+                             rank, address.c_str(), timeout_s);
+  }
+  if (failed) {
+    return flowc_status_make(FLOWC_STATUS_UNAVAILABLE,
+                             "rank %d: rank 0 at %s %s after handing out NCCL's id: it gave up, as a rank did not "
+                             "acknowledge it (rank 0's error names that rank)",
+                             rank, address.c_str(),
+                             failed == kClosed ? "closed the connection" : std::strerror(failed));
+  }
+  std::memcpy(data, answer.data() + 4 * kAnswerWords, bytes);
+  *out_unready = -1;
   return nullptr;
 }
 

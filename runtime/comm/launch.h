@@ -70,10 +70,15 @@ flowc_status read_nccl_timeout(const Getenv& getenv, int32_t* out_seconds);
 // `make` failed) in *out_unready, -1 when all are. The others connect to `address`, retrying
 // until the deadline. No rank waits more than `timeout_s` in all: UNAVAILABLE naming the address
 // and the ranks missing. INVALID_ARGUMENT for an address that is not host:port; rank 0 fails
-// with UNAVAILABLE or FAILED_PRECONDITION where its port is taken, or two callers say they are
-// the same rank, or one was started with another `size`; it then closes every connection, so
-// that the others fail at once, saying that rank 0 gave up. A caller that is not a flowc rank
-// is ignored.
+// with UNAVAILABLE or FAILED_PRECONDITION where its port is taken, or two live callers say they
+// are the same rank, or one was started with another `size`; it then closes every connection, so
+// that the others fail at once, saying that rank 0 gave up (a rank not yet connected cannot tell
+// that from a rank 0 not yet started, and retries until its own deadline). A rank whose
+// connection closes before the answer (it exited) no longer counts, and may connect again. Where
+// the bytes go out, each rank acknowledges them and keeps them only once rank 0 has heard from
+// every rank: where one does not, rank 0 fails naming it, and the others at once. A caller that
+// is not a flowc rank is ignored, and at most 64 that say nothing are kept waiting. Each attempt
+// to connect tries rank 0's addresses in turn, at most 1 s each.
 flowc_status rendezvous_over_tcp(const std::string& address, int32_t rank, int32_t size, bool ready, double timeout_s,
                                  const std::function<flowc_status(void* data)>& make, void* data, size_t bytes,
                                  int32_t* out_unready);

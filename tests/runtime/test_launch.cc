@@ -2,9 +2,14 @@
 // tested on every machine. The launch, NCCL's bootstrap and FLOWC_NCCL_TIMEOUT read from fake
 // environments; ranks as threads (and once as processes) meeting over loopback, then each way
 // that meeting fails, every one within its deadline and with an error that names the rank, the
-// address or the variable.
+// address or the variable: ranks that leave and come back, strangers that hold connections,
+// rank 0 out of file descriptors, a first address that drops every packet.
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,7 +27,33 @@
 #include <vector>
 
 #include "check.h"
+#include "free_port.h"
 #include "runtime/comm/launch.h"
+
+// "two-addresses.test" resolves to 127.0.0.1 twice: first at black_hole_port (a port that drops
+// every packet), then at the port asked for. This getaddrinfo, ahead of the C library's, is what
+// launch.cc calls; every other name goes to the C library's.
+namespace {
+constexpr const char* kTwoAddresses = "two-addresses.test";
+int black_hole_port = 0;
+}  // namespace
+
+extern "C" int getaddrinfo(const char* node, const char* service, const addrinfo* hints, addrinfo** out) {
+  using Resolve = int (*)(const char*, const char*, const addrinfo*, addrinfo**);
+  static auto resolve = reinterpret_cast<Resolve>(dlsym(RTLD_NEXT, "getaddrinfo"));
+  if (!node || std::strcmp(node, kTwoAddresses) != 0) return resolve(node, service, hints, out);
+  addrinfo numeric = hints ? *hints : addrinfo{};
+  numeric.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* first = nullptr;
+  int error = resolve("127.0.0.1", std::to_string(black_hole_port).c_str(), &numeric, &first);
+  if (error) return error;
+  addrinfo* last = first;
+  while (last->ai_next) last = last->ai_next;
+  error = resolve("127.0.0.1", service, &numeric, &last->ai_next);  // freeaddrinfo frees node by node
+  if (error) freeaddrinfo(first);
+  if (!error) *out = first;
+  return error;
+}
 
 namespace {
 
@@ -165,20 +196,6 @@ void check_bootstrap_and_timeout() {
           std::string("FLOWC_NCCL_TIMEOUT is '") + bad + "', not a whole number of seconds of at least 1");
   }
   std::printf("bootstrap and timeout: ok\n");
-}
-
-// A TCP port free on this host now (the kernel's pick).
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  CHECK(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  CHECK(bind(fd, reinterpret_cast<sockaddr*>(&address), length) == 0);
-  CHECK(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  close(fd);
-  return ntohs(address.sin_port);
 }
 
 std::string loopback(int port) { return "127.0.0.1:" + std::to_string(port); }
@@ -357,23 +374,220 @@ struct Impostor {
   }
 };
 
-// A raw connection that says `bytes` of junk to a rank 0 listening on `port`, then waits for it to close.
-void say_junk(int port, size_t bytes) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+// A raw connection to a rank 0 listening on `port` on loopback, once it listens; a read from it
+// gives up after 5 s.
+int connect_raw(int port) {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   address.sin_port = htons(uint16_t(port));
-  for (int tries = 0; connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0; ++tries) {
+  for (int tries = 0;; ++tries) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    timeval patience{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) return fd;
+    close(fd);
     CHECK(tries < 100, "rank 0 never listened on %d", port);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+// A raw connection that says `bytes` of junk to a rank 0 listening on `port`, then waits for it to close.
+void say_junk(int port, size_t bytes) {
+  int fd = connect_raw(port);
   std::vector<uint8_t> junk(bytes, 0xa5);
   CHECK(send(fd, junk.data(), junk.size(), MSG_NOSIGNAL) == ssize_t(junk.size()));
   char byte;
   while (recv(fd, &byte, 1, 0) > 0) {
   }
   close(fd);
+}
+
+// What a ready rank says first, as launch.cc writes it: "flwc", rank, size, ready, as 32-bit
+// words in network order.
+void say_hello(int fd, int32_t rank, int32_t size) {
+  uint32_t words[4] = {htonl(0x666c7763), htonl(uint32_t(rank)), htonl(uint32_t(size)), htonl(1)};
+  CHECK(send(fd, words, sizeof words, MSG_NOSIGNAL) == ssize_t(sizeof words));
+}
+
+// Rank 0's answer that carries its bytes (three words, then kBlob bytes), read off `fd`.
+void read_answer(int fd) {
+  uint8_t answer[12 + kBlob];
+  for (size_t got = 0; got < sizeof answer;) {
+    ssize_t n = recv(fd, answer + got, sizeof answer - got, 0);
+    CHECK(n > 0, "rank 0 closed the connection, or did not answer within 5 s");
+    got += size_t(n);
+  }
+}
+
+// Whether rank 0 closes `fd` within `ms` milliseconds.
+bool closed_within(int fd, int ms) {
+  pollfd watched{fd, POLLIN, 0};
+  if (poll(&watched, 1, ms) <= 0) return false;
+  char byte;
+  return recv(fd, &byte, 1, MSG_DONTWAIT) <= 0;
+}
+
+// A rank that leaves: one that said hello and left no longer counts, and may connect again; one
+// that leaves (or goes silent) after the answer, without acknowledging it, fails every rank at
+// once, and rank 0 names it.
+void check_leaving() {
+  int port = free_port();
+  std::vector<Part> parts = ranks_of(3);
+  std::thread first(take_part, loopback(port), &parts[0]);
+  int gone = connect_raw(port);
+  say_hello(gone, 1, 3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // heard by rank 0
+  close(gone);
+  std::thread last(take_part, loopback(port), &parts[2]);
+  take_part(loopback(port), &parts[1]);  // rank 1 started again
+  first.join();
+  last.join();
+  for (const Part& part : parts) {
+    CHECK(!part.status, "rank %d: %s", part.rank, flowc_status_get_message(part.status.get()));
+    CHECK(part.unready == -1 && is_blob(part.data), "rank %d: unready %d", part.rank, part.unready);
+  }
+
+  for (bool silent : {false, true}) {
+    port = free_port();
+    parts = ranks_of(3);
+    parts.pop_back();
+    if (silent) parts[0].timeout_s = 0.5;
+    std::thread leaver([port, silent] {
+      int fd = connect_raw(port);
+      say_hello(fd, 2, 3);
+      read_answer(fd);
+      if (silent) CHECK(closed_within(fd, 3000), "rank 0 did not give up on a rank that said nothing");
+      close(fd);
+    });
+    meet(loopback(port), &parts);
+    leaver.join();
+    failed(parts[0], FLOWC_STATUS_UNAVAILABLE,
+           "rank 0: rank 2 (at 127.0.0.1) did not acknowledge NCCL's id from " + loopback(port) + ": " +
+               (silent ? "Connection timed out (FLOWC_NCCL_TIMEOUT)"
+                       : "it closed the connection (it exited? its own error says why)") +
+               "; no rank starts NCCL");
+    failed(parts[1], FLOWC_STATUS_UNAVAILABLE,
+           "rank 1: rank 0 at " + loopback(port) + " closed the connection after handing out NCCL's id: it gave up, "
+           "as a rank did not acknowledge it (rank 0's error names that rank)");
+    CHECK(parts[1].took_s < 2, "rank 1 took %g s", parts[1].took_s);
+  }
+  std::printf("leaving: ok (said hello and left, then connected again; left or silent after the answer)\n");
+}
+
+// Callers that connect and say nothing: rank 0 keeps the newest 64, closing the oldest, and the
+// ranks still meet.
+void check_strays() {
+  int port = free_port();
+  std::vector<Part> parts = ranks_of(2);
+  std::thread first(take_part, loopback(port), &parts[0]);
+  std::vector<int> strays;
+  for (int i = 0; i < 70; ++i) strays.push_back(connect_raw(port));
+  for (size_t i = 0; i < 6; ++i) CHECK(closed_within(strays[i], 3000), "stray %zu is still open", i);
+  for (size_t i = 6; i < strays.size(); ++i) CHECK(!closed_within(strays[i], 0), "stray %zu was closed", i);
+  take_part(loopback(port), &parts[1]);
+  first.join();
+  CHECK(!parts[0].status && !parts[1].status && is_blob(parts[1].data), "%s",
+        flowc_status_get_message(parts[0].status.get()));
+  for (int fd : strays) close(fd);
+  std::printf("strays: ok (70 silent connections, the oldest 6 closed)\n");
+}
+
+// A listener whose queue is full: a connection to it gets no answer at all, as from a firewall
+// that drops every packet.
+struct BlackHole {
+  int listener = -1, port = 0;
+  std::vector<int> queued;
+
+  BlackHole() {
+    listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    CHECK(bind(listener, reinterpret_cast<sockaddr*>(&address), length) == 0);
+    CHECK(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0 && listen(listener, 0) == 0);
+    port = ntohs(address.sin_port);
+    for (int tries = 0; tries < 8; ++tries) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      connect(fd, reinterpret_cast<sockaddr*>(&address), length);
+      queued.push_back(fd);
+      pollfd connecting{fd, POLLOUT, 0};
+      if (poll(&connecting, 1, 100) == 0) return;  // unanswered: the queue is full
+    }
+    CHECK(false, "the listen queue of port %d never filled", port);
+  }
+  ~BlackHole() {
+    for (int fd : queued) close(fd);
+    close(listener);
+  }
+};
+
+// Rank 0's first address drops every packet: the rank tries the next after 1 s, not at its
+// deadline; without rank 0, its error names what each address did.
+void check_black_hole() {
+  BlackHole hole;
+  black_hole_port = hole.port;
+  std::vector<Part> parts = ranks_of(2);
+  std::vector<Part> alone = ranks_of(2);
+  alone.erase(alone.begin());
+  alone[0].timeout_s = 1.1;
+  std::string nobody = std::string(kTwoAddresses) + ":" + std::to_string(free_port());
+  std::thread lonely(meet, nobody, &alone);
+  meet(std::string(kTwoAddresses) + ":" + std::to_string(free_port()), &parts);
+  lonely.join();
+  CHECK(!parts[0].status && !parts[1].status && is_blob(parts[1].data), "%s",
+        flowc_status_get_message(parts[1].status.get()));
+  CHECK(parts[1].took_s < 3, "rank 1 took %g s", parts[1].took_s);
+  failed(alone[0], FLOWC_STATUS_UNAVAILABLE,
+         "rank 1 could not reach rank 0 at " + nobody + " within 1.1 s (FLOWC_NCCL_TIMEOUT): Connection timed out "
+         "(127.0.0.1), Connection refused (127.0.0.1); is rank 0 running");
+  std::printf("black hole: ok (the next address after 1 s)\n");
+}
+
+// Rank 0 out of file descriptors, in a process of its own with room for two ranks of three: it
+// pauses between attempts to accept rather than spin, and says why the third never got in.
+void check_out_of_descriptors() {
+  std::string address = loopback(free_port());
+  pid_t child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = 6;  // stdin, stdout, stderr, the listener, two ranks
+    setrlimit(RLIMIT_NOFILE, &limit);
+    Part part;
+    part.size = 4;
+    part.timeout_s = 0.5;
+    take_part(address, &part);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    double cpu_s = double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                   1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+    std::string message = part.status ? flowc_status_get_message(part.status.get()) : "it succeeded";
+    bool named = message.find("did not reach " + address + " within 0.5 s") != std::string::npos &&
+                 message.find("; and rank 0 could not accept every connection: Too many open files (raise the limit "
+                              "on open files: ulimit -n)") != std::string::npos;
+    if (!named || cpu_s > 0.5 * part.took_s) {
+      std::fprintf(stderr, "rank 0 out of file descriptors: %s; %g s of CPU in %g s\n", message.c_str(), cpu_s,
+                   part.took_s);
+      _exit(1);
+    }
+    _exit(0);
+  }
+  std::vector<Part> parts = ranks_of(4);
+  parts.erase(parts.begin());
+  meet(address, &parts);
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rank 0's process failed (status %d)", status);
+  for (Part& part : parts) {
+    CHECK(part.took_s < 3, "rank %d took %g s", part.rank, part.took_s);
+    failed(part, FLOWC_STATUS_UNAVAILABLE, "closed the connection before answering: it gave up");
+  }
+  std::printf("out of file descriptors: ok\n");
 }
 
 void check_failures() {
@@ -490,8 +704,12 @@ int main() {
   check_launch_env();
   check_bootstrap_and_timeout();
   check_processes();  // first: fork before any thread of this test
+  check_out_of_descriptors();
   check_meetings();
   check_failures();
+  check_leaving();
+  check_strays();
+  check_black_hole();
   std::printf("launch: ok\n");
   return 0;
 }

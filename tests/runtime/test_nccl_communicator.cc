@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "check.h"
+#include "free_port.h"
 #include "runtime/comm/mpi/mpi_communicator.h"
 #include "runtime/comm/nccl/nccl_communicator.h"
 
@@ -74,20 +75,6 @@ void clear_launch_env() {
 }
 
 void setenv_int(const char* name, int value) { setenv(name, std::to_string(value).c_str(), 1); }
-
-// A TCP port free on this host now (the kernel's pick).
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  CHECK(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  CHECK(bind(fd, reinterpret_cast<sockaddr*>(&address), length) == 0);
-  CHECK(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 struct Placed {
   int32_t calls = 0, rank = -1, local_rank = -1;
@@ -147,11 +134,16 @@ void check_create() {
   setenv("RANK", "0", 1);
   setenv("WORLD_SIZE", "2", 1);
   create_fails({2, 2}, nullptr, FLOWC_STATUS_INVALID_ARGUMENT,
-               "the model was compiled for a mesh of 2x2 = 4 ranks, but the launcher (torchrun) started 2 "
+               "rank 0: the model was compiled for a mesh of 2x2 = 4 ranks, but the launcher (torchrun) started 2 "
                "processes: start 4, one per GPU",
                0);
   create_fails({3}, nullptr, FLOWC_STATUS_INVALID_ARGUMENT,
                "a mesh of 3 ranks, but the launcher (torchrun) started 2 processes", 0);
+  setenv("RANK", "1", 1);
+  create_fails({3}, nullptr, FLOWC_STATUS_INVALID_ARGUMENT,
+               "rank 1: the model was compiled for a mesh of 3 ranks, but the launcher (torchrun) started 2 processes",
+               0);
+  setenv("RANK", "0", 1);
   setenv("WORLD_SIZE", "1", 1);
   // A bootstrap with no address, or a wrong one, fails before the rank is placed.
   create_fails({1}, nullptr, FLOWC_STATUS_FAILED_PRECONDITION, "MASTER_ADDR is not set", 0);

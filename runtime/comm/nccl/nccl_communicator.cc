@@ -88,13 +88,18 @@ class NcclCommunicator final : public Communicator {
         timeout_s_(timeout_s),
         axes_(size_t(mesh.num_axes()), nullptr) {}
 
+  // The world is finalized within FLOWC_NCCL_TIMEOUT (its work done, NCCL's own streams idle),
+  // and only then are the axes' communicators destroyed: they block, so they are aborted with
+  // everything else where the world does not finish in time or any communicator reports an
+  // error. An axis's collective that hangs without reporting an error may still hold its destroy.
   ~NcclCommunicator() override {
     CurrentDevice current(ordinal_);
+    if (!aborted_ && !finished()) abort();
     if (!aborted_) {
       for (ncclComm_t comm : axes_) {  // split from the world: freed before it
         if (comm) ncclCommDestroy(comm);
       }
-      if (world_) ncclCommDestroy(world_);
+      if (world_) ncclCommDestroy(world_);  // finalized: frees what is left, without waiting
     }
     if (vote_stream_) cudaStreamDestroy(vote_stream_);
     cudaFree(vote_);
@@ -228,6 +233,29 @@ class NcclCommunicator final : public Communicator {
  private:
   Clock::time_point deadline() const { return Clock::now() + std::chrono::seconds(timeout_s_); }
 
+  // Whether every communicator can be destroyed without waiting for ever: none reports an error,
+  // and the world's ncclCommFinalize ended within FLOWC_NCCL_TIMEOUT. Logs why not.
+  bool finished() {
+    for (size_t a = 0; a < axes_.size(); ++a) {
+      ncclResult_t state = ncclSuccess;
+      if (axes_[a]) ncclCommGetAsyncError(axes_[a], &state);
+      if (state != ncclSuccess) {
+        FLOWC_LOG(FLOWC_LOG_WARN, "rank %d: NCCL's communicator for mesh axis %zu reports %s; NCCL is aborted", rank(),
+                  a, ncclGetErrorString(state));
+        return false;
+      }
+    }
+    if (!world_) return true;
+    ncclResult_t result = wait_for(world_, ncclCommFinalize(world_), deadline());
+    if (result == ncclInProgress) {
+      FLOWC_LOG(FLOWC_LOG_WARN, "rank %d: ncclCommFinalize not done after %d s (FLOWC_NCCL_TIMEOUT); NCCL is aborted",
+                rank(), timeout_s_);
+    } else if (result != ncclSuccess) {
+      FLOWC_LOG(FLOWC_LOG_WARN, "rank %d: ncclCommFinalize: %s; NCCL is aborted", rank(), ncclGetErrorString(result));
+    }
+    return result == ncclSuccess;
+  }
+
   // What `what` ("ncclCommSplit for mesh axis 1") ended with: NCCL's error, or for ncclInProgress
   // the timeout, with `if_late` saying what that means.
   flowc_status failed(const std::string& what, ncclResult_t result, ncclComm_t comm, const char* if_late) const {
@@ -275,12 +303,16 @@ class NcclCommunicator final : public Communicator {
     result = wait_for(world_, result, until);
     if (result != ncclSuccess) return failed(what, result, world_, if_late);
     // The all-reduce runs on the GPU until every rank has joined it; a peer that is gone may show
-    // first as the world's error.
+    // first as the world's error. At the deadline the stream is asked once more: a vote that
+    // ended meanwhile, as it did for the other ranks, is not thrown away.
     while ((error = cudaStreamQuery(vote_stream_)) == cudaErrorNotReady) {
       ncclResult_t state = ncclSuccess;
       ncclCommGetAsyncError(world_, &state);
       if (state != ncclSuccess && state != ncclInProgress) return failed(what, state, world_, if_late);
-      if (Clock::now() >= until) return failed(what, ncclInProgress, world_, if_late);
+      if (Clock::now() >= until) {
+        if ((error = cudaStreamQuery(vote_stream_)) != cudaErrorNotReady) break;
+        return failed(what, ncclInProgress, world_, if_late);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (error == cudaSuccess) error = cudaMemcpy(out_lowest, vote_, sizeof *out_lowest, cudaMemcpyDeviceToHost);
@@ -410,9 +442,9 @@ flowc_status create_nccl_communicator(const Mesh& mesh, const Place& place, std:
     std::string ranks = mesh.num_axes() > 1 ? mesh.describe() + " = " + std::to_string(mesh.size())
                                             : std::to_string(mesh.size());
     return flowc_status_make(FLOWC_STATUS_INVALID_ARGUMENT,
-                             "the model was compiled for a mesh of %s ranks, but the launcher (%s) started %d "
-                             "process%s: start %d, one per GPU",
-                             ranks.c_str(), env.launcher, env.world_size, env.world_size == 1 ? "" : "es",
+                             "rank %d: the model was compiled for a mesh of %s ranks, but the launcher (%s) started "
+                             "%d process%s: start %d, one per GPU",
+                             env.rank, ranks.c_str(), env.launcher, env.world_size, env.world_size == 1 ? "" : "es",
                              mesh.size());
   }
   int32_t timeout_s = 0;
