@@ -17,12 +17,11 @@ from flowc.ir.graph import Node, Value
 from flowc.ir.infer import infer_node
 from flowc.ir.ops.fused import Literal, parse_program
 from flowc.ir.types import DType, TensorType, f32
+from flowc.schedules.cpu import ELEMENTWISE
 
 CTYPES = {"f32": "float", "f64": "double", "i8": "int8_t", "i16": "int16_t", "i32": "int32_t",
           "i64": "int64_t", "u8": "uint8_t", "u16": "uint16_t", "u32": "uint32_t", "u64": "uint64_t",
           "bool": "bool"}
-# Below this many elements a loop runs on the calling thread (waking workers costs more).
-PARALLEL_GRAIN = 16384
 
 
 # Target cuda also stores f16 and bf16 (`half=True` below). Code computes with them in float: a
@@ -326,14 +325,14 @@ def loop(out_ptr: str, out_ctype: str, out_shape: tuple[int, ...], sources: list
         n = dims[0] if dims else 1
         loads = [f"const {s.ctype} src{j} = {'y' if own[j] else f'p{j}'}[{'i' if dims and strides[j][0] else '0'}];"
                  for j, s in enumerate(sources)]
-        code += [f"flowc::parallel_for(&par, {n}, {PARALLEL_GRAIN}, [&](int64_t begin, int64_t end) {{",
+        code += [f"flowc::parallel_for(&par, {n}, {ELEMENTWISE.grain}, [&](int64_t begin, int64_t end) {{",
                  "  for (int64_t i = begin; i < end; ++i) {"]
         code += ["    " + line for line in loads + body.lines]
         code += [f"    y[i] = {body.result};", "  }", "});"]
         return code
     inner = dims[-1]
     rows = numel // inner
-    code += [f"flowc::parallel_for(&par, {rows}, {max(1, PARALLEL_GRAIN // inner)}, "
+    code += [f"flowc::parallel_for(&par, {rows}, {max(1, ELEMENTWISE.grain // inner)}, "
              "[&](int64_t begin, int64_t end) {",
              "  for (int64_t r = begin; r < end; ++r) {",
              "    int64_t q = r, c = 0;"]

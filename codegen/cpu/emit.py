@@ -26,6 +26,7 @@ from flowc.ir.ops.tensor import _slice_bounds
 from flowc.ir.passes import LOWERING, run_passes
 from flowc.ir.passes.fuse import IDENTITY_EPILOGUE
 from flowc.ir.passes.parallel import PhysicalGraph
+from flowc.schedules.cpu import ATTENTION
 
 from .. import memory
 from ..schedule import Schedule, schedule
@@ -49,7 +50,6 @@ RUNTIME_SUFFIXES = {".h", ".cc", ".cpp", ".cu", ".cuh", ".cmake", ".txt"}
 ARENA_SLOTS = 2          # requests in flight at once, each with its own arena
 MAX_RANK = 6             # the layout kernels' limit
 OUT_OF_RANGE = "an index is out of range"
-ATTENTION_ROWS = 32      # query rows per FusedAttention job: scores of 32 x keys floats per thread
 
 
 @dataclass(frozen=True)
@@ -522,7 +522,7 @@ class _Emitter(CollectiveSteps):
         self._kernel_dtype(node, [q, kt, v, out])
         qs = tuple(q.type.shape)
         batch, (m, k), n, d = qs[:-2], qs[-2:], kt.type.shape[-1], v.type.shape[-1]
-        nb, block = math.prod(batch), ATTENTION_ROWS
+        nb, block = math.prod(batch), ATTENTION.rows
         blocks = -(-m // block)
         scores = batch + (m, n)
         sources = {"acc": out.type.dtype, **{f"x{i}": x.type.dtype for i, x in enumerate(extras)}}

@@ -35,6 +35,7 @@ from flowc.ir.ops.fused import parse_program
 from flowc.ir.passes.fuse import IDENTITY_EPILOGUE
 from flowc.ir.passes.parallel import PhysicalGraph
 from flowc.ir.passes.precision import Half
+from flowc.schedules.cuda import ELEMENTWISE
 
 from .. import memory
 from ..cpu import elementwise as ew
@@ -47,8 +48,6 @@ from ..schedule import Schedule, TensorLife, schedule
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 UPLOAD_STREAM, DOWNLOAD_STREAM, COMM_STREAM = 1, 2, 3
 STAGING_ALIGNMENT = 256          # each input's and output's place in the pinned staging buffers
-THREADS = 256                    # per block of the generated elementwise kernels
-MAX_BLOCKS = 1 << 16             # grid-stride loops beyond this
 ARCHS = {"sm_80": "80", "sm_86": "86", "sm_89": "89", "sm_90": "90", "sm_90a": "90a"}
 # The parts of the runtime a CUDA project compiles, beside the CPU ones (whose headers it reads).
 RUNTIME_PARTS = ("CMakeLists.txt", "cmake", "include", "base", "device", "comm", "core", "api", "kernels/cpu",
@@ -273,13 +272,12 @@ class _CudaEmitter(_Emitter):
         t = self.ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
         all_strides = [broadcast_strides(s.shape, shape) for s in sources] + [broadcast_strides(shape, shape)]
         dims, strides = ew._collapse(shape, all_strides)
-        # 32-bit indices while the grid-stride loop's last step stays below 2^31
-        index = "int64_t" if numel + MAX_BLOCKS * THREADS >= 2 ** 31 else "int32_t"
-        name = self._kernel_name()
+        index = "int32_t" if ELEMENTWISE.fits_int32(numel) else "int64_t"
+        name, threads = self._kernel_name(), ELEMENTWISE.threads
         params = [f"{t}* y"] + [f"const {s.ctype}* p{j}" for j, s in enumerate(sources)]
-        code = [f"__global__ void __launch_bounds__({THREADS}) {name}({', '.join(params)}) {{",
-                f"  for ({index} i = {index}(blockIdx.x) * {THREADS} + {index}(threadIdx.x); i < {numel}; "
-                f"i += {index}(gridDim.x) * {THREADS}) {{"]
+        code = [f"__global__ void __launch_bounds__({threads}) {name}({', '.join(params)}) {{",
+                f"  for ({index} i = {index}(blockIdx.x) * {threads} + {index}(threadIdx.x); i < {numel}; "
+                f"i += {index}(gridDim.x) * {threads}) {{"]
         if len(dims) > 1:
             code.append(f"    {index} q = i, c = 0;")
             code += [f"    {index} o{j} = 0;" for j in range(len(sources))]
@@ -294,9 +292,9 @@ class _CudaEmitter(_Emitter):
         code += ["    " + line for line in body.lines]
         code += [f"    y[i] = {body.result};", "  }", "}", ""]
         self._define(name, code)
-        blocks = min(-(-numel // THREADS), MAX_BLOCKS)
         args = [self.ptr(out, write=True)] + [s.pointer for s in sources]
-        return [f"{name}<<<{blocks}, {THREADS}, 0, cu.stream>>>({', '.join(args)});", self._launch_check(name)]
+        return [f"{name}<<<{ELEMENTWISE.blocks(numel)}, {threads}, 0, cu.stream>>>({', '.join(args)});",
+                self._launch_check(name)]
 
     def _kernel_name(self) -> str:
         self._kernels += 1
@@ -306,11 +304,11 @@ class _CudaEmitter(_Emitter):
         """The count is the output's static length; start and delta are read on the device."""
         out = self._single_output(node)
         t = self.ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
-        name, numel = self._kernel_name(), out.type.numel()
+        name, numel, threads = self._kernel_name(), out.type.numel(), ELEMENTWISE.threads
         self._define(name, [f"__global__ void {name}(const {t}* start, const {t}* delta, {t}* y) {{",
-                            f"  for (int64_t i = int64_t(blockIdx.x) * {THREADS} + threadIdx.x; i < {numel}; "
-                            f"i += int64_t(gridDim.x) * {THREADS}) y[i] = {t}(*start + {t}(i) * *delta);", "}", ""])
-        return [f"{name}<<<{min(-(-numel // THREADS), MAX_BLOCKS)}, {THREADS}, 0, cu.stream>>>("
+                            f"  for (int64_t i = int64_t(blockIdx.x) * {threads} + threadIdx.x; i < {numel}; "
+                            f"i += int64_t(gridDim.x) * {threads}) y[i] = {t}(*start + {t}(i) * *delta);", "}", ""])
+        return [f"{name}<<<{ELEMENTWISE.blocks(numel)}, {threads}, 0, cu.stream>>>("
                 f"{self.ptr(node.inputs[0])}, {self.ptr(node.inputs[2])}, {self.ptr(out, write=True)});",
                 self._launch_check(name)]
 

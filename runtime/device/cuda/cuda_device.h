@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "runtime/device/device.h"
+#include "runtime/kernels/cuda/schedule.h"
 
 namespace flowc {
 
@@ -22,8 +23,8 @@ class CudaDevice final : public Device {
   static constexpr int32_t kEventsPerSlot = 4;
   // Staging offsets and sizes are multiples of this (a good alignment for cudaMemcpyAsync).
   static constexpr size_t kStagingAlignment = 256;
-  // cuBLASLt's workspace per stream (what its heuristics may use).
-  static constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;
+  // cuBLASLt's workspace per stream (what its heuristics may use): schedules/cuda.py's GEMM.
+  static constexpr size_t kBlasWorkspaceBytes = cuda::schedule::gemm::kWorkspaceBytes;
 
   struct Options {
     int32_t ordinal = 0;            // which GPU

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "gemm.h"
+#include "schedule.h"
 
 namespace {
 
@@ -71,7 +72,8 @@ void conv_group(const flowc_conv2d_params& p, const float* x, const float* w, co
   const int64_t rows = Cg * p.kernel_h * p.kernel_w, cols = p.out_h * p.out_w;
   const float* b = x;
   if (!is_pointwise(p)) {
-    parallel_for(par, rows, 4, [&](int64_t lo, int64_t hi) { im2col_rows(p, x, col, lo, hi); });
+    parallel_for(par, rows, flowc::cpu::schedule::conv::kIm2colGrain,
+                 [&](int64_t lo, int64_t hi) { im2col_rows(p, x, col, lo, hi); });
     b = col;
   }
   if (bias) fill_bias(bias, Kg, cols, y);

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 
+#include "schedule.h"
+
 namespace {
 
 using namespace flowc;
 
-constexpr int64_t kMinPerThread = 1 << 14;  // elements; below this a second thread does not pay
+constexpr int64_t kMinPerThread = flowc::cpu::schedule::elementwise::kGrain;  // elements a task
 
 template <class F>
 void unary(int64_t n, const float* x, float* y, const flowc_parallel* par, F f) {

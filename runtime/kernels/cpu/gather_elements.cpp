@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include "schedule.h"
+
 namespace {
 
 constexpr int kMaxRank = 8;
@@ -18,7 +20,8 @@ bool gather(int rank, const int64_t* x_shape, const int64_t* index_shape, int ax
   std::atomic<bool> ok{true};
   // One task per row of the last axis: the row's offset in x without its axis coordinate, then
   // the indices move along axis (a row along axis itself when axis is the last one).
-  flowc::parallel_for(par, rows, (1 << 14) / (last + 1) + 1, [&](int64_t lo, int64_t hi) {
+  flowc::parallel_for(par, rows, flowc::cpu::schedule::layout::kGatherElementsGrain / (last + 1) + 1,
+                      [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       int64_t rest = r, base = 0;
       for (int d = rank - 2; d >= 0; --d) {

@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <mutex>
 
+#include "schedule.h"
+
 namespace {
 
 using flowc::parallel_for;
 using flowc::parallel_threads;
+namespace schedule = flowc::cpu::schedule;
 
 // OpenBLAS would start its own threads next to the runtime's: keep it to the calling thread.
 void blas_single_threaded() {
@@ -22,10 +25,9 @@ void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
               (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-// Products up to this many multiply-adds would go to flowc's small kernel. It measured slower
-// than OpenBLAS at every size tried (16^3: 2.8 vs 5.2 GFLOP/s, 32^3: 4.9 vs 30.9; see
-// benchmarks/kernels_cpu.py), so for now only empty products take it.
-constexpr int64_t kSmallMacs = 0;
+// Products up to this many multiply-adds go to flowc's small kernel (for now only empty ones: see
+// schedules/cpu.py's GEMM).
+constexpr int64_t kSmallMacs = schedule::gemm::kSmallMacs;
 
 bool is_small(int64_t M, int64_t N, int64_t K) { return M * N * K <= kSmallMacs; }
 
@@ -35,14 +37,15 @@ void flowc_gemm_small_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
                           const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                           float* C, int64_t ldc) {
   // One row of C at a time in a local accumulator, B walked row by row (transposed B is read
-  // through a packed copy so the inner loop stays contiguous and vectorises).
-  constexpr int64_t kMaxN = 256;
+  // through a packed copy so the inner loop stays contiguous and vectorises), in blocks of kMaxN
+  // columns by kMaxK of K.
+  constexpr int64_t kMaxN = schedule::gemm::kSmallN, kMaxK = schedule::gemm::kSmallK;
   float acc[kMaxN];
-  float bt[kMaxN * 64];
+  float bt[kMaxN * kMaxK];
   for (int64_t n0 = 0; n0 < N; n0 += kMaxN) {
     int64_t nb = std::min(kMaxN, N - n0);
-    for (int64_t k0 = 0; k0 < K || k0 == 0; k0 += 64) {
-      int64_t kb = std::min<int64_t>(64, K - k0);
+    for (int64_t k0 = 0; k0 < K || k0 == 0; k0 += kMaxK) {
+      int64_t kb = std::min<int64_t>(kMaxK, K - k0);
       const float* bp;
       int64_t ldbp;
       if (trans_b) {
@@ -82,18 +85,18 @@ void flowc_gemm_blas_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, floa
   if (M == 0 || N == 0) return;
   blas_single_threaded();
   int threads = parallel_threads(par);
-  // Waking the pool costs about as much as ~1M multiply-adds single-threaded (measured: a
-  // 64x10x512 product runs at 69 GFLOP/s whole, 48-56 split in two).
-  if (threads == 1 || M * N * K < (int64_t(1) << 20)) {
+  // Waking the pool costs about as much as kParallelMacs multiply-adds single-threaded.
+  if (threads == 1 || M * N * K < schedule::gemm::kParallelMacs) {
     blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  // Split the larger of M and N into one block per thread, in multiples of 16 rows/columns
-  // (the BLAS micro-kernels' widths), so each thread runs one single-threaded BLAS call.
+  // Split the larger of M and N into one block per thread, in multiples of kSplit rows or
+  // columns (the BLAS micro-kernels' widths), so each thread runs one single-threaded BLAS call.
+  constexpr int64_t kSplit = schedule::gemm::kSplitMultiple;
   bool split_m = M >= N;
   int64_t extent = split_m ? M : N;
   int64_t block = (extent + threads - 1) / threads;
-  block = std::min(extent, (block + 15) / 16 * 16);
+  block = std::min(extent, (block + kSplit - 1) / kSplit * kSplit);
   int64_t blocks = (extent + block - 1) / block;
   parallel_for(par, blocks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p) {

@@ -2,22 +2,26 @@
 
 #include <cmath>
 
+#include "schedule.h"
 
 namespace {
 
-// Sum of (x - shift)^Power (Power 1 or 2) in 16 partial sums (vectorises).
+namespace schedule = flowc::cpu::schedule;
+constexpr int kLanes = schedule::group_norm::kLanes;
+
+// Sum of (x - shift)^Power (Power 1 or 2) in kLanes partial sums (vectorises).
 template <int Power>
 float sum_of_deviations(int64_t n, const float* __restrict x, float shift) {
-  float acc[16] = {0};
+  float acc[kLanes] = {0};
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) {
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
       const float d = x[i + j] - shift;
       acc[j] += Power == 1 ? d : d * d;
     }
   float s = 0.0f;
   for (; i < n; ++i) s += Power == 1 ? x[i] - shift : (x[i] - shift) * (x[i] - shift);
-  for (int j = 0; j < 16; ++j) s += acc[j];
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
   return s;
 }
 
@@ -29,7 +33,7 @@ void flowc_group_norm_f32(int64_t batch, int64_t channels, int64_t groups, int64
   const int64_t per_group = channels / groups, n = per_group * spatial;
   // Two passes, the mean (as x[0] plus the mean of x - x[0]) then the mean square deviation from
   // it: little rounding when the mean is large against the spread.
-  flowc::parallel_for(par, batch * groups, (1 << 13) / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
+  flowc::parallel_for(par, batch * groups, schedule::group_norm::kGrain / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
       const float* __restrict xg = x + t * n;
       float* __restrict yg = y + t * n;

@@ -5,13 +5,14 @@
 #include <vector>
 
 #include "element.h"
+#include "schedule.h"
 
 namespace {
 
 using flowc::by_size;
 using flowc::parallel_for;
 constexpr int kMaxRank = 6;
-constexpr int64_t kMinBytesPerThread = 1 << 16;
+constexpr int64_t kMinBytesPerThread = flowc::cpu::schedule::layout::kGrainBytes;
 
 // Drop size-1 axes, then merge runs of output axes that are consecutive input axes.
 // Returns the new rank; out_shape is in x's order, out_perm maps y's axes to it.
@@ -78,7 +79,7 @@ void transpose_typed(int rank, const int64_t* shape, const int64_t* perm, const 
   }();
   const int64_t xstride_b = ys[yl];
   const int64_t outer = total / (A * B);
-  constexpr int64_t kTile = 16;
+  constexpr int64_t kTile = flowc::cpu::schedule::layout::kTransposeTile;
   const int64_t tiles_a = (A + kTile - 1) / kTile;
   int64_t y_strides[kMaxRank];
   s = 1;

@@ -4,12 +4,14 @@
 #include <cfloat>
 #include <cmath>
 
+#include "schedule.h"
 #include "vmath.h"
 
 namespace {
 
 namespace m = flowc::vmath;
-constexpr int kLanes = 16;
+namespace schedule = flowc::cpu::schedule;
+constexpr int kLanes = schedule::normalization::kLanes;
 
 // The larger of a running max and v, NaN once either is: m::max alone lets the next v replace a
 // NaN.
@@ -57,7 +59,7 @@ void max_and_sum(int64_t n, const float* __restrict x, float* out_max, float* ou
 
 template <bool Log>
 void softmax(int64_t rows, int64_t n, const float* x, float* y, const flowc_parallel* par) {
-  flowc::parallel_for(par, rows, (1 << 12) / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
+  flowc::parallel_for(par, rows, schedule::normalization::kGrain / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const float* xr = x + r * n;
       float* yr = y + r * n;
@@ -80,9 +82,9 @@ void softmax(int64_t rows, int64_t n, const float* x, float* y, const flowc_para
 template <bool Log>
 void softmax_strided(int64_t rows, int64_t n, int64_t inner, const float* x, float* y,
                      const flowc_parallel* par) {
-  constexpr int64_t kBlock = 64;
+  constexpr int64_t kBlock = schedule::normalization::kColumns;
   const int64_t blocks = (inner + kBlock - 1) / kBlock;
-  const int64_t min_jobs = (1 << 12) / (n * kBlock) + 1;
+  const int64_t min_jobs = schedule::normalization::kGrain / (n * kBlock) + 1;
   flowc::parallel_for(par, rows * blocks, min_jobs, [&](int64_t lo, int64_t hi) {
     for (int64_t job = lo; job < hi; ++job) {
       const int64_t r = job / blocks, c0 = job % blocks * kBlock;
@@ -143,7 +145,7 @@ void flowc_log_softmax_f32(int64_t rows, int64_t n, const float* x, float* y,
 
 void flowc_layer_norm_f32(int64_t rows, int64_t n, const float* x, const float* gamma,
                           const float* beta, float epsilon, float* y, const flowc_parallel* par) {
-  flowc::parallel_for(par, rows, (1 << 12) / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
+  flowc::parallel_for(par, rows, schedule::normalization::kGrain / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       const float* __restrict xr = x + r * n;
       float* yr = y + r * n;

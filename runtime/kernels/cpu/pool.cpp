@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "reduce.h"
+#include "schedule.h"
 #include "vmath.h"
 
 namespace {
@@ -77,7 +78,7 @@ void flowc_maxpool2d_indices_f32(const flowc_pool2d_params* p, bool column_major
   const int64_t H = p->in_h, W = p->in_w, OH = p->out_h, OW = p->out_w, SW = p->stride_w;
   const int64_t step_h = column_major ? 1 : W, step_w = column_major ? H : 1;
   const float lowest = -std::numeric_limits<float>::infinity();
-  const int64_t min_rows = 1 + (1 << 10) / (OW * p->kernel_h * p->kernel_w + 1);
+  const int64_t min_rows = 1 + flowc::cpu::schedule::pool::kIndicesGrain / (OW * p->kernel_h * p->kernel_w + 1);
   parallel_for(par, p->batch * p->channels * OH, min_rows, [&](int64_t lo, int64_t hi) {
     for (int64_t row = lo; row < hi; ++row) {
       const int64_t plane = row / OH, oh = row % OH;

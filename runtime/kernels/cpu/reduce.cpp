@@ -5,10 +5,14 @@
 #include <numeric>
 #include <vector>
 
+#include "schedule.h"
+
 namespace {
 
-constexpr int kLanes = 16;
-constexpr int64_t kBlock = 256;  // columns one task of a middle-axis loop keeps in its accumulators
+namespace schedule = flowc::cpu::schedule;
+constexpr int kLanes = schedule::reduce::kLanes;
+// Columns one task of a middle-axis loop keeps in its accumulators.
+constexpr int64_t kBlock = schedule::reduce::kColumns;
 
 // A reduction is a map of each element, then a combine of the mapped values from an identity.
 struct Same { static float map(float v) { return v; } };
@@ -109,7 +113,7 @@ void log_sum_exp_columns(int64_t r, int64_t stride, int64_t count, const float* 
 template <class Body>
 void column_blocks(const flowc_parallel* par, int64_t outer, int64_t inner, int64_t work_per_column, Body&& body) {
   const int64_t blocks = (inner + kBlock - 1) / kBlock;
-  flowc::parallel_for(par, outer * blocks, (1 << 14) / (work_per_column * kBlock + 1) + 1,
+  flowc::parallel_for(par, outer * blocks, schedule::reduce::kGrain / (work_per_column * kBlock + 1) + 1,
                       [&](int64_t lo, int64_t hi) {
                         for (int64_t t = lo; t < hi; ++t) {
                           const int64_t o = t / blocks, first = (t % blocks) * kBlock;
@@ -130,7 +134,7 @@ inline bool displaces(float v, float best) {
 template <bool Largest, bool Last>
 void arg_reduce(int64_t outer, int64_t n, int64_t inner, const float* x, int64_t* y, const flowc_parallel* par) {
   if (inner == 1) {
-    flowc::parallel_for(par, outer, (1 << 14) / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
+    flowc::parallel_for(par, outer, schedule::reduce::kGrain / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
       for (int64_t o = lo; o < hi; ++o) {
         const float* row = x + o * n;
         float best = row[0];
@@ -185,7 +189,7 @@ inline bool above(float a, float b) { return a != a ? b == b : a > b; }
 
 void flowc_reduce_trailing_f32(flowc_reduce_op op, int64_t outer, int64_t inner, const float* x,
                                float* y, const flowc_parallel* par) {
-  flowc::parallel_for(par, outer, (1 << 14) / (inner + 1) + 1, [&](int64_t lo, int64_t hi) {
+  flowc::parallel_for(par, outer, schedule::reduce::kGrain / (inner + 1) + 1, [&](int64_t lo, int64_t hi) {
     if (op == FLOWC_REDUCE_LOG_SUM_EXP) {
       for (int64_t i = lo; i < hi; ++i) y[i] = log_sum_exp_row(inner, x + i * inner);
       return;
@@ -241,7 +245,7 @@ void flowc_cumsum_i64(int64_t outer, int64_t n, int64_t inner, bool exclusive, b
 
 void flowc_topk_f32(bool largest, int64_t outer, int64_t n, int64_t inner, int64_t k, const float* x,
                     float* values, int64_t* indices, const flowc_parallel* par) {
-  flowc::parallel_for(par, outer * inner, (1 << 12) / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
+  flowc::parallel_for(par, outer * inner, schedule::reduce::kTopkGrain / (n + 1) + 1, [&](int64_t lo, int64_t hi) {
     std::vector<int64_t> order(static_cast<size_t>(n));
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t o = t / inner, i = t % inner;

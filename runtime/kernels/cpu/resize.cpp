@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "element.h"
+#include "schedule.h"
 
 // Built with -ffp-contract=off (CMakeLists.txt): source coordinates are computed in f32 with the
 // reference's exact operations, since nearest rounding of exact halves depends on the last bit.
@@ -124,7 +125,7 @@ void flowc_resize_nearest(const flowc_resize_params* p, int elem_size, const voi
     std::memcpy(&fill, extrapolation, sizeof(T));
     const T* xt = static_cast<const T*>(x);
     T* yt = static_cast<T*>(y);
-    const int64_t min_rows = std::max<int64_t>(1, (1 << 14) / OW);
+    const int64_t min_rows = std::max<int64_t>(1, flowc::cpu::schedule::resize::kNearestGrain / OW);
     parallel_for(par, p->outer * OH, min_rows, [&](int64_t lo, int64_t hi) {
       for (int64_t r = lo; r < hi; ++r) {
         const int64_t o = r / OH, i = r % OH;
@@ -156,7 +157,7 @@ void flowc_resize_f32(const flowc_resize_params* p, float extrapolation, const f
   if (p->outer * OH * OW == 0) return;
   const AxisTable th = p->h.resized ? axis_table(*p, p->h) : AxisTable{};
   const AxisTable tw = p->w.resized ? axis_table(*p, p->w) : AxisTable{};
-  const int64_t min_rows = std::max<int64_t>(1, (1 << 12) / (OW + W));
+  const int64_t min_rows = std::max<int64_t>(1, flowc::cpu::schedule::resize::kLinearGrain / (OW + W));
   parallel_for(par, p->outer * OH, min_rows, [&](int64_t lo, int64_t hi) {
     std::vector<float> row(p->h.resized ? size_t(W) : 0);
     for (int64_t r = lo; r < hi; ++r) {

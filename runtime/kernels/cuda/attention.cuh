@@ -12,7 +12,8 @@
 // (online softmax), stages the tile of V and adds p_j V[j, :] into per-lane accumulators (lane l
 // owns output columns l, l + 32, ...). Memory does not grow with N or K; shared memory is at most
 // 44 KB (no opt-in needed). Head dims K of any size; D up to 256 in one pass, larger D in slices of
-// 256 (grid.y), each slice recomputing the scores: slower, same result.
+// 256 (grid.y), each slice recomputing the scores: slower, same result. (These numbers are
+// schedules/cuda.py's ATTENTION, through schedule.h.)
 //
 // Softmax as numpy (the graph's reference): a NaN score makes its row NaN, and a row whose scores
 // are all -inf is NaN (0 / 0), as flowc_cuda_softmax_f32 gives. N == 0 writes zeros, as the CPU's
@@ -28,12 +29,16 @@
 
 namespace flowc::cuda::attention {
 
-constexpr int kWarps = 8;
-constexpr int kRowsPerWarp = 2;
+// The tile, from schedule.h.
+using schedule::attention::kWarps;
+using schedule::attention::kRowsPerWarp;
 constexpr int kRows = kWarps * kRowsPerWarp;  // query rows per block
-constexpr int kKeys = 32;                     // keys per tile: one per lane
-constexpr int kChunk = 64;                    // head-dim columns of Q and K^T staged at a time
-constexpr int kMaxColsPerLane = 8;            // output columns per lane: slices of 256
+using schedule::attention::kKeys;             // keys per tile: one per lane
+using schedule::attention::kChunk;            // head-dim columns of Q and K^T staged at a time
+using schedule::attention::kMaxColsPerLane;   // output columns per lane: slices of 32 times that
+static_assert(kKeys == 32, "a tile holds one key per lane");
+static_assert(sizeof(float) * (kRows * kChunk + kChunk * kKeys + kKeys * kMaxColsPerLane * 32) <= 48 * 1024,
+              "the tiles must fit the 48 KiB of shared memory a block gets without opting in");
 
 // Shared memory holds f32 whatever the storage type: loads widen as they stage.
 template <int ColsPerLane, class Epi, class T>

@@ -1,4 +1,5 @@
-// Helpers shared by the library's .cu files and attention.cuh (internal): launch shapes and status,
+// Helpers shared by the library's .cu files and attention.cuh (internal): launch shapes (from
+// schedule.h, which schedules/cuda.py renders: change them there) and status,
 // storage types and their conversions, element types by size, host tables passed by value, the
 // error flag, and reductions through warp shuffles and shared memory.
 #pragma once
@@ -13,6 +14,7 @@
 #include <type_traits>
 
 #include "kernels.h"
+#include "schedule.h"
 
 namespace flowc::cuda {
 
@@ -25,7 +27,7 @@ namespace flowc::cuda {
 #define FLOWC_CUDA_UNROLL
 #endif
 
-constexpr int kThreads = 256;  // threads per block of the one-thread-per-element kernels
+constexpr int kThreads = schedule::elementwise::kThreads;  // a block of the one-thread-per-element kernels
 constexpr unsigned kFullMask = 0xffffffffu;
 
 // Storage types: float, __half, __nv_bfloat16. Kernels compute in float: load widens an element,
@@ -51,7 +53,7 @@ FLOWC_CUDA_HD T store(float v) {
 // rest), at least one.
 inline unsigned grid_for(int64_t n, int threads = kThreads) {
   const int64_t blocks = (n + threads - 1) / threads;
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(1) << 16)));
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>(blocks, schedule::elementwise::kMaxBlocks)));
 }
 
 // Whether offsets below n fit the 32-bit index path (64-bit division costs ~10x on the GPU).
@@ -159,11 +161,13 @@ __device__ __forceinline__ T row_reduce(T v, Combine combine, T identity, T* sha
   else return block_reduce(v, combine, identity, shared);
 }
 
-// A block of (32, kColumnRows) threads over 32 columns: combine of v over threadIdx.y, in order,
-// every thread of a column getting the result. `part` is the block's [kColumnRows][33].
-constexpr int kColumnRows = 8;
+// A block of (kColumnWidth, kColumnRows) threads over kColumnWidth columns: combine of v over
+// threadIdx.y, in order, every thread of a column getting the result. `part` is the block's
+// [kColumnRows][kColumnWidth + 1].
+constexpr int kColumnWidth = schedule::columns::kWidth;
+constexpr int kColumnRows = schedule::columns::kRows;
 template <class T, class Combine>
-__device__ __forceinline__ T column_reduce(T v, Combine combine, T (*part)[33]) {
+__device__ __forceinline__ T column_reduce(T v, Combine combine, T (*part)[kColumnWidth + 1]) {
   __syncthreads();
   part[threadIdx.y][threadIdx.x] = v;
   __syncthreads();
@@ -182,9 +186,11 @@ struct NanMaxOp {  // numpy's max: a NaN operand wins
   __device__ float operator()(float a, float b) const { return (a != a || a > b) ? a : b; }
 };
 
-// Threads per row for a row of n elements: a warp for short rows, a block of 512 otherwise.
-constexpr int kBlockRowThreads = 512;
-inline bool warp_per_row(int64_t n) { return n <= 1024; }
+// Threads per row for a row of n elements: a warp for short rows (blocks of kWarpRowThreads, a
+// row per warp), a block of kBlockRowThreads otherwise.
+constexpr int kWarpRowThreads = schedule::rows::kWarpBlockThreads;
+constexpr int kBlockRowThreads = schedule::rows::kBlockThreads;
+inline bool warp_per_row(int64_t n) { return n <= schedule::rows::kWarpRowLimit; }
 
 // flowc_cuda_gemm_f32 and its fp16 and bf16 siblings (kernels.h) for storage type T; gemm.cu
 // instantiates float, __half and __nv_bfloat16. The convolutions call it too.

@@ -15,14 +15,14 @@
 // (cuBLASLt), then col2im as a gather: one thread per output pixel adds the bias and each (r, s)
 // column that lands on it, in the CPU's order (no atomics). A 1x1 stride-1 unpadded one is W_g^T @ x_g.
 //
-// The workspace holds the columns of as many images as fit in kChunkBytes (at least one image), in
-// the storage type (the GEMM's operand).
+// The workspace holds the columns of as many images as fit in kChunkBytes (schedules/cuda.py's
+// CONV; at least one image), in the storage type (the GEMM's operand).
 #include "common.cuh"
 
 namespace flowc::cuda {
 namespace {
 
-constexpr int64_t kChunkBytes = int64_t(64) << 20;
+constexpr int64_t kChunkBytes = schedule::conv::kIm2colBytes;
 
 bool is_depthwise(const flowc_conv2d_params& p) {
   return p.group == p.in_channels && p.out_channels % p.group == 0;

@@ -10,6 +10,7 @@
 // The middle-axis softmax runs blocks of (32 columns, 8 threads along the axis), reduced in shared
 // memory. Layer norm uses the CPU's shifted sums (of x - x[0]); group norm one block per
 // (sample, group), the mean then the mean square deviation from it, as the CPU's two passes.
+// The block shapes are schedule.h's (schedules/cuda.py's ROWS and COLUMNS).
 #include "common.cuh"
 
 namespace flowc::cuda {
@@ -42,12 +43,12 @@ __global__ void __launch_bounds__(kBlockRowThreads)
 
 // x as [rows, n, inner]: a block per (row, 32 columns), threadIdx.y walking the n axis.
 template <bool Log, class T>
-__global__ void __launch_bounds__(32 * kColumnRows)
+__global__ void __launch_bounds__(kColumnWidth * kColumnRows)
     softmax_strided_kernel(int64_t rows, int64_t n, int64_t inner, const T* x, T* y) {
-  __shared__ float part[kColumnRows][33];
-  const int64_t tiles = (inner + 31) / 32;
+  __shared__ float part[kColumnRows][kColumnWidth + 1];
+  const int64_t tiles = (inner + kColumnWidth - 1) / kColumnWidth;
   for (int64_t job = blockIdx.x; job < rows * tiles; job += gridDim.x) {
-    const int64_t r = job / tiles, col = job % tiles * 32 + threadIdx.x;
+    const int64_t r = job / tiles, col = job % tiles * kColumnWidth + threadIdx.x;
     const bool active = col < inner;
     const T* xc = x + r * n * inner + col;
     T* yc = y + r * n * inner + col;
@@ -131,7 +132,8 @@ template <bool Log, class T>
 const char* softmax(int64_t rows, int64_t n, const T* x, T* y, const flowc_cuda* cu) {
   if (rows <= 0 || n <= 0) return nullptr;
   if (warp_per_row(n))
-    softmax_rows_kernel<32, Log><<<grid_for(rows * 32), kThreads, 0, cu->stream>>>(rows, n, x, y);
+    softmax_rows_kernel<32, Log>
+        <<<grid_for(rows * 32, kWarpRowThreads), kWarpRowThreads, 0, cu->stream>>>(rows, n, x, y);
   else
     softmax_rows_kernel<kBlockRowThreads, Log><<<grid_for(rows, 1), kBlockRowThreads, 0, cu->stream>>>(rows, n, x, y);
   return launch_status();
@@ -140,8 +142,9 @@ const char* softmax(int64_t rows, int64_t n, const T* x, T* y, const flowc_cuda*
 template <bool Log, class T>
 const char* softmax_strided(int64_t rows, int64_t n, int64_t inner, const T* x, T* y, const flowc_cuda* cu) {
   if (rows <= 0 || n <= 0 || inner <= 0) return nullptr;
-  const int64_t jobs = rows * ((inner + 31) / 32);
-  softmax_strided_kernel<Log><<<grid_for(jobs, 1), dim3(32, kColumnRows), 0, cu->stream>>>(rows, n, inner, x, y);
+  const int64_t jobs = rows * ((inner + kColumnWidth - 1) / kColumnWidth);
+  softmax_strided_kernel<Log>
+      <<<grid_for(jobs, 1), dim3(kColumnWidth, kColumnRows), 0, cu->stream>>>(rows, n, inner, x, y);
   return launch_status();
 }
 
@@ -150,7 +153,8 @@ const char* layer_norm(int64_t rows, int64_t n, const T* x, const T* gamma, cons
                        const flowc_cuda* cu) {
   if (rows <= 0 || n <= 0) return nullptr;
   if (warp_per_row(n))
-    layer_norm_kernel<32><<<grid_for(rows * 32), kThreads, 0, cu->stream>>>(rows, n, x, gamma, beta, epsilon, y);
+    layer_norm_kernel<32><<<grid_for(rows * 32, kWarpRowThreads), kWarpRowThreads, 0, cu->stream>>>(rows, n, x, gamma,
+                                                                                                 beta, epsilon, y);
   else
     layer_norm_kernel<kBlockRowThreads><<<grid_for(rows, 1), kBlockRowThreads, 0, cu->stream>>>(rows, n, x, gamma,
                                                                                                beta, epsilon, y);

@@ -9,6 +9,7 @@
 //  - cumsum: one thread per column (o, i), summing in order as numpy does (bitwise the CPU's sums);
 //  - top-k: one block per column, k rounds of a block-wide selection of the next element in the
 //    order (value, then lower index); O(k n / 512) per column, fine for the usual small k.
+// The block shapes are schedule.h's (schedules/cuda.py's ROWS, COLUMNS and TOPK).
 #include "common.cuh"
 
 namespace flowc::cuda {
@@ -105,13 +106,13 @@ __global__ void __launch_bounds__(kBlockRowThreads)
 
 // x as [outer, r, inner]: a block per (o, 32 columns), threadIdx.y walking r.
 template <class Map, class Combine, class T>
-__global__ void __launch_bounds__(32 * kColumnRows)
+__global__ void __launch_bounds__(kColumnWidth * kColumnRows)
     reduce_middle_kernel(flowc_reduce_op op, int64_t outer, int64_t r, int64_t inner, const T* __restrict__ x,
                          T* __restrict__ y) {
-  __shared__ float part[kColumnRows][33];
-  const int64_t tiles = (inner + 31) / 32;
+  __shared__ float part[kColumnRows][kColumnWidth + 1];
+  const int64_t tiles = (inner + kColumnWidth - 1) / kColumnWidth;
   for (int64_t job = blockIdx.x; job < outer * tiles; job += gridDim.x) {
-    const int64_t o = job / tiles, col = job % tiles * 32 + threadIdx.x;
+    const int64_t o = job / tiles, col = job % tiles * kColumnWidth + threadIdx.x;
     const bool active = col < inner;
     float acc = Combine::identity();
     if (active)
@@ -123,12 +124,12 @@ __global__ void __launch_bounds__(32 * kColumnRows)
 }
 
 template <class T>
-__global__ void __launch_bounds__(32 * kColumnRows)
+__global__ void __launch_bounds__(kColumnWidth * kColumnRows)
     log_sum_exp_middle_kernel(int64_t outer, int64_t r, int64_t inner, const T* __restrict__ x, T* __restrict__ y) {
-  __shared__ float part[kColumnRows][33];
-  const int64_t tiles = (inner + 31) / 32;
+  __shared__ float part[kColumnRows][kColumnWidth + 1];
+  const int64_t tiles = (inner + kColumnWidth - 1) / kColumnWidth;
   for (int64_t job = blockIdx.x; job < outer * tiles; job += gridDim.x) {
-    const int64_t o = job / tiles, col = job % tiles * 32 + threadIdx.x;
+    const int64_t o = job / tiles, col = job % tiles * kColumnWidth + threadIdx.x;
     const bool active = col < inner;
     const T* xc = x + o * r * inner + col;
     float m = -INFINITY;
@@ -191,14 +192,14 @@ __global__ void __launch_bounds__(kBlockRowThreads)
 
 // inner > 1: a block per (o, 32 columns), threadIdx.y walking n.
 template <bool Largest, bool Last>
-__global__ void __launch_bounds__(32 * kColumnRows)
+__global__ void __launch_bounds__(kColumnWidth * kColumnRows)
     arg_reduce_middle_kernel(int64_t outer, int64_t n, int64_t inner, const float* __restrict__ x,
                              int64_t* __restrict__ y) {
-  __shared__ Candidate part[kColumnRows][33];
+  __shared__ Candidate part[kColumnRows][kColumnWidth + 1];
   const Candidate none{0.0f, 0, -1};
-  const int64_t tiles = (inner + 31) / 32;
+  const int64_t tiles = (inner + kColumnWidth - 1) / kColumnWidth;
   for (int64_t job = blockIdx.x; job < outer * tiles; job += gridDim.x) {
-    const int64_t o = job / tiles, col = job % tiles * 32 + threadIdx.x;
+    const int64_t o = job / tiles, col = job % tiles * kColumnWidth + threadIdx.x;
     const bool active = col < inner;
     Candidate best = none;
     if (active)
@@ -213,14 +214,15 @@ template <bool Largest, bool Last>
 const char* arg_reduce(int64_t outer, int64_t n, int64_t inner, const float* x, int64_t* y, const flowc_cuda* cu) {
   if (inner == 1) {
     if (warp_per_row(n))
-      arg_reduce_rows_kernel<32, Largest, Last><<<grid_for(outer * 32), kThreads, 0, cu->stream>>>(outer, n, x, y);
+      arg_reduce_rows_kernel<32, Largest, Last>
+          <<<grid_for(outer * 32, kWarpRowThreads), kWarpRowThreads, 0, cu->stream>>>(outer, n, x, y);
     else
       arg_reduce_rows_kernel<kBlockRowThreads, Largest, Last>
           <<<grid_for(outer, 1), kBlockRowThreads, 0, cu->stream>>>(outer, n, x, y);
   } else {
-    const int64_t jobs = outer * ((inner + 31) / 32);
+    const int64_t jobs = outer * ((inner + kColumnWidth - 1) / kColumnWidth);
     arg_reduce_middle_kernel<Largest, Last>
-        <<<grid_for(jobs, 1), dim3(32, kColumnRows), 0, cu->stream>>>(outer, n, inner, x, y);
+        <<<grid_for(jobs, 1), dim3(kColumnWidth, kColumnRows), 0, cu->stream>>>(outer, n, inner, x, y);
   }
   return launch_status();
 }
@@ -273,7 +275,7 @@ struct First {
   }
 };
 
-constexpr int kTopkThreads = 512;
+constexpr int kTopkThreads = schedule::topk::kThreads;
 
 template <bool Largest>
 __global__ void __launch_bounds__(kTopkThreads)
@@ -304,8 +306,8 @@ template <class T>
 const char* reduce_trailing(flowc_reduce_op op, int64_t outer, int64_t inner, const T* x, T* y, const flowc_cuda* cu) {
   if (outer <= 0) return nullptr;
   const bool warp = warp_per_row(inner);
-  const unsigned blocks = warp ? grid_for(outer * 32) : grid_for(outer, 1);
-  const int threads = warp ? kThreads : kBlockRowThreads;
+  const unsigned blocks = warp ? grid_for(outer * 32, kWarpRowThreads) : grid_for(outer, 1);
+  const int threads = warp ? kWarpRowThreads : kBlockRowThreads;
   if (op == FLOWC_REDUCE_LOG_SUM_EXP) {
     if (warp) log_sum_exp_rows_kernel<32><<<blocks, threads, 0, cu->stream>>>(outer, inner, x, y);
     else log_sum_exp_rows_kernel<kBlockRowThreads><<<blocks, threads, 0, cu->stream>>>(outer, inner, x, y);
@@ -324,8 +326,8 @@ template <class T>
 const char* reduce_middle(flowc_reduce_op op, int64_t outer, int64_t r, int64_t inner, const T* x, T* y,
                           const flowc_cuda* cu) {
   if (outer <= 0 || inner <= 0) return nullptr;
-  const unsigned blocks = grid_for(outer * ((inner + 31) / 32), 1);
-  const dim3 threads(32, kColumnRows);
+  const unsigned blocks = grid_for(outer * ((inner + kColumnWidth - 1) / kColumnWidth), 1);
+  const dim3 threads(kColumnWidth, kColumnRows);
   if (op == FLOWC_REDUCE_LOG_SUM_EXP) {
     log_sum_exp_middle_kernel<<<blocks, threads, 0, cu->stream>>>(outer, r, inner, x, y);
     return launch_status();
