@@ -39,7 +39,7 @@ from flowc.schedules.cuda import ELEMENTWISE
 
 from .. import memory
 from ..cpu import elementwise as ew
-from ..cpu.elementwise import Body, Source, broadcast_strides, ctype
+from ..cpu.elementwise import Body, Source, broadcast_strides
 from ..cpu.collective import scratch_lives
 from ..cpu.emit import (OUT_OF_RANGE, TEMPLATES as CPU_TEMPLATES, EmitResult, _affine, _batch_offsets, _emit_mesh,
                         _Emitter, _lower, _model_cpp, _model_h, _write_project, c_string)

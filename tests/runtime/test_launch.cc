@@ -28,6 +28,7 @@
 
 #include "check.h"
 #include "free_port.h"
+#include "status_check.h"
 #include "runtime/comm/launch.h"
 
 // "two-addresses.test" resolves to 127.0.0.1 twice: first at black_hole_port (a port that drops
@@ -64,17 +65,6 @@ std::function<const char*(const char*)> getenv_of(const Table& table) {
     auto found = table.find(name);
     return found == table.end() ? nullptr : found->second.c_str();
   };
-}
-
-// `status` failed with `code` and a message that holds `text`; frees it and returns the message.
-std::string fails(flowc_status status, flowc_status_code code, const std::string& text) {
-  CHECK(status, "succeeded; expected '%s'", text.c_str());
-  std::string message = flowc_status_get_message(status);
-  flowc_status_code got = flowc_status_get_code(status);
-  flowc_status_free(status);
-  CHECK(got == code, "got %s: %s", flowc_status_code_name(got), message.c_str());
-  CHECK(message.find(text) != std::string::npos, "'%s' is not in '%s'", text.c_str(), message.c_str());
-  return message;
 }
 
 flowc::LaunchEnv launch(const Table& table) {

@@ -39,6 +39,7 @@
 
 #include "check.h"
 #include "free_port.h"
+#include "status_check.h"
 #include "runtime/comm/mpi/mpi_communicator.h"
 #include "runtime/comm/nccl/nccl_communicator.h"
 
@@ -52,17 +53,6 @@ constexpr bool kHaveNccl = true;
 #else
 constexpr bool kHaveNccl = false;
 #endif
-
-// `status` failed with `code` and a message that holds `text`; frees it and returns the message.
-std::string fails(flowc_status status, flowc_status_code code, const std::string& text) {
-  CHECK(status, "succeeded; expected '%s'", text.c_str());
-  std::string message = flowc_status_get_message(status);
-  flowc_status_code got = flowc_status_get_code(status);
-  flowc_status_free(status);
-  CHECK(got == code, "got %s: %s", flowc_status_code_name(got), message.c_str());
-  CHECK(message.find(text) != std::string::npos, "'%s' is not in '%s'", text.c_str(), message.c_str());
-  return message;
-}
 
 // The variables of every launcher and of the bootstrap, unset so that a test sets its own.
 void clear_launch_env() {
