@@ -28,6 +28,8 @@ from typing import Callable
 import ml_dtypes
 import numpy as np
 
+from flowc.errors import CompileError
+
 from ..graph import Graph, Node, Value
 from ..infer import infer_graph
 from ..types import bf16, f16, f32, tensor_type
@@ -46,7 +48,6 @@ FP16_UNSAFE = {"Pow", "Exp", "ReduceSum", "ReduceSumSquare", "ReduceProd", "CumS
 
 
 def check_precision(precision) -> None:
-    from flowc.errors import CompileError
     if precision not in PRECISIONS:
         raise CompileError(f"precision {precision!r} is not one flowc computes in; use one of {', '.join(PRECISIONS)}")
 

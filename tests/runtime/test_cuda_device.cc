@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "check.h"
+#include "status_check.h"
 #include "runtime/device/cuda/cuda_device.h"
 
 using flowc::CudaDevice;
@@ -32,13 +33,8 @@ void check_cuda(cudaError_t error, const char* what) {
 std::string create_fails(const CudaDevice::Options& options, flowc_status_code code, const std::string& text) {
   std::unique_ptr<CudaDevice> device;
   flowc_status status = CudaDevice::create(options, &device);
-  CHECK(status && !device, "create succeeded");
-  std::string message = flowc_status_get_message(status);
-  CHECK(flowc_status_get_code(status) == code, "got %s: %s", flowc_status_code_name(flowc_status_get_code(status)),
-        message.c_str());
-  CHECK(message.find(text) != std::string::npos, "'%s' is not in '%s'", text.c_str(), message.c_str());
-  flowc_status_free(status);
-  return message;
+  CHECK(!device, "create made a device");
+  return fails(status, code, text);
 }
 
 void check_errors() {

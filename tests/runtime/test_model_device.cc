@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "check.h"
+#include "status_check.h"
 #include "flowc/model.h"
 #include "runtime/core/step.h"
 #ifdef FLOWC_WITH_CUDA
@@ -157,13 +158,8 @@ std::string load_fails(const std::string& folder, const flowc_options* options, 
                        const std::string& text) {
   flowc_model* loaded = nullptr;
   flowc_status status = flowc_model_load(folder.c_str(), options, &loaded);
-  CHECK(status && !loaded, "the load succeeded");
-  std::string message = flowc_status_get_message(status);
-  CHECK(flowc_status_get_code(status) == code, "got %s: %s", flowc_status_code_name(flowc_status_get_code(status)),
-        message.c_str());
-  CHECK(message.find(text) != std::string::npos, "'%s' is not in '%s'", text.c_str(), message.c_str());
-  flowc_status_free(status);
-  return message;
+  CHECK(!loaded, "the load returned a model");
+  return fails(status, code, text);
 }
 
 // Loads the model described, runs it on a few inputs and checks y against `expected`.
