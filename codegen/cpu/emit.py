@@ -94,9 +94,9 @@ def emit(graph: Graph, out_dir, *, threads: int | None = None, max_batch: int | 
                       emitter.graph, max_batch=max_batch, mesh=emitter.mesh)
 
 
-def _lower(graph: Graph) -> Graph:
+def _lower(graph: Graph, target: str = "cpu") -> Graph:
     graph = run_passes(graph.copy(), LOWERING)
-    check_static(graph)
+    check_static(graph, target)
     return graph
 
 
