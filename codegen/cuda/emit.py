@@ -98,34 +98,40 @@ def half_code(node: Node) -> Half | None:
 
 
 def emit(graph: Graph, out_dir, *, arch="sm_90", max_batch: int | None = None,
-         physical: PhysicalGraph | None = None) -> EmitResult:
+         physical: PhysicalGraph | None = None, graphs: bool = True) -> EmitResult:
     """Write the CUDA project for `graph` (optimised, static shapes) into `out_dir`, built for
     the GPU architectures `arch` (see arch_list). Tensors the graph holds in f16 or bf16
-    (ir/passes/precision.py with half_code) are stored so and computed in f32."""
+    (ir/passes/precision.py with half_code) are stored so and computed in f32. With `graphs`,
+    one GPU's compute steps become one step that replays them as a CUDA graph
+    (runtime/device/cuda/cuda_graph.h) wherever none of them waits for the host."""
     archs = arch_list(arch)
     if max_batch is not None:
         raise CompileError(f"max_batch={max_batch}: target cuda runs fixed shapes for now; compile for one batch "
                            "(input_shapes=, --input-shape)")
     ops_before = len(graph.nodes)
     if physical is not None:
-        emitter = _emit_mesh(physical, _emit_graph, _plan_memory)
+        # a mesh's steps are merged across ranks (codegen/cpu/mesh.py), and its collectives run on a
+        # worker of their own: each compute step stays an actor
+        emitter = _emit_mesh(physical, lambda g, s, p: _emit_graph(g, s, p, graphs=False), _plan_memory)
     else:
-        emitter = _emit_graph(_lower(graph))
+        emitter = _emit_graph(_lower(graph, "cuda"), graphs=graphs)
     emitter.archs = archs
     out_dir = Path(out_dir)
     files = _write_project(out_dir, emitter, None)
-    return EmitResult(out_dir, tuple(files), ops_before, len(emitter.steps), emitter.plan, len(emitter.weights),
+    steps = len(emitter.steps) + len(emitter.graph_steps) - bool(emitter.graph_steps)
+    return EmitResult(out_dir, tuple(files), ops_before, steps, emitter.plan, len(emitter.weights),
                       emitter.graph, mesh=emitter.mesh, cuda=True)
 
 
 def _emit_graph(graph: Graph, sched: Schedule | None = None,
-                planned: tuple[memory.MemoryPlan, dict] | None = None) -> "_CudaEmitter":
-    """The steps of a lowered graph, on `sched`'s order and `planned`'s offsets (by default its own)."""
+                planned: tuple[memory.MemoryPlan, dict] | None = None, graphs: bool = True) -> "_CudaEmitter":
+    """The steps of a lowered graph, on `sched`'s order and `planned`'s offsets (by default its
+    own); with `graphs`, the compute steps folded into one that replays them as a CUDA graph."""
     sched = sched or schedule(graph)
     emitter = _CudaEmitter(graph, *(planned or _plan_memory(graph, sched)))
     for step in sched.steps:
         emitter.node(step.node)
-    emitter.finish_outputs()
+    emitter.finish_outputs(graphs)
     return emitter
 
 
@@ -170,6 +176,8 @@ class _CudaEmitter(_Emitter):
         self._workspace = 0                # bytes the step being emitted carves from its workspace
         self._dtype = "f32"                # the float type of the step's library kernels (_kernel_dtype)
         self._node: Node | None = None     # the node being emitted
+        self.graph_steps: list[tuple[str, list[str]]] = []   # compute steps replayed as a CUDA graph
+        self.host_waits: list[Node] = []   # nodes whose step waits for the stream (no CUDA graph then)
 
     # -- the project's shape ---------------------------------------------------------------
     runtime_parts = RUNTIME_PARTS
@@ -183,7 +191,8 @@ class _CudaEmitter(_Emitter):
         return ['#include "flowc/model.h"'] + (['#include "flowc/comm.h"'] if self.mesh else []) + [
                 '#include "runtime/kernels/cuda/kernels.h"',
                 '#include "runtime/kernels/cuda/elementwise.cuh"', '#include "runtime/kernels/cuda/attention.cuh"',
-                '#include "runtime/device/cuda/cuda_steps.h"']
+                '#include "runtime/device/cuda/cuda_steps.h"',
+                '#include "runtime/device/cuda/cuda_graph.h"']
 
     def step_prologue(self, body: list[str]) -> list[str]:
         return []
@@ -445,6 +454,7 @@ class _CudaEmitter(_Emitter):
         if known is not None:
             fill = ew.literal(np.asarray(known).reshape(-1)[0], value.type.dtype)
             return [f"static const {t} fill_value = {fill};", "const void* fill = &fill_value;"]
+        self.host_waits.append(node)
         return [f"{t} fill_value;",
                 f"if (int e = flowc::cuda::check(ctx, cudaMemcpyAsync(&fill_value, {self.ptr(value)}, sizeof({t}), "
                 "cudaMemcpyDeviceToHost, cu.stream), \"cudaMemcpyAsync (pad value)\")) return e;",
@@ -453,11 +463,19 @@ class _CudaEmitter(_Emitter):
                 "const void* fill = &fill_value;"]
 
     # -- the copy actors ---------------------------------------------------------------------
-    def finish_outputs(self) -> None:
+    def finish_outputs(self, graphs: bool = False) -> None:
         """The upload step (step 0, stream 1) and the download step (last, stream 2) around the
-        compute steps, which wait for the upload and let the download wait for them."""
-        compute = len(self.steps)
+        compute steps, which wait for the upload and let the download wait for them. With
+        `graphs`, and where no compute step waits for the host, the compute steps become
+        functions that one step runs through flowc::cuda::run_graph."""
         check = "if (int e = flowc::cuda::check(ctx, {call}, \"{what}\")) return e;"
+        if graphs and self.steps and not self.host_waits and not self.comm_steps:
+            self.graph_steps = self.steps
+            self.steps = [(c_string("compute steps as a CUDA graph"), [
+                "// the compute steps, as one CUDA graph per arena slot (runtime/device/cuda/cuda_graph.h)",
+                "flowc_cuda cu = flowc::cuda::context(ctx, 0);",
+                f"if (int e = flowc::cuda::run_graph(ctx, kComputeSteps, {len(self.graph_steps)})) return e;"])]
+        compute = len(self.steps)
         up = ["// upload the inputs through pinned memory",
               "cudaStream_t stream = static_cast<cudaStream_t>(ctx->stream);",
               "uint8_t* staging = static_cast<uint8_t*>(flowc::cuda::input_staging(ctx));", "(void)staging;"]
@@ -511,8 +529,14 @@ class _CudaEmitter(_Emitter):
     @property
     def prelude(self) -> list[str]:
         lines = [line for code in self.kernels.values() for line in code]
-        return lines + [f"const char* const kStepErrors[{max(len(self.errors), 1)}] = {{",
-                        *[f"    {c_string(e)}," for e in self.errors or ["none"]], "};", ""]
+        lines += [f"const char* const kStepErrors[{max(len(self.errors), 1)}] = {{",
+                  *[f"    {c_string(e)}," for e in self.errors or ["none"]], "};", ""]
+        if self.graph_steps:
+            for i, (_, body) in enumerate(self.graph_steps, 1):
+                lines += [f"int c{i}(flowc_step_ctx* ctx) {{", *["  " + line for line in body], "  return 0;", "}", ""]
+            lines += [f"const flowc::cuda::GraphStep kComputeSteps[{len(self.graph_steps)}] = {{",
+                      *[f"    {{{name}, c{i}}}," for i, (name, _) in enumerate(self.graph_steps, 1)], "};", ""]
+        return lines
 
     def _define(self, name: str, code: list[str]) -> None:
         self.kernels[name] = code

@@ -197,6 +197,8 @@ flowc_status load_on_gpu(const std::string& dir, const flowc_model_desc& desc, i
   options.input_bytes = staged_bytes(desc.inputs, desc.num_inputs);
   options.output_bytes = staged_bytes(desc.outputs, desc.num_outputs);
   options.comm_stream = desc.plan.comm_stream;
+  const char* graphs = std::getenv("FLOWC_CUDA_GRAPHS");
+  options.graphs = !(graphs && std::strcmp(graphs, "0") == 0);
   std::unique_ptr<flowc::CudaDevice> gpu;
   FLOWC_RETURN_IF_ERROR(flowc::CudaDevice::create(options, &gpu));
   void* host = nullptr;

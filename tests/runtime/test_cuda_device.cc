@@ -2,8 +2,9 @@
 //
 //   test_cuda_device errors   what create() says where it cannot make a device: with no usable GPU
 //                             (no driver, as on a build machine) the clear UNAVAILABLE error
-//   test_cuda_device gpu      memory, copies, staging, workspaces and an event ordering two
-//                             streams; exits 77 (skipped) where there is no GPU
+//   test_cuda_device gpu      memory, copies, staging, workspaces, an event ordering two
+//                             streams, and steps replayed as a CUDA graph (cuda_graph.h); exits 77
+//                             (skipped) where there is no GPU
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -17,7 +18,9 @@
 
 #include "check.h"
 #include "status_check.h"
+#include "runtime/core/step.h"
 #include "runtime/device/cuda/cuda_device.h"
+#include "runtime/device/cuda/cuda_graph.h"
 
 using flowc::CudaDevice;
 
@@ -158,6 +161,152 @@ void check_gpu() {
   std::printf("gpu: ok\n");
 }
 
+// -- steps replayed as a CUDA graph ------------------------------------------------------------
+// The steps move an arena's bytes through the stream's workspace with async copies, so that a
+// replayed graph's answer can be told from a stale one: each request writes new input first.
+constexpr size_t kGraphBytes = 4096;
+int g_calls = 0;  // step calls: they stop where the graph replays
+
+cudaStream_t stream_of(flowc_step_ctx* ctx) { return static_cast<cudaStream_t>(ctx->stream); }
+
+int step_to_workspace(flowc_step_ctx* ctx) {
+  ++g_calls;
+  void* scratch = nullptr;
+  size_t bytes = 0;
+  flowc_status status = static_cast<CudaDevice*>(ctx->device)->workspace(ctx->stream_index, kGraphBytes, &scratch,
+                                                                         &bytes);
+  if (status) {
+    ctx->error = "workspace failed";
+    flowc_status_free(status);
+    return FLOWC_STATUS_INTERNAL;
+  }
+  return cudaMemcpyAsync(scratch, ctx->arena, kGraphBytes, cudaMemcpyDeviceToDevice, stream_of(ctx)) ? 1 : 0;
+}
+
+int step_from_workspace(flowc_step_ctx* ctx) {
+  ++g_calls;
+  void* scratch = nullptr;
+  size_t bytes = 0;
+  flowc_status status = static_cast<CudaDevice*>(ctx->device)->workspace(ctx->stream_index, kGraphBytes, &scratch,
+                                                                         &bytes);
+  CHECK(!status);
+  return cudaMemcpyAsync(ctx->arena + kGraphBytes, scratch, kGraphBytes, cudaMemcpyDeviceToDevice, stream_of(ctx))
+             ? 1 : 0;
+}
+
+int step_mark(flowc_step_ctx* ctx) {
+  ++g_calls;
+  return cudaMemsetAsync(ctx->arena + 2 * kGraphBytes, 0x7f, 64, stream_of(ctx)) ? 1 : 0;
+}
+
+int step_waits_for_host(flowc_step_ctx* ctx) {  // cannot be captured
+  ++g_calls;
+  cudaError_t error = cudaStreamSynchronize(stream_of(ctx));
+  if (error != cudaSuccess) ctx->error = cudaGetErrorString(error);
+  return error == cudaSuccess ? 0 : FLOWC_STATUS_INTERNAL;
+}
+
+int step_fails(flowc_step_ctx* ctx) {
+  ctx->error = "the kernel's message";
+  return FLOWC_STATUS_OUT_OF_RANGE;
+}
+
+// One request of slot `slot` through `steps`: fresh input bytes in, the copy and the mark out.
+void run_request(CudaDevice* device, uint8_t* arena, int32_t slot, const flowc::cuda::GraphStep* steps, int32_t count,
+                 int seed) {
+  std::vector<uint8_t> input(kGraphBytes), back(2 * kGraphBytes + 64);
+  for (size_t i = 0; i < kGraphBytes; ++i) input[i] = uint8_t(i * 13 + seed);
+  check_cuda(cudaMemcpy(arena, input.data(), kGraphBytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  check_cuda(cudaMemset(arena + kGraphBytes, 0, kGraphBytes + 64), "cudaMemset");
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");  // the device's streams do not wait for these
+  flowc_step_ctx ctx{};
+  ctx.arena = arena;
+  ctx.device = device;
+  ctx.stream = device->stream(0);
+  ctx.stream_index = 0;
+  ctx.slot = slot;
+  int code = flowc::cuda::run_graph(&ctx, steps, count);
+  CHECK(code == 0, "slot %d, seed %d: %d: %s", slot, seed, code, ctx.error ? ctx.error : "");
+  check_cuda(cudaStreamSynchronize(stream_of(&ctx)), "cudaStreamSynchronize");
+  check_cuda(cudaMemcpy(back.data(), arena, back.size(), cudaMemcpyDeviceToHost), "cudaMemcpy");
+  for (size_t i = 0; i < kGraphBytes; ++i) {
+    CHECK(back[kGraphBytes + i] == input[i], "slot %d, seed %d: byte %zu is %d, not %d", slot, seed, i,
+          back[kGraphBytes + i], input[i]);
+  }
+  for (size_t i = 0; i < 64; ++i) CHECK(back[2 * kGraphBytes + i] == 0x7f);
+}
+
+void check_graphs() {
+  CudaDevice::Options options;
+  options.num_streams = 1;
+  options.slots = 2;
+  std::unique_ptr<CudaDevice> device;
+  flowc_status status = CudaDevice::create(options, &device);
+  CHECK(!status, "%s", flowc_status_get_message(status));
+  uint8_t* arenas[2] = {nullptr, nullptr};
+  for (uint8_t*& arena : arenas) CHECK(!device->allocate(2 * kGraphBytes + 64, reinterpret_cast<void**>(&arena)));
+  const flowc::cuda::GraphStep steps[] = {{"to workspace", step_to_workspace},
+                                          {"from workspace", step_from_workspace},
+                                          {"mark", step_mark}};
+
+  // A slot's first request runs the steps, its second captures them, later ones replay the graph.
+  g_calls = 0;
+  run_request(device.get(), arenas[0], 0, steps, 3, 1);
+  CHECK(g_calls == 3 && !device->slot_graph(0)->exec);
+  run_request(device.get(), arenas[0], 0, steps, 3, 2);
+  CHECK(g_calls == 6 && device->slot_graph(0)->exec && !device->slot_graph(0)->off);
+  for (int seed = 3; seed < 8; ++seed) run_request(device.get(), arenas[0], 0, steps, 3, seed);
+  CHECK(g_calls == 6, "the steps ran %d times; the graph was not replayed", g_calls);
+  // Each slot has its own graph over its own arena.
+  run_request(device.get(), arenas[1], 1, steps, 3, 8);
+  run_request(device.get(), arenas[1], 1, steps, 3, 9);
+  run_request(device.get(), arenas[1], 1, steps, 3, 10);
+  CHECK(g_calls == 12 && device->slot_graph(1)->exec != device->slot_graph(0)->exec);
+  run_request(device.get(), arenas[0], 0, steps, 3, 11);
+  CHECK(g_calls == 12);
+
+  // The workspace moves: the graphs that point into it are captured again.
+  void* scratch = nullptr;
+  size_t bytes = 0;
+  CHECK(!device->workspace(0, 1 << 20, &scratch, &bytes));
+  run_request(device.get(), arenas[0], 0, steps, 3, 12);
+  CHECK(g_calls == 15 && device->slot_graph(0)->exec);
+  run_request(device.get(), arenas[0], 0, steps, 3, 13);
+  CHECK(g_calls == 15);
+
+  // A step that waits for the host cannot be captured: the slot runs its steps one by one.
+  const flowc::cuda::GraphStep waiting[] = {{"to workspace", step_to_workspace},
+                                            {"waits", step_waits_for_host},
+                                            {"from workspace", step_from_workspace},
+                                            {"mark", step_mark}};
+  std::unique_ptr<CudaDevice> other;
+  status = CudaDevice::create(options, &other);
+  CHECK(!status, "%s", flowc_status_get_message(status));
+  g_calls = 0;
+  for (int seed = 0; seed < 4; ++seed) run_request(other.get(), arenas[0], 0, waiting, 4, seed);
+  // 4 + 2 (the capture stops at the step that waits) + 4 + 4
+  CHECK(g_calls == 18 && other->slot_graph(0)->off && !other->slot_graph(0)->exec, "%d calls", g_calls);
+  check_cuda(cudaGetLastError(), "the failed capture's error");
+
+  // With graphs off, always one by one; a failing step's message names it.
+  options.graphs = false;
+  status = CudaDevice::create(options, &other);
+  CHECK(!status, "%s", flowc_status_get_message(status));
+  g_calls = 0;
+  for (int seed = 0; seed < 3; ++seed) run_request(other.get(), arenas[0], 0, steps, 3, seed);
+  CHECK(g_calls == 9 && !other->slot_graph(0)->exec);
+  const flowc::cuda::GraphStep failing[] = {{"mark", step_mark}, {"node \"bad\"", step_fails}};
+  flowc_step_ctx ctx{};
+  ctx.arena = arenas[0];
+  ctx.device = other.get();
+  ctx.stream = other->stream(0);
+  CHECK(flowc::cuda::run_graph(&ctx, failing, 2) == FLOWC_STATUS_OUT_OF_RANGE);
+  CHECK(ctx.error && std::string(ctx.error) == "node \"bad\": the kernel's message", "got '%s'", ctx.error);
+
+  for (uint8_t* arena : arenas) device->free(arena);
+  std::printf("graphs: ok\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,5 +323,6 @@ int main(int argc, char** argv) {
     return kSkipped;
   }
   check_gpu();
+  check_graphs();
   return 0;
 }

@@ -52,6 +52,7 @@ struct CudaDevice::Impl {
     void* blas_workspace = nullptr;
     void* workspace = nullptr;  // grown by CudaDevice::workspace
     size_t workspace_bytes = 0;
+    uint64_t workspace_generation = 0;  // how often it grew
   };
 
   int32_t ordinal = 0;
@@ -62,6 +63,8 @@ struct CudaDevice::Impl {
   void* input_staging = nullptr;    // pinned
   void* output_staging = nullptr;   // pinned
   int* error_flags = nullptr;       // device, one per slot
+  bool graphs = true;
+  std::vector<SlotGraph> slot_graphs;  // one per slot
 
   flowc_status init(const Options& options);
   ~Impl();
@@ -69,6 +72,8 @@ struct CudaDevice::Impl {
 
 // The GPU is current on this thread (create set it).
 flowc_status CudaDevice::Impl::init(const Options& options) {
+  graphs = options.graphs;
+  slot_graphs.resize(size_t(options.slots));
   streams.resize(size_t(options.num_streams));
   for (Stream& s : streams) {
     if (&s - streams.data() == options.comm_stream && options.comm_stream > 0) {
@@ -111,6 +116,9 @@ CudaDevice::Impl::~Impl() {
   warn_on_error(ordinal, "cudaSetDevice", cudaError_t(current.error()));
   for (Stream& s : streams) {
     if (s.stream) warn_on_error(ordinal, "cudaStreamSynchronize", cudaStreamSynchronize(s.stream));
+  }
+  for (SlotGraph& g : slot_graphs) {
+    if (g.exec) warn_on_error(ordinal, "cudaGraphExecDestroy", cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g.exec)));
   }
   for (Stream& s : streams) {
     if (s.blas) {
@@ -176,9 +184,9 @@ flowc_status CudaDevice::create(const Options& options, std::unique_ptr<CudaDevi
   device->impl_ = std::make_unique<Impl>();
   device->impl_->ordinal = options.ordinal;
   FLOWC_RETURN_IF_ERROR(device->impl_->init(options));
-  FLOWC_LOG(FLOWC_LOG_INFO, "cuda device %d: %d streams, %d slots, %zu + %zu staging bytes per slot",
+  FLOWC_LOG(FLOWC_LOG_INFO, "cuda device %d: %d streams, %d slots, %zu + %zu staging bytes per slot, CUDA graphs %s",
             options.ordinal, options.num_streams, options.slots, device->impl_->input_stride,
-            device->impl_->output_stride);
+            device->impl_->output_stride, options.graphs ? "on" : "off");
   *out_device = std::move(device);
   return nullptr;
 }
@@ -265,6 +273,7 @@ flowc_status CudaDevice::workspace(int32_t index, size_t bytes, void** out_ptr, 
     size_t grown = round_up(bytes, kStagingAlignment);
     FLOWC_RETURN_IF_ERROR(allocate(grown, &s.workspace));
     s.workspace_bytes = grown;
+    ++s.workspace_generation;
   }
   *out_ptr = s.workspace;
   *out_bytes = s.workspace_bytes;
@@ -281,5 +290,13 @@ void* CudaDevice::output_staging(int32_t slot) {
 }
 
 int* CudaDevice::error_flag(int32_t slot) { return impl_->error_flags + slot; }
+
+uint64_t CudaDevice::workspace_generation(int32_t index) const {
+  return impl_->streams[size_t(index)].workspace_generation;
+}
+
+bool CudaDevice::graphs() const { return impl_->graphs; }
+
+CudaDevice::SlotGraph* CudaDevice::slot_graph(int32_t slot) { return &impl_->slot_graphs[size_t(slot)]; }
 
 }  // namespace flowc

@@ -37,6 +37,18 @@ class CudaDevice final : public Device {
     // result with no events; the engine still runs it on a worker of its own, in plan order.
     // Its steps get no cuBLASLt handle (blas() is null there).
     int32_t comm_stream = 0;
+    // Replay a plan's compute steps as one CUDA graph per slot where the plan asks for it
+    // (cuda_graph.h); false runs them one by one, as FLOWC_CUDA_GRAPHS=0 asks.
+    bool graphs = true;
+  };
+
+  // Arena slot `slot`'s CUDA graph of the plan's compute steps (cuda_graph.cc), touched only by
+  // the worker of the stream those steps run on.
+  struct SlotGraph {
+    void* exec = nullptr;               // cudaGraphExec_t, or null: not captured (yet)
+    int64_t runs = 0;                   // requests this slot ran through the steps
+    uint64_t workspace_generation = 0;  // of the stream's workspace the graph's kernels point into
+    bool off = false;                   // capture failed: the steps run one by one from now on
   };
 
   // A clear FLOWC_STATUS_UNAVAILABLE error where there is no driver or no GPU (the message names
@@ -71,6 +83,10 @@ class CudaDevice final : public Device {
   void* output_staging(int32_t slot);
   // Device int of arena slot `slot` that kernels set on bad input (0: none); cleared by the caller.
   int* error_flag(int32_t slot);
+  // How often plan stream `index`'s workspace moved (grew): a graph captured before points at freed memory.
+  uint64_t workspace_generation(int32_t index) const;
+  bool graphs() const;  // Options::graphs
+  SlotGraph* slot_graph(int32_t slot);
 
  private:
   CudaDevice() = default;

@@ -62,3 +62,19 @@ def test_concurrent_requests_each_get_their_answer(compiled):
 
     run_in_threads(caller)
     assert not failures
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["resnet", "gpt2"])
+def test_cuda_graph_replay_matches_the_steps_run_one_by_one(compiled, name, monkeypatch):
+    """A model replays its compute steps as a CUDA graph from each arena slot's second request
+    on; FLOWC_CUDA_GRAPHS=0 at load runs them one by one. Every request gets the same answer
+    both ways: the first of each slot (run plainly), the second (captured), the later (replayed)."""
+    _, model = compiled(name)
+    monkeypatch.setenv("FLOWC_CUDA_GRAPHS", "0")
+    apart = flowc.load(model.path)
+    for seed in range(300, 308):
+        inputs = model_inputs(name, seed=seed)
+        got, want = model.run(inputs), apart.run(inputs)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6, err_msg=f"{name}, seed {seed}: {key}")

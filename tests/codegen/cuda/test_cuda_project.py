@@ -122,3 +122,50 @@ def test_project_layout_and_plan(tmp_path):
     for part in ("runtime/kernels/cuda/kernels.h", "runtime/device/cuda/cuda_device.cc", "runtime/cmake/FlowcCuda.cmake"):
         assert (tmp_path / "m" / part).is_file(), part
     assert result.ops_after == 3   # upload, Relu, download
+
+
+def _chain():
+    """Relu, then a product: two compute steps."""
+    b = GraphBuilder("g")
+    x = b.input("x", "f32", [4, 8])
+    b.output(b.op("MatMul", b.op("Relu", x), b.const(np.ones((8, 3), np.float32))), name="y")
+    return flowc.ir.passes.optimize(b.build())
+
+
+def _plan_steps(source: str) -> list[str]:
+    table = source[source.index("const flowc_plan_step kSteps"):]
+    return re.findall(r'^    \{"([^"]*)", s\d+,', table[:table.index("};")], re.M)
+
+
+def test_compute_steps_replay_as_one_cuda_graph(tmp_path):
+    """On one GPU the compute steps become functions, each under its node's name, that one step
+    between the copy actors runs through run_graph (captured per arena slot, then replayed)."""
+    result = cuda.emit(_chain(), tmp_path / "m")
+    source = (tmp_path / "m" / "model.cu").read_text()
+    assert _plan_steps(source) == ["upload inputs", "compute steps as a CUDA graph", "download outputs"]
+    table = re.search(r"kComputeSteps\[(\d+)\] = \{\n(.*?)\n\};", source, re.S)
+    names = re.findall(r'\{"([^"]*)", c\d+\}', table.group(2))
+    assert int(table.group(1)) == len(names) == 2 and names[-1] == "y", names   # steps are named by node (or output)
+    assert f"flowc::cuda::run_graph(ctx, kComputeSteps, {len(names)})" in source
+    assert '#include "runtime/device/cuda/cuda_graph.h"' in source
+    # the graph holds no event: the step waits for the upload before it and signals the download after
+    compute = source[source.index("int s1("):source.index("int s2(")]
+    assert compute.index("cudaStreamWaitEvent") < compute.index("run_graph") < compute.index("cudaEventRecord")
+    assert "cudaStreamWaitEvent" not in source[source.index("int c1("):source.index("kComputeSteps")]
+    assert result.ops_after == 4   # upload, Relu, MatMul, download
+
+    cuda.emit(_chain(), tmp_path / "apart", graphs=False)
+    apart = (tmp_path / "apart" / "model.cu").read_text()
+    assert len(_plan_steps(apart)) == 4 and "run_graph" not in apart
+
+
+def test_a_step_that_waits_for_the_host_keeps_every_step_an_actor(tmp_path):
+    """A pad value computed on the device is read back to the host, which a graph cannot hold."""
+    b = GraphBuilder("g")
+    x = b.input("x", "f32", [2, 3])
+    value = b.op("Exp", b.input("v", "f32", []))
+    b.output(b.op("Pad", b.op("Relu", x), b.const(np.array([0, 1, 0, 1], np.int64)), value), name="y")
+    cuda.emit(flowc.ir.passes.optimize(b.build()), tmp_path / "m")
+    source = (tmp_path / "m" / "model.cu").read_text()
+    assert "cudaMemcpyAsync (pad value)" in source and "run_graph" not in source
+    assert len(_plan_steps(source)) > 3
