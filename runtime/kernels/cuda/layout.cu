@@ -397,6 +397,7 @@ const char* flowc_cuda_pad(flowc_pad_mode mode, int elem_size, int rank, const i
   int64_t total = 1;
   for (int d = 0; d < rank; ++d) {
     a.y_shape.v[d] = x_shape[d] + pads_begin[d] + pads_end[d];
+    if (a.y_shape.v[d] < 0) return "flowc_cuda_pad: the pads crop an axis below nothing";
     a.x_shape.v[d] = x_shape[d];
     a.pads_begin.v[d] = pads_begin[d];
     a.crop.v[d] = std::max<int64_t>(0, -pads_begin[d]);

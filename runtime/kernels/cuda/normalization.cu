@@ -31,9 +31,9 @@ __global__ void __launch_bounds__(kBlockRowThreads)
     float sum = 0.0f;
     for (int64_t i = lane; i < n; i += Lanes) sum += expf(load(xr[i]) - mx);
     sum = row_reduce<Lanes>(sum, AddOp{}, 0.0f, shared);
-    if (Log) {
-      const float shift = mx + logf(sum);
-      for (int64_t i = lane; i < n; i += Lanes) yr[i] = store<T>(load(xr[i]) - shift);
+    if (Log) {  // (x - max) - log(sum), as the CPU kernel: max + log(sum) would round log(sum) away
+      const float log_sum = logf(sum);
+      for (int64_t i = lane; i < n; i += Lanes) yr[i] = store<T>((load(xr[i]) - mx) - log_sum);
     } else {
       const float inv = 1.0f / sum;
       for (int64_t i = lane; i < n; i += Lanes) yr[i] = store<T>(expf(load(xr[i]) - mx) * inv);
@@ -62,8 +62,9 @@ __global__ void __launch_bounds__(kColumnWidth * kColumnRows)
     sum = column_reduce(sum, AddOp{}, part);
     if (!active) continue;
     if (Log) {
-      const float shift = mx + logf(sum);
-      for (int64_t k = threadIdx.y; k < n; k += kColumnRows) yc[k * inner] = store<T>(load(xc[k * inner]) - shift);
+      const float log_sum = logf(sum);
+      for (int64_t k = threadIdx.y; k < n; k += kColumnRows)
+        yc[k * inner] = store<T>((load(xc[k * inner]) - mx) - log_sum);
     } else {
       const float inv = 1.0f / sum;
       for (int64_t k = threadIdx.y; k < n; k += kColumnRows)

@@ -116,6 +116,11 @@ def test_softmax_on_any_axis(tmp_path, toolchain):
     c["softmax_wide"] = op("Softmax", wide, axis=1)
     c["log_softmax_wide"] = op("LogSoftmax", wide, axis=0)
     c["softmax_unit"] = op("Softmax", c.input([1, 1, 3]), axis=0)
+    # logits far from 0: (x - max) - log(sum), not x - (max + log(sum)), which rounds log(sum) away
+    far = np.array([[1000, 990, 995, 1000.5], [1e8, 1e8, 1e8, 1e8], [-3e4, -3e4 + 7, -3e4 + 1, -3e4]])
+    big = c.input([2, 3, 4], data=np.stack([far, far[::-1]]))
+    c["log_softmax_far_rows"] = op("LogSoftmax", big, axis=-1)
+    c["log_softmax_far_columns"] = op("LogSoftmax", big, axis=1)
     c.check(tmp_path)
 
 
