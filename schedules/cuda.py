@@ -125,12 +125,16 @@ CONV = Conv(im2col_bytes=64 << 20)
 @dataclass(frozen=True)
 class Gemm:
     """cuBLASLt GEMMs (gemm.cu): `workspace_bytes` of device memory a stream that its algorithm
-    heuristic may use (split-K needs it); runtime/device/cuda allocates it."""
+    heuristic may use (split-K needs it); runtime/device/cuda allocates it. Where cuBLASLt has
+    no algorithm for a product (an f16 operand at an odd leading dimension, say), a plain
+    shared-memory kernel computes it in `fallback_tile`-square tiles, a thread per element."""
     workspace_bytes: int
+    fallback_tile: int
 
 
-# cuBLAS's documented recommendation for Hopper (4 MiB suffices before it).
-GEMM = Gemm(workspace_bytes=32 << 20)
+# cuBLAS's documented recommendation for Hopper (4 MiB suffices before it). The fallback is for
+# correctness, not speed: 16 x 16 = 256 threads, two 16 x 17 float tiles (2 KiB) of shared memory.
+GEMM = Gemm(workspace_bytes=32 << 20, fallback_tile=16)
 
 
 def render() -> str:

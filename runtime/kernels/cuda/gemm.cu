@@ -10,9 +10,11 @@
 // descriptors are made per call (cheap host work), so concurrent streams share nothing mutable.
 // When cuBLASLt has no algorithm with the epilogue (or the bias is not 16-byte aligned, which
 // fused bias kernels need), the product runs plain and a small kernel adds bias and activation
-// (in fp16 and bf16 then rounding C twice, once by the product and once after the bias).
+// (in fp16 and bf16 then rounding C twice, once by the product and once after the bias). When it
+// has none for the plain product either, a tiled kernel of its own computes it (slowly).
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <mutex>
@@ -204,6 +206,49 @@ const char* lt_matmul(const Product<T>& p, cublasLtEpilogue_t epi, const T* bias
   return nullptr;
 }
 
+// The product where cuBLASLt has none: C = alpha A B + beta C (C not read when beta is 0) in
+// kTile-square tiles through shared memory, f32 sums. The block's loops depend on its indices
+// alone, so every thread reaches each barrier.
+constexpr int kTile = schedule::gemm::kFallbackTile;
+
+template <class T>
+__global__ void __launch_bounds__(kTile * kTile) fallback_kernel(Product<T> p) {
+  __shared__ float a_tile[kTile][kTile + 1], b_tile[kTile][kTile + 1];
+  const int tx = int(threadIdx.x) % kTile, ty = int(threadIdx.x) / kTile;
+  const int64_t m_tiles = (p.M + kTile - 1) / kTile, n_tiles = (p.N + kTile - 1) / kTile;
+  for (int64_t b = blockIdx.z; b < p.batch; b += gridDim.z) {
+    const T* A = p.A + b * p.stride_a;
+    const T* B = p.B + b * p.stride_b;
+    for (int64_t mt = blockIdx.y; mt < m_tiles; mt += gridDim.y) {
+      for (int64_t nt = blockIdx.x; nt < n_tiles; nt += gridDim.x) {
+        const int64_t m = mt * kTile + ty, n = nt * kTile + tx;
+        float sum = 0.0f;
+        for (int64_t k0 = 0; k0 < p.K; k0 += kTile) {
+          const int64_t ka = k0 + tx, kb = k0 + ty;  // A's column and B's row this thread loads
+          a_tile[ty][tx] = m < p.M && ka < p.K ? load(p.trans_a ? A[ka * p.lda + m] : A[m * p.lda + ka]) : 0.0f;
+          b_tile[ty][tx] = kb < p.K && n < p.N ? load(p.trans_b ? B[n * p.ldb + kb] : B[kb * p.ldb + n]) : 0.0f;
+          __syncthreads();
+          for (int k = 0; k < kTile; ++k) sum += a_tile[ty][k] * b_tile[k][tx];
+          __syncthreads();
+        }
+        if (m < p.M && n < p.N) {
+          T* c = p.C + b * p.stride_c + m * p.ldc + n;
+          *c = store<T>(p.alpha * sum + (p.beta != 0.0f ? p.beta * load(*c) : 0.0f));
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+const char* fallback(const Product<T>& p, const flowc_cuda* cu) {
+  const int64_t cap = 65535;  // gridDim.y and .z; the kernel loops over the rest
+  const dim3 grid(unsigned(std::min<int64_t>((p.N + kTile - 1) / kTile, INT32_MAX)),
+                  unsigned(std::min<int64_t>((p.M + kTile - 1) / kTile, cap)), unsigned(std::min(p.batch, cap)));
+  fallback_kernel<<<grid, kTile * kTile, 0, cu->stream>>>(p);
+  return launch_status();
+}
+
 __device__ __forceinline__ float activate(float v, int epilogue) {
   if (epilogue == FLOWC_CUDA_EPILOGUE_RELU) return fmaxf(v, 0.0f);
   if (epilogue == FLOWC_CUDA_EPILOGUE_GELU_TANH) return flowc::vmath::gelu_tanh(v);
@@ -260,7 +305,7 @@ const char* gemm(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N
     if (!no_algorithm) return nullptr;
   }
   FLOWC_CUDA_TRY(lt_matmul<T>(p, CUBLASLT_EPILOGUE_DEFAULT, nullptr, cu, &no_algorithm));
-  if (no_algorithm) return "cublasLtMatmulAlgoGetHeuristic: no algorithm for this product";
+  if (no_algorithm) FLOWC_CUDA_TRY(fallback(p, cu));
   return extra ? finish(p, true, 1.0f, bias, epilogue, cu) : nullptr;
 }
 

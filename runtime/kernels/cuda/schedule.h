@@ -53,9 +53,12 @@ constexpr int kIm2colBytes = 64 << 20;
 }  // namespace conv
 
 // cuBLASLt GEMMs (gemm.cu): `workspace_bytes` of device memory a stream that its algorithm
-// heuristic may use (split-K needs it); runtime/device/cuda allocates it.
+// heuristic may use (split-K needs it); runtime/device/cuda allocates it. Where cuBLASLt has
+// no algorithm for a product (an f16 operand at an odd leading dimension, say), a plain
+// shared-memory kernel computes it in `fallback_tile`-square tiles, a thread per element.
 namespace gemm {
 constexpr int kWorkspaceBytes = 32 << 20;
+constexpr int kFallbackTile = 16;
 }  // namespace gemm
 
 }  // namespace flowc::cuda::schedule
