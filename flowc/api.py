@@ -87,8 +87,8 @@ def compile(model, *, target: str = "cpu", devices: int = 1, out_dir: str | os.P
 
     `target="cpu"` writes and builds a C++ project for static shapes: a model whose inputs lead
     with a symbolic batch takes either `input_shapes` (one batch) or `max_batch` (any batch from
-    1 to it; memory is planned for the bound). `target="reference"` runs the graph on numpy, any
-    shape; `max_batch` bounds the batch it accepts there too.
+    1 to it; memory is planned for the bound), on target cuda too. `target="reference"` runs the
+    graph on numpy, any shape; `max_batch` bounds the batch it accepts there too.
 
     Several devices: `devices=N` (a 1-D mesh) or `mesh="2x4"`. flowc chooses how every op is
     spread (ir/passes/parallel): `sbp` pins how consumers see named tensors ({"x": "S(0)"}),

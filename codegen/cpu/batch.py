@@ -214,10 +214,11 @@ def per_batch(shapes: Sequence[Sequence[int]], batches: Sequence[int], what: str
     return tuple(growth) if any(growth) else None
 
 
-def merge_steps(variants: Sequence[Sequence[tuple[str, list[str]]]], batches: Sequence[int]
-                ) -> list[tuple[str, list[str]]]:
+def merge_steps(variants: Sequence[Sequence[tuple[str, list[str]]]], batches: Sequence[int],
+                batch: str = "ctx->batch") -> list[tuple[str, list[str]]]:
     """One step list from the step lists emitted at each sample point: numbers that differ
-    become expressions of ctx->batch; any other difference is a CompileError."""
+    become expressions of `batch` (the C expression of the request's batch there); any other
+    difference is a CompileError. (Also merges other named code, CUDA kernels say.)"""
     first = variants[0]
     if any(len(v) != len(first) for v in variants):
         raise _structure_error("the number of steps differs")
@@ -227,11 +228,11 @@ def merge_steps(variants: Sequence[Sequence[tuple[str, list[str]]]], batches: Se
         bodies = [body for _, body in steps]
         if any(len(b) != len(bodies[0]) for b in bodies):
             raise _step_error(name, "its code differs beyond its sizes")
-        merged.append((name, [_merge_line(lines, batches, name) for lines in zip(*bodies)]))
+        merged.append((name, [_merge_line(lines, batches, name, batch) for lines in zip(*bodies)]))
     return merged
 
 
-def _merge_line(lines: Sequence[str], batches: Sequence[int], step: str) -> str:
+def _merge_line(lines: Sequence[str], batches: Sequence[int], step: str, batch: str = "ctx->batch") -> str:
     if all(line == lines[0] for line in lines):
         return lines[0]
     tokens = [_TOKEN.findall(line) for line in lines]
@@ -251,7 +252,7 @@ def _merge_line(lines: Sequence[str], batches: Sequence[int], step: str) -> str:
         if fit is None or fit[0] + fit[1] < 0:
             raise _step_error(step, f"{values} at batch {list(batches)} in {lines[0].strip()!r} is not a "
                                     "multiple of the batch plus a constant")
-        expr = _expression(*fit)
+        expr = _expression(*fit, batch)
         out.append(f"static_cast<uint64_t>({expr})" if "u" in matches[0].group(2).lower() else expr)
     line = "".join(out)
     stripped = line.lstrip()
@@ -260,8 +261,8 @@ def _merge_line(lines: Sequence[str], batches: Sequence[int], step: str) -> str:
     return line
 
 
-def _expression(a: int, c: int) -> str:
-    term = "ctx->batch" if a == 1 else f"{a} * ctx->batch"
+def _expression(a: int, c: int, batch: str) -> str:
+    term = batch if a == 1 else f"{a} * {batch}"
     if c == 0:
         return f"({term})" if a != 1 else term
     return f"({term} {'+' if c > 0 else '-'} {abs(c)})"

@@ -10,6 +10,7 @@ file per rank (codegen/cpu/mesh.py) and its collectives on a comm stream (collec
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,30 +124,36 @@ def _emit_graph(graph: Graph, sched: Schedule | None = None,
     return emitter
 
 
-def _emit_batched(graph: Graph, max_batch: int) -> _Emitter:
+def _emit_batched(graph: Graph, max_batch: int, emit_graph=None, plan_memory=None, target: str = "cpu") -> _Emitter:
     """Steps that run any batch up to `max_batch`: emitted at the sample points of batch.py on
-    one order and the bound's memory plan, then merged into expressions of ctx->batch."""
+    one order and the bound's memory plan, then merged into expressions of ctx->batch.
+    `emit_graph(graph, sched, planned, bound)` (`bound`: the graph at the bound, whose sizes
+    anything laid out once for all batches follows) and `plan_memory(graph, sched, inplace)`
+    are the target's (this module's by default; codegen/cuda passes its own)."""
+    emit_graph = emit_graph or (lambda g, sched, planned, bound: _emit_graph(g, sched, planned))
+    plan_memory = plan_memory or (lambda g, sched, inplace: _plan_memory(sched, inplace))
     symbol = batch.batch_symbol(graph, max_batch)
     batch.check_batch_uses(graph, symbol)
     batch.check_small_batches(graph, symbol, max_batch)
     if max_batch == 1:
-        emitter = _emit_graph(_lower(batch.specialize(graph, symbol, 1)))
+        lowered = _lower(batch.specialize(graph, symbol, 1), target)
+        emitter = emit_graph(lowered, None, None, lowered)
         emitter.max_batch = 1
         return emitter
     points = batch.sample_points(max_batch)
-    graphs = [_lower(batch.specialize(graph, symbol, b)) for b in points]
+    graphs = [_lower(batch.specialize(graph, symbol, b), target) for b in points]
     batch.check_same_structure(graphs, points)
     scheds = _same_order(graphs)
     everywhere = set.intersection(*(set(s.inplace) for s in scheds))
-    planned = _plan_memory(scheds[0], [c for c in scheds[0].inplace if c in everywhere])
-    emitters = [_emit_graph(g, s, planned) for g, s in zip(graphs, scheds)]
+    planned = plan_memory(graphs[0], scheds[0], [c for c in scheds[0].inplace if c in everywhere])
+    emitters = [emit_graph(g, s, planned, graphs[0]) for g, s in zip(graphs, scheds)]
     for e, b in zip(emitters[1:], points[1:]):
         if e.weights.bytes() != emitters[0].weights.bytes():
             raise CompileError(f"dynamic batch: constant {quote_name(e.weights.first_difference(emitters[0].weights))} "
                                f"is not the same at batch {points[0]} and batch {b}; compile the model for one batch "
                                "(input_shapes=) instead of max_batch")
     emitter = emitters[0]
-    emitter.steps = batch.merge_steps([e.steps for e in emitters], points)
+    emitter.merge_batches(emitters[1:], points)
     emitter.max_batch = max_batch
     for kind in ("inputs", "outputs"):
         for j, v in enumerate(getattr(graphs[0], kind)):
@@ -350,6 +357,11 @@ class _Emitter(CollectiveSteps):
         """On a mesh: make the code outside the step bodies that the other ranks' variants of
         this emitter need part of this one's (their steps are merged into this one's next). The
         CPU's steps call only the library: nothing to share."""
+
+    def merge_batches(self, variants: list["_Emitter"], batches: Sequence[int]) -> None:
+        """With `variants`, this emitter's code emitted at other batches (batch.sample_points):
+        one code for every batch, its numbers expressions of the batch (codegen/cpu/batch.py)."""
+        self.steps = batch.merge_steps([self.steps] + [v.steps for v in variants], batches)
 
     def add_step(self, name: str, lines: list[str]) -> None:
         self.steps.append((c_string(name), lines))

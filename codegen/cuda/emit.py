@@ -41,8 +41,9 @@ from .. import memory
 from ..cpu import elementwise as ew
 from ..cpu.elementwise import Body, Source, broadcast_strides
 from ..cpu.collective import scratch_lives
-from ..cpu.emit import (OUT_OF_RANGE, TEMPLATES as CPU_TEMPLATES, EmitResult, _affine, _batch_offsets, _emit_mesh,
-                        _Emitter, _lower, _model_cpp, _model_h, _write_project, c_string)
+from ..cpu import batch
+from ..cpu.emit import (OUT_OF_RANGE, TEMPLATES as CPU_TEMPLATES, EmitResult, _affine, _batch_offsets, _emit_batched,
+                        _emit_mesh, _Emitter, _lower, _model_cpp, _model_h, _write_project, c_string)
 from ..schedule import Schedule, TensorLife, schedule
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -105,41 +106,48 @@ def emit(graph: Graph, out_dir, *, arch="sm_90", max_batch: int | None = None,
     one GPU's compute steps become one step that replays them as a CUDA graph
     (runtime/device/cuda/cuda_graph.h) wherever none of them waits for the host."""
     archs = arch_list(arch)
-    if max_batch is not None:
-        raise CompileError(f"max_batch={max_batch}: target cuda runs fixed shapes for now; compile for one batch "
-                           "(input_shapes=, --input-shape)")
     ops_before = len(graph.nodes)
     if physical is not None:
+        if max_batch is not None:
+            raise CompileError(f"max_batch={max_batch} with a device mesh ({'x'.join(map(str, physical.mesh))}): "
+                               "a parallel plan splits fixed shapes; compile it for one batch (input_shapes=)")
         # a mesh's steps are merged across ranks (codegen/cpu/mesh.py), and its collectives run on a
         # worker of their own: each compute step stays an actor
         emitter = _emit_mesh(physical, lambda g, s, p: _emit_graph(g, s, p, graphs=False), _plan_memory)
-    else:
+    elif max_batch is None:
         emitter = _emit_graph(_lower(graph, "cuda"), graphs=graphs)
+    else:
+        # one code for batches 1..max_batch (codegen/cpu/batch.py); a graph per batch is not kept
+        emitter = _emit_batched(graph, max_batch, lambda g, s, p, bound: _emit_graph(g, s, p, graphs=False, bound=bound),
+                                _plan_memory, "cuda")
     emitter.archs = archs
     out_dir = Path(out_dir)
     files = _write_project(out_dir, emitter, None)
     steps = len(emitter.steps) + len(emitter.graph_steps) - bool(emitter.graph_steps)
     return EmitResult(out_dir, tuple(files), ops_before, steps, emitter.plan, len(emitter.weights),
-                      emitter.graph, mesh=emitter.mesh, cuda=True)
+                      emitter.graph, max_batch=max_batch, mesh=emitter.mesh, cuda=True)
 
 
-def _emit_graph(graph: Graph, sched: Schedule | None = None,
-                planned: tuple[memory.MemoryPlan, dict] | None = None, graphs: bool = True) -> "_CudaEmitter":
+def _emit_graph(graph: Graph, sched: Schedule | None = None, planned: tuple[memory.MemoryPlan, dict] | None = None,
+                graphs: bool = True, bound: Graph | None = None) -> "_CudaEmitter":
     """The steps of a lowered graph, on `sched`'s order and `planned`'s offsets (by default its
-    own); with `graphs`, the compute steps folded into one that replays them as a CUDA graph."""
+    own); with `graphs`, the compute steps folded into one that replays them as a CUDA graph.
+    With `bound` (the graph at the batch bound) `graph` is one sample point of a batch range:
+    the generated kernels take the batch, and the staging is laid out for the bound."""
     sched = sched or schedule(graph)
     emitter = _CudaEmitter(graph, *(planned or _plan_memory(graph, sched)))
+    emitter.bound = bound
     for step in sched.steps:
         emitter.node(step.node)
     emitter.finish_outputs(graphs)
     return emitter
 
 
-def _plan_memory(graph: Graph, sched: Schedule) -> tuple[memory.MemoryPlan, dict[tuple[str, int], str]]:
+def _plan_memory(graph: Graph, sched: Schedule, inplace=None) -> tuple[memory.MemoryPlan, dict[tuple[str, int], str]]:
     """The arena of one request: the schedule's intermediates, and the graph's inputs and produced
     outputs, which live on the GPU too, and the scratch that collectives pack through (alive at
     their step only; named as codegen/cpu's plan names them). Step 0 uploads, steps 1..n compute,
-    step n + 1 downloads."""
+    step n + 1 downloads. `inplace`: the in-place pairs to keep (default: all of the schedule's)."""
     n = len(sched.steps)
     step_of = {id(s.node): i + 1 for i, s in enumerate(sched.steps)}
     last_use: dict[int, int] = {}
@@ -159,7 +167,7 @@ def _plan_memory(graph: Graph, sched: Schedule) -> tuple[memory.MemoryPlan, dict
     lives, scratch = scratch_lives(((s.node, step_of[id(s.node)]) for s in sched.steps), {t.name for t in tensors})
     tensors += lives
     tensors.sort(key=lambda t: t.first)
-    return memory.plan_memory(tensors, sched.inplace), scratch
+    return memory.plan_memory(tensors, sched.inplace if inplace is None else inplace), scratch
 
 
 class _CudaEmitter(_Emitter):
@@ -178,6 +186,7 @@ class _CudaEmitter(_Emitter):
         self._node: Node | None = None     # the node being emitted
         self.graph_steps: list[tuple[str, list[str]]] = []   # compute steps replayed as a CUDA graph
         self.host_waits: list[Node] = []   # nodes whose step waits for the stream (no CUDA graph then)
+        self.bound: Graph | None = None    # the graph at the batch bound, when emitting for a range of batches
 
     # -- the project's shape ---------------------------------------------------------------
     runtime_parts = RUNTIME_PARTS
@@ -283,7 +292,7 @@ class _CudaEmitter(_Emitter):
         dims, strides = ew._collapse(shape, all_strides)
         index = "int32_t" if ELEMENTWISE.fits_int32(numel) else "int64_t"
         name, threads = self._kernel_name(), ELEMENTWISE.threads
-        params = [f"{t}* y"] + [f"const {s.ctype}* p{j}" for j, s in enumerate(sources)]
+        params = self._batch_param() + [f"{t}* y"] + [f"const {s.ctype}* p{j}" for j, s in enumerate(sources)]
         code = [f"__global__ void __launch_bounds__({threads}) {name}({', '.join(params)}) {{",
                 f"  for ({index} i = {index}(blockIdx.x) * {threads} + {index}(threadIdx.x); i < {numel}; "
                 f"i += {index}(gridDim.x) * {threads}) {{"]
@@ -301,9 +310,31 @@ class _CudaEmitter(_Emitter):
         code += ["    " + line for line in body.lines]
         code += [f"    y[i] = {body.result};", "  }", "}", ""]
         self._define(name, code)
-        args = [self.ptr(out, write=True)] + [s.pointer for s in sources]
-        return [f"{name}<<<{ELEMENTWISE.blocks(numel)}, {threads}, 0, cu.stream>>>({', '.join(args)});",
+        args = self._batch_arg() + [self.ptr(out, write=True)] + [s.pointer for s in sources]
+        return [f"{name}<<<{self._blocks(numel)}, {threads}, 0, cu.stream>>>({', '.join(args)});",
                 self._launch_check(name)]
+
+    # -- a range of batches: what generated kernels need to follow the request's batch --------
+    def _batch_param(self) -> list[str]:
+        """The batch as a generated kernel's first parameter: its sizes become expressions of it
+        when the sample points merge (merge_batches)."""
+        return ["const int64_t batch"] if self.bound is not None else []
+
+    def _batch_arg(self) -> list[str]:
+        return ["ctx->batch"] if self.bound is not None else []
+
+    def _blocks(self, n: int) -> str:
+        """The grid of a grid-stride launch over n elements; computed at run time over a range of
+        batches (min(ceil(n / threads), cap) is not affine in the batch, n is)."""
+        if self.bound is None:
+            return str(ELEMENTWISE.blocks(n))
+        return f"flowc::cuda::grid_for({n}, {ELEMENTWISE.threads})"
+
+    def merge_batches(self, variants: list["_CudaEmitter"], batches) -> None:
+        """The steps as on the CPU, and the generated kernels and functors likewise, their sizes
+        as expressions of their `batch` parameter or member."""
+        super().merge_batches(variants, batches)
+        self.kernels = dict(batch.merge_steps([list(e.kernels.items()) for e in [self, *variants]], batches, "batch"))
 
     def _kernel_name(self) -> str:
         self._kernels += 1
@@ -314,11 +345,12 @@ class _CudaEmitter(_Emitter):
         out = self._single_output(node)
         t = self.ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
         name, numel, threads = self._kernel_name(), out.type.numel(), ELEMENTWISE.threads
-        self._define(name, [f"__global__ void {name}(const {t}* start, const {t}* delta, {t}* y) {{",
+        params = ", ".join(self._batch_param() + [f"const {t}* start", f"const {t}* delta", f"{t}* y"])
+        self._define(name, [f"__global__ void {name}({params}) {{",
                             f"  for (int64_t i = int64_t(blockIdx.x) * {threads} + threadIdx.x; i < {numel}; "
                             f"i += int64_t(gridDim.x) * {threads}) y[i] = {t}(*start + {t}(i) * *delta);", "}", ""])
-        return [f"{name}<<<{ELEMENTWISE.blocks(numel)}, {threads}, 0, cu.stream>>>("
-                f"{self.ptr(node.inputs[0])}, {self.ptr(node.inputs[2])}, {self.ptr(out, write=True)});",
+        args = self._batch_arg() + [self.ptr(node.inputs[0]), self.ptr(node.inputs[2]), self.ptr(out, write=True)]
+        return [f"{name}<<<{self._blocks(numel)}, {threads}, 0, cu.stream>>>({', '.join(args)});",
                 self._launch_check(name)]
 
     # -- matrix products -------------------------------------------------------------------
@@ -398,7 +430,7 @@ class _CudaEmitter(_Emitter):
         scores = batch + (m, n)
         name = f"Epi{self._kernel_name()}"
         fields = [f"const {self.ctype(x.type.dtype, f'tensor {quote_name(x.name)}')}* p{j + 1};"
-                  for j, x in enumerate(extras)]
+                  for j, x in enumerate(extras)] + [p + ";" for p in self._batch_param()]
         code = [f"struct {name} {{", *["  " + f for f in fields],
                 "  __device__ float operator()(float src0, int64_t b, int64_t i, int64_t j) const {"]
         if node.attr("epilogue") == IDENTITY_EPILOGUE:
@@ -418,7 +450,7 @@ class _CudaEmitter(_Emitter):
                 code.append(f"    const {_computed(t)} src{j + 1} = {load};")
             code += ["    " + line for line in body.lines] + [f"    return {body.result};"]
         self._define(name, code + ["  }", "};", ""])
-        init = ", ".join(self.ptr(x) for x in extras)
+        init = ", ".join([self.ptr(x) for x in extras] + self._batch_arg())
         return [f"const {name} epi{{{init}}};",
                 self.call("flowc_attention_f32", f"{math.prod(batch)}, {m}, {k}, {n}, {d}, {self.ptr(q)}, "
                                                  f"{self.ptr(kt)}, {self.ptr(v)}, {self.ptr(out, write=True)}, epi")]
@@ -479,15 +511,16 @@ class _CudaEmitter(_Emitter):
         up = ["// upload the inputs through pinned memory",
               "cudaStream_t stream = static_cast<cudaStream_t>(ctx->stream);",
               "uint8_t* staging = static_cast<uint8_t*>(flowc::cuda::input_staging(ctx));", "(void)staging;"]
+        laid_out = self.bound or self.graph   # the staging holds the bound's tensors, as model.cc lays it out
         offset = 0
-        for j, v in enumerate(self.graph.inputs):
+        for j, (v, at_bound) in enumerate(zip(self.graph.inputs, laid_out.inputs)):
             nbytes = v.type.nbytes()
             if nbytes and v.name in self.plan.offsets:
                 up += [f"std::memcpy(staging + {offset}, ctx->inputs[{j}], {nbytes});",
                        check.format(call=f"cudaMemcpyAsync(ctx->arena + {self.plan.offsets[v.name]}, staging + "
                                          f"{offset}, {nbytes}, cudaMemcpyHostToDevice, stream)",
                                     what="cudaMemcpyAsync (upload)")]
-            offset += _staged(nbytes)
+            offset += _staged(at_bound.type.nbytes())
         up.append(check.format(call="cudaEventRecord(flowc::cuda::event(ctx, 0), stream)", what="cudaEventRecord"))
         if not compute:
             up.append(check.format(call="cudaEventRecord(flowc::cuda::event(ctx, 1), stream)", what="cudaEventRecord"))
@@ -507,13 +540,13 @@ class _CudaEmitter(_Emitter):
                 check.format(call="cudaStreamWaitEvent(stream, flowc::cuda::event(ctx, 1), 0)",
                              what="cudaStreamWaitEvent")]
         offset, copies = 0, []
-        for j, v in enumerate(self.graph.outputs):
+        for j, (v, at_bound) in enumerate(zip(self.graph.outputs, laid_out.outputs)):
             nbytes = v.type.nbytes()
             if nbytes:
                 down.append(check.format(call=f"cudaMemcpyAsync(staging + {offset}, {self.ptr(v)}, {nbytes}, "
                                               "cudaMemcpyDeviceToHost, stream)", what="cudaMemcpyAsync (download)"))
                 copies.append(f"std::memcpy(ctx->outputs[{j}], staging + {offset}, {nbytes});")
-            offset += _staged(nbytes)
+            offset += _staged(at_bound.type.nbytes())
         down += [check.format(call=f"cudaMemcpyAsync(staging + {offset}, flowc::cuda::error_flag(ctx), sizeof(int), "
                                    "cudaMemcpyDeviceToHost, stream)", what="cudaMemcpyAsync (error flag)"),
                  check.format(call="cudaMemsetAsync(flowc::cuda::error_flag(ctx), 0, sizeof(int), stream)",

@@ -78,3 +78,20 @@ def test_cuda_graph_replay_matches_the_steps_run_one_by_one(compiled, name, monk
         got, want = model.run(inputs), apart.run(inputs)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6, err_msg=f"{name}, seed {seed}: {key}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["resnet", "bert", "gpt2"])
+def test_every_batch_up_to_the_bound_matches_onnxruntime(exported_model, tmp_path, cuda_toolchain, name):
+    """Compiled once with max_batch=4, run at batches 1..4 (and twice at each, in turn)."""
+    import models
+    path = exported_model(name, 18)
+    model = flowc.load(flowc.compile(str(path), target="cuda", arch="sm_80,sm_90", out_dir=tmp_path, max_batch=4).path)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    spec = models.MODELS[name]
+    for b in (1, 2, 3, 4, 1, 4, 2):
+        feeds = spec.inputs(b, np.random.default_rng(b))
+        got = model.run(feeds)
+        for key, want in zip(spec.output_names, session.run(None, feeds)):
+            assert got[key].shape == want.shape, (b, key)
+            np.testing.assert_allclose(got[key], want, rtol=RTOL, atol=ATOL, err_msg=f"{name}, batch {b}: {key}")

@@ -72,7 +72,6 @@ def _graph():
 @pytest.mark.parametrize("kwargs,message", [
     ({"arch": "sm_70"}, "arch 'sm_70' is not a GPU architecture target cuda builds for"),
     ({"arch": ""}, "arch is empty"),
-    ({"max_batch": 4}, "max_batch=4: target cuda runs fixed shapes for now"),
 ])
 def test_refusals(tmp_path, kwargs, message):
     with pytest.raises(CompileError, match=re.escape(message)):
@@ -169,3 +168,28 @@ def test_a_step_that_waits_for_the_host_keeps_every_step_an_actor(tmp_path):
     source = (tmp_path / "m" / "model.cu").read_text()
     assert "cudaMemcpyAsync (pad value)" in source and "run_graph" not in source
     assert len(_plan_steps(source)) > 3
+
+
+def test_dynamic_batch_kernels_take_the_batch(tmp_path):
+    """max_batch: the steps' sizes are expressions of ctx->batch as on the CPU, and each generated
+    kernel and attention functor takes the batch, its sizes expressions of it; the staging is
+    laid out for the bound; no CUDA graph (one would be needed per batch)."""
+    graph = flowc.api.import_model(str(EXAMPLES / "tinyformer.onnx"))
+    result = cuda.emit(flowc.ir.passes.optimize(graph), tmp_path / "m", max_batch=8)
+    source = (tmp_path / "m" / "model.cu").read_text()
+    assert result.max_batch == 8 and "d.max_batch = 8;" in source and "run_graph" not in source
+    kernels = re.findall(r"__global__ void __launch_bounds__\(\d+\) (k\d+)\(const int64_t batch, ", source)
+    assert kernels and re.search(r"i < \(\d+ \* batch\)", source)
+    for name in kernels:
+        assert re.search(rf"{name}<<<flowc::cuda::grid_for\(\(\d+ \* ctx->batch\), 256\), 256, 0, cu.stream>>>\(ctx->batch, ",
+                         source), name
+    assert re.search(r"struct Epik\d+ \{\n  const int64_t batch;", source)
+    assert "std::memcpy(staging + 0, ctx->inputs[0], (1024 * ctx->batch));" in source
+
+
+@pytest.mark.slow
+def test_dynamic_batch_project_builds(tmp_path, cuda_toolchain):
+    artifact = flowc.compile(str(EXAMPLES / "tinycnn.onnx"), target="cuda", arch="sm_80,sm_90", out_dir=tmp_path / "m",
+                             max_batch=4)
+    assert artifact.emit.max_batch == 4 and next((tmp_path / "m" / "build").glob("libflowc_model.*.so"))
+    assert "ctx->batch" in (tmp_path / "m" / "model.cu").read_text()
