@@ -120,6 +120,7 @@ void check_gpu() {
   check_cuda(cudaMemcpy(flags, device->error_flag(0), sizeof(flags), cudaMemcpyDeviceToHost), "cudaMemcpy");
   CHECK(flags[0] == 0 && flags[1] == 0 && flags[2] == 0);
   check_cuda(cudaMemset(device->error_flag(1), 0x11, sizeof(int)), "cudaMemset");
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");  // the device's streams do not wait for it
   device->drain_slot(1);
   check_cuda(cudaMemcpy(flags, device->error_flag(0), sizeof(flags), cudaMemcpyDeviceToHost), "cudaMemcpy");
   CHECK(flags[1] == 0, "flag of slot 1 is %d after drain_slot", flags[1]);
@@ -284,7 +285,7 @@ void check_graphs() {
   CHECK(!status, "%s", flowc_status_get_message(status));
   g_calls = 0;
   for (int seed = 0; seed < 4; ++seed) run_request(other.get(), arenas[0], 0, waiting, 4, seed);
-  // 4 + 2 (the capture stops at the step that waits) + 4 + 4
+  // 4, then 2 (the capture stops at the step that waits) + 4, then 4 and 4
   CHECK(g_calls == 18 && other->slot_graph(0)->off && !other->slot_graph(0)->exec, "%d calls", g_calls);
   check_cuda(cudaGetLastError(), "the failed capture's error");
 

@@ -3,6 +3,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <mutex>
 #include <vector>
 
 #include "runtime/base/log.h"
@@ -48,8 +49,9 @@ struct CudaDevice::Impl {
   struct Stream {
     cudaStream_t stream = nullptr;
     bool borrowed = false;      // the comm stream's: stream 0's CUDA stream, destroyed with that one
-    cublasLtHandle_t blas = nullptr;
+    cublasLtHandle_t blas = nullptr;  // made on first use (make_blas): the copy streams never ask
     void* blas_workspace = nullptr;
+    bool blas_failed = false;         // make_blas failed (and said why): not tried again
     void* workspace = nullptr;  // grown by CudaDevice::workspace
     size_t workspace_bytes = 0;
     uint64_t workspace_generation = 0;  // how often it grew
@@ -65,8 +67,11 @@ struct CudaDevice::Impl {
   int* error_flags = nullptr;       // device, one per slot
   bool graphs = true;
   std::vector<SlotGraph> slot_graphs;  // one per slot
+  std::mutex capture_mutex;            // held while a stream is captured (cuda_graph.cc) and by drain_slot
 
   flowc_status init(const Options& options);
+  void make_blas(Stream& s);
+
   ~Impl();
 };
 
@@ -78,18 +83,12 @@ flowc_status CudaDevice::Impl::init(const Options& options) {
   for (Stream& s : streams) {
     if (&s - streams.data() == options.comm_stream && options.comm_stream > 0) {
       s.stream = streams[0].stream;
-      s.borrowed = true;
-      continue;  // collectives call no GEMM: no cuBLASLt handle or workspace of their own
+      s.borrowed = true;  // collectives call no GEMM: no cuBLASLt handle or workspace of their own
     } else {
-      // Non-blocking: no implicit ordering with the legacy default stream (load-time copies).
+      // Non-blocking: no implicit ordering with the legacy default stream, nor does the device
+      // use that stream (another thread's capture forbids syncing it).
       FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
     }
-    cublasStatus_t status = cublasLtCreate(&s.blas);
-    if (status != CUBLAS_STATUS_SUCCESS) {
-      return flowc_status_make(FLOWC_STATUS_INTERNAL, "cuda device %d: cublasLtCreate failed: %s (%s)", ordinal,
-                               cublasLtGetStatusString(status), cublasLtGetStatusName(status));
-    }
-    FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaMalloc(&s.blas_workspace, kBlasWorkspaceBytes));
   }
   events.resize(size_t(options.slots) * kEventsPerSlot);
   for (cudaEvent_t& event : events) {
@@ -104,10 +103,30 @@ flowc_status CudaDevice::Impl::init(const Options& options) {
   FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaHostAlloc(&output_staging, output_stride * size_t(options.slots),
                                                     cudaHostAllocDefault));
   FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaMalloc(&error_flags, sizeof(int) * size_t(options.slots)));
-  FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaMemset(error_flags, 0, sizeof(int) * size_t(options.slots)));
-  // The memset ran on the legacy stream, which the non-blocking streams do not wait for.
-  FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaDeviceSynchronize());
+  cudaStream_t first = streams[0].stream;
+  FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaMemsetAsync(error_flags, 0, sizeof(int) * size_t(options.slots), first));
+  FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaStreamSynchronize(first));
   return nullptr;
+}
+
+// On the stream's worker, at its first step that may call a GEMM: before any capture, since a
+// slot's first request runs its steps plainly.
+void CudaDevice::Impl::make_blas(Stream& s) {
+  cublasStatus_t status = cublasLtCreate(&s.blas);
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    FLOWC_LOG(FLOWC_LOG_ERROR, "cuda device %d: cublasLtCreate failed: %s (%s); its GEMMs will fail", ordinal,
+              cublasLtGetStatusString(status), cublasLtGetStatusName(status));
+    s.blas = nullptr;
+    s.blas_failed = true;
+    return;
+  }
+  cudaError_t error = cudaMalloc(&s.blas_workspace, kBlasWorkspaceBytes);
+  if (error != cudaSuccess) {
+    (void)cudaGetLastError();
+    FLOWC_LOG(FLOWC_LOG_ERROR, "cuda device %d: no %zu bytes for cuBLASLt's workspace (%s); its GEMMs run without one",
+              ordinal, kBlasWorkspaceBytes, cudaGetErrorString(error));
+    s.blas_workspace = nullptr;
+  }
 }
 
 // Also releases what a failed init got as far as making.
@@ -203,6 +222,7 @@ flowc_status CudaDevice::allocate(size_t bytes, void** out_ptr) {
   cudaError_t error = cudaMalloc(out_ptr, bytes);
   if (error != cudaSuccess) {
     *out_ptr = nullptr;
+    (void)cudaGetLastError();  // reported here, not by the next launch's check
     return flowc_status_make(
         error == cudaErrorMemoryAllocation ? FLOWC_STATUS_RESOURCE_EXHAUSTED : FLOWC_STATUS_INTERNAL,
         "cuda device %d: cannot allocate %zu bytes (cudaMalloc: %s, %s)", impl_->ordinal, bytes,
@@ -230,6 +250,8 @@ void* CudaDevice::stream(int32_t index) {
 }
 
 void CudaDevice::drain_slot(int32_t slot) {
+  // Not while the compute worker captures the other slot: syncing a capturing stream breaks it.
+  std::lock_guard<std::mutex> lock(impl_->capture_mutex);
   int32_t ordinal = impl_->ordinal;
   warn_on_error(ordinal, "cudaSetDevice", cudaSetDevice(ordinal));
   for (Impl::Stream& s : impl_->streams) {
@@ -245,7 +267,11 @@ flowc_status CudaDevice::copy_to_device(void* dst, const void* src, size_t bytes
   if (!bytes) return nullptr;
   CurrentDevice current(impl_->ordinal);
   FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaError_t(current.error()));
-  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  // On a stream of the device's own, then waited for: a pageable cudaMemcpy may return before
+  // its last bytes land, and the legacy stream it runs on does not order the device's streams.
+  cudaStream_t stream = impl_->streams[0].stream;
+  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+  FLOWC_CUDA_RETURN_IF_ERROR(impl_->ordinal, cudaStreamSynchronize(stream));
   return nullptr;
 }
 
@@ -253,12 +279,19 @@ void* CudaDevice::event(int32_t slot, int32_t k) {
   return impl_->events[size_t(slot) * kEventsPerSlot + size_t(k)];
 }
 
-void* CudaDevice::blas(int32_t index) { return impl_->streams[size_t(index)].blas; }
+void* CudaDevice::blas(int32_t index) {
+  Impl::Stream& s = impl_->streams[size_t(index)];
+  if (!s.blas && !s.borrowed && !s.blas_failed) impl_->make_blas(s);
+  return s.blas;
+}
 
 void* CudaDevice::blas_workspace(int32_t index, size_t* out_bytes) {
-  *out_bytes = kBlasWorkspaceBytes;
-  return impl_->streams[size_t(index)].blas_workspace;
+  void* workspace = impl_->streams[size_t(index)].blas_workspace;
+  *out_bytes = workspace ? kBlasWorkspaceBytes : 0;
+  return workspace;
 }
+
+std::mutex& CudaDevice::capture_mutex() { return impl_->capture_mutex; }
 
 flowc_status CudaDevice::workspace(int32_t index, size_t bytes, void** out_ptr, size_t* out_bytes) {
   Impl::Stream& s = impl_->streams[size_t(index)];
@@ -270,10 +303,10 @@ flowc_status CudaDevice::workspace(int32_t index, size_t bytes, void** out_ptr, 
     FLOWC_CUDA_RETURN_IF_ERROR(ordinal, cudaFree(s.workspace));
     s.workspace = nullptr;
     s.workspace_bytes = 0;
+    ++s.workspace_generation;  // graphs captured before point at freed memory, whatever follows
     size_t grown = round_up(bytes, kStagingAlignment);
     FLOWC_RETURN_IF_ERROR(allocate(grown, &s.workspace));
     s.workspace_bytes = grown;
-    ++s.workspace_generation;
   }
   *out_ptr = s.workspace;
   *out_bytes = s.workspace_bytes;

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "runtime/device/device.h"
 #include "runtime/kernels/cuda/schedule.h"
@@ -46,9 +47,10 @@ class CudaDevice final : public Device {
   // the worker of the stream those steps run on.
   struct SlotGraph {
     void* exec = nullptr;               // cudaGraphExec_t, or null: not captured (yet)
-    int64_t runs = 0;                   // requests this slot ran through the steps
     uint64_t workspace_generation = 0;  // of the stream's workspace the graph's kernels point into
-    bool off = false;                   // capture failed: the steps run one by one from now on
+    bool warm = false;                  // a plain run succeeded: the workspace is sized for capture
+    int32_t failed_captures = 0;        // captures that failed with no step failing (retried up to 3)
+    bool off = false;                   // capture failed for good: the steps run one by one from now on
   };
 
   // A clear FLOWC_STATUS_UNAVAILABLE error where there is no driver or no GPU (the message names
@@ -71,7 +73,8 @@ class CudaDevice final : public Device {
   flowc_status copy_to_device(void* dst, const void* src, size_t bytes);
   // cudaEvent_t number k < kEventsPerSlot of arena slot `slot`.
   void* event(int32_t slot, int32_t k);
-  // cublasLtHandle_t and its workspace, for plan stream `index`.
+  // cublasLtHandle_t and its workspace, for plan stream `index`: made at the first ask, on that
+  // stream's worker (null, and the failure logged, where that fails; the comm stream has none).
   void* blas(int32_t index);
   void* blas_workspace(int32_t index, size_t* out_bytes);
   // Device scratch for plan stream `index` of at least `bytes`, grown (never shrunk) on demand;
@@ -87,6 +90,8 @@ class CudaDevice final : public Device {
   uint64_t workspace_generation(int32_t index) const;
   bool graphs() const;  // Options::graphs
   SlotGraph* slot_graph(int32_t slot);
+  // Held while a stream is being captured, and by drain_slot, which syncs every stream.
+  std::mutex& capture_mutex();
 
  private:
   CudaDevice() = default;

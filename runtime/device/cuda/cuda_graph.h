@@ -7,13 +7,16 @@
 // run_graph, which captures them once per slot and then launches that graph instead of each
 // kernel, one call where there were hundreds.
 //
-// A slot's first request runs the steps one by one: it grows the stream's workspace to what the
-// steps need, and capture must not allocate. Its second captures them (in the calling thread's
-// capture mode, so other threads' CUDA calls go on) and launches the graph; later ones launch it.
-// If the workspace moved since (a capture would point into freed memory), the slot captures again.
-// If capture fails (a step syncs with the host, say), the slot logs why once and runs its steps
-// one by one from then on; CudaDevice::Options::graphs false (FLOWC_CUDA_GRAPHS=0) always does.
-// A failing step's message is prefixed with its name, as the engine names its own steps.
+// A slot runs the steps one by one until one such run succeeds: it grows the stream's workspace
+// to what the steps need, and capture must not allocate. The next request captures them (in the
+// calling thread's capture mode, so other threads' CUDA calls go on; drain_slot, which syncs the
+// stream, waits for the capture) and launches the graph; later ones launch it. If the workspace
+// moved since (a capture would point into freed memory), the slot captures again. If a step
+// fails during capture (it syncs with the host, say), the slot logs why and runs its steps one
+// by one from then on; any other failure (another thread broke the capture, memory ran short, a
+// launch failed) is retried up to three times. CudaDevice::Options::graphs false
+// (FLOWC_CUDA_GRAPHS=0) always runs them one by one. A failing step's message is prefixed with
+// its name, as the engine names its own steps.
 
 #include <cstdint>
 

@@ -47,6 +47,7 @@ inline flowc_cuda context(flowc_step_ctx* ctx, int error_code) {
 // 0 for cudaSuccess; else the step's failure, naming `what` and the CUDA error.
 inline int check(flowc_step_ctx* ctx, cudaError_t error, const char* what) {
   if (error == cudaSuccess) return 0;
+  (void)cudaGetLastError();  // reported here, not again by the next launch's check
   return failf(ctx, error == cudaErrorMemoryAllocation ? FLOWC_STATUS_RESOURCE_EXHAUSTED : FLOWC_STATUS_INTERNAL,
                "%s: %s (%s)", what, cudaGetErrorString(error), cudaGetErrorName(error));
 }
