@@ -400,7 +400,8 @@ def bench_config(name: str, batch: int, args, work: Path, flowc_refusal: str | N
             if flowc_refusal:
                 result = {"status": flowc_refusal}
             elif compiled is None:
-                result = compiled = run_worker(dict(job, kind="flowc-compile"), scratch / "compile", args.timeout)
+                compiled = run_worker(dict(job, kind="flowc-compile"), scratch / "compile", args.timeout)
+                result = dict(compiled)   # flowc's run adds to its own copy
             else:
                 result = {key: compiled[key] for key in ("status", "error") if key in compiled}
         if result.get("status", "ok") == "ok":

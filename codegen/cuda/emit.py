@@ -181,12 +181,14 @@ class _CudaEmitter(_Emitter):
         self.archs: list[str] = []
         self.errors: list[str] = []        # by step number - 1: the message of a raised error flag
         self._kernels = 0
-        self._workspace = 0                # bytes the step being emitted carves from its workspace
+        self._workspace = 0                # bytes the step being emitted carves from its workspace, rounded
+        self._workspace_end = 0            # and where its last buffer ends
         self._dtype = "f32"                # the float type of the step's library kernels (_kernel_dtype)
         self._node: Node | None = None     # the node being emitted
         self.graph_steps: list[tuple[str, list[str]]] = []   # compute steps replayed as a CUDA graph
         self.host_waits: list[Node] = []   # nodes whose step waits for the stream (no CUDA graph then)
         self.bound: Graph | None = None    # the graph at the batch bound, when emitting for a range of batches
+        self._bound_values: dict[str, Value] | None = None   # its tensors by name (_at_bound)
 
     # -- the project's shape ---------------------------------------------------------------
     runtime_parts = RUNTIME_PARTS
@@ -248,8 +250,11 @@ class _CudaEmitter(_Emitter):
         return [self.call(fn, args)]
 
     def scratch_buffer(self, ctype_: str, slot: int, count: int) -> str:
+        # the step asks for the last buffer's end unrounded: one buffer's size stays affine in the
+        # batch (merge_batches); the device rounds the block up itself
         offset = self._workspace
-        self._workspace += memory.align(count * np.dtype(_NP[ctype_]).itemsize)
+        nbytes = count * np.dtype(_NP[ctype_]).itemsize
+        self._workspace, self._workspace_end = offset + memory.align(nbytes), offset + nbytes
         return f"reinterpret_cast<{ctype_}*>(static_cast<uint8_t*>(cu.workspace) + {offset})"
 
     def _launch_check(self, what: str) -> str:
@@ -257,12 +262,12 @@ class _CudaEmitter(_Emitter):
 
     # -- one node: its kernels behind the step's context ------------------------------------
     def node(self, node: Node) -> None:
-        self._workspace, self._dtype, self._node = 0, "f32", node
+        self._workspace, self._workspace_end, self._dtype, self._node = 0, 0, "f32", node
         super().node(node)
         name, lines = self.steps[-1]
         prologue = [f"flowc_cuda cu = flowc::cuda::context(ctx, {len(self.steps)});"]
-        if self._workspace:
-            prologue.append(f"if (int e = flowc::cuda::workspace(ctx, {self._workspace}, &cu)) return e;")
+        if self._workspace_end:
+            prologue.append(f"if (int e = flowc::cuda::workspace(ctx, {self._workspace_end}, &cu)) return e;")
         self.steps[-1] = (name, lines[:1] + prologue + lines[1:])
         self.errors.append(f"{describe_node(node)}: {OUT_OF_RANGE}")
 
@@ -290,9 +295,9 @@ class _CudaEmitter(_Emitter):
         t = self.ctype(out.type.dtype, f"tensor {quote_name(out.name)}")
         all_strides = [broadcast_strides(s.shape, shape) for s in sources] + [broadcast_strides(shape, shape)]
         dims, strides = ew._collapse(shape, all_strides)
-        index = "int32_t" if ELEMENTWISE.fits_int32(numel) else "int64_t"
+        index = "int32_t" if ELEMENTWISE.fits_int32(self._at_bound(out).type.numel()) else "int64_t"
         name, threads = self._kernel_name(), ELEMENTWISE.threads
-        params = self._batch_param() + [f"{t}* y"] + [f"const {s.ctype}* p{j}" for j, s in enumerate(sources)]
+        params = self._batch_param(index) + [f"{t}* y"] + [f"const {s.ctype}* p{j}" for j, s in enumerate(sources)]
         code = [f"__global__ void __launch_bounds__({threads}) {name}({', '.join(params)}) {{",
                 f"  for ({index} i = {index}(blockIdx.x) * {threads} + {index}(threadIdx.x); i < {numel}; "
                 f"i += {index}(gridDim.x) * {threads}) {{"]
@@ -315,10 +320,19 @@ class _CudaEmitter(_Emitter):
                 self._launch_check(name)]
 
     # -- a range of batches: what generated kernels need to follow the request's batch --------
-    def _batch_param(self) -> list[str]:
-        """The batch as a generated kernel's first parameter: its sizes become expressions of it
-        when the sample points merge (merge_batches)."""
-        return ["const int64_t batch"] if self.bound is not None else []
+    def _batch_param(self, index: str = "int64_t") -> list[str]:
+        """The batch as a generated kernel's first parameter, of the kernel's index type: its
+        sizes become expressions of it when the sample points merge (merge_batches)."""
+        return [f"const {index} batch"] if self.bound is not None else []
+
+    def _at_bound(self, v: Value) -> Value:
+        """`v` as the graph at the batch bound has it (itself without a range of batches): what
+        holds there holds at every smaller batch, not always at the larger sample points."""
+        if self.bound is None:
+            return v
+        if self._bound_values is None:
+            self._bound_values = {o.name: o for n in self.bound.nodes for o in n.outputs}
+        return self._bound_values.get(v.name, v)
 
     def _batch_arg(self) -> list[str]:
         return ["ctx->batch"] if self.bound is not None else []

@@ -56,6 +56,11 @@ void capture(flowc_step_ctx* ctx, CudaDevice* device, CudaDevice::SlotGraph* g, 
       why = std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(error);
     } else {
       for (int32_t i = 0; i < count && why.empty(); ++i) {
+        cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+        if (cudaStreamIsCapturing(stream, &status) != cudaSuccess || status != cudaStreamCaptureStatusActive) {
+          why = std::string("the capture was broken before step ") + steps[i].name;  // not the step's doing
+          break;
+        }
         ctx->error = nullptr;
         if (steps[i].fn(ctx)) {
           step_failed = true;

@@ -178,7 +178,7 @@ def test_dynamic_batch_kernels_take_the_batch(tmp_path):
     result = cuda.emit(flowc.ir.passes.optimize(graph), tmp_path / "m", max_batch=8)
     source = (tmp_path / "m" / "model.cu").read_text()
     assert result.max_batch == 8 and "d.max_batch = 8;" in source and "run_graph" not in source
-    kernels = re.findall(r"__global__ void __launch_bounds__\(\d+\) (k\d+)\(const int64_t batch, ", source)
+    kernels = re.findall(r"__global__ void __launch_bounds__\(\d+\) (k\d+)\(const int(?:32|64)_t batch, ", source)
     assert kernels and re.search(r"i < \(\d+ \* batch\)", source)
     for name in kernels:
         assert re.search(rf"{name}<<<flowc::cuda::grid_for\(\(\d+ \* ctx->batch\), 256\), 256, 0, cu.stream>>>\(ctx->batch, ",
@@ -193,3 +193,18 @@ def test_dynamic_batch_project_builds(tmp_path, cuda_toolchain):
                              max_batch=4)
     assert artifact.emit.max_batch == 4 and next((tmp_path / "m" / "build").glob("libflowc_model.*.so"))
     assert "ctx->batch" in (tmp_path / "m" / "model.cu").read_text()
+
+
+def test_dynamic_batch_merges_what_the_cpu_target_merges(tmp_path):
+    """A step with one scratch buffer (i32 indices widened) asks for its size unrounded, which is
+    affine in the batch; the int32-or-int64 indexing of a kernel is decided at the bound, not at
+    the larger sample points the merge reads (2 * 300 + 3 rows of 2^22 pass 2^31 elements)."""
+    b = GraphBuilder("g")
+    ids = b.input("ids", "i64", ["N", 3])
+    wide = b.input("wide", "f32", ["N", 1])
+    b.output(b.op("Gather", b.const(np.ones((10, 4), np.float32)), b.op("Cast", ids, to="i32")), name="y")
+    b.output(b.op("Relu", b.op("Expand", wide, b.const(np.array([1, 1 << 22], np.int64)))), name="z")
+    cuda.emit(flowc.ir.passes.optimize(b.build()), tmp_path / "m", max_batch=300)
+    source = (tmp_path / "m" / "model.cu").read_text()
+    assert "flowc::cuda::workspace(ctx, (24 * ctx->batch), &cu)" in source
+    assert re.search(r"k\d+\(const int32_t batch, float\* y, .*\n  for \(int32_t i = .*i < \(4194304 \* batch\)", source)
