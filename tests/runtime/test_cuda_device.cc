@@ -170,29 +170,25 @@ int g_calls = 0;  // step calls: they stop where the graph replays
 
 cudaStream_t stream_of(flowc_step_ctx* ctx) { return static_cast<cudaStream_t>(ctx->stream); }
 
-int step_to_workspace(flowc_step_ctx* ctx) {
-  ++g_calls;
+// The stream's workspace, kGraphBytes of it (grown on a slot's first request, never in a capture).
+void* workspace_of(flowc_step_ctx* ctx) {
   void* scratch = nullptr;
   size_t bytes = 0;
   flowc_status status = static_cast<CudaDevice*>(ctx->device)->workspace(ctx->stream_index, kGraphBytes, &scratch,
                                                                          &bytes);
-  if (status) {
-    ctx->error = "workspace failed";
-    flowc_status_free(status);
-    return FLOWC_STATUS_INTERNAL;
-  }
-  return cudaMemcpyAsync(scratch, ctx->arena, kGraphBytes, cudaMemcpyDeviceToDevice, stream_of(ctx)) ? 1 : 0;
+  CHECK(!status, "%s", flowc_status_get_message(status));
+  return scratch;
+}
+
+int step_to_workspace(flowc_step_ctx* ctx) {
+  ++g_calls;
+  return cudaMemcpyAsync(workspace_of(ctx), ctx->arena, kGraphBytes, cudaMemcpyDeviceToDevice, stream_of(ctx)) ? 1 : 0;
 }
 
 int step_from_workspace(flowc_step_ctx* ctx) {
   ++g_calls;
-  void* scratch = nullptr;
-  size_t bytes = 0;
-  flowc_status status = static_cast<CudaDevice*>(ctx->device)->workspace(ctx->stream_index, kGraphBytes, &scratch,
-                                                                         &bytes);
-  CHECK(!status);
-  return cudaMemcpyAsync(ctx->arena + kGraphBytes, scratch, kGraphBytes, cudaMemcpyDeviceToDevice, stream_of(ctx))
-             ? 1 : 0;
+  return cudaMemcpyAsync(ctx->arena + kGraphBytes, workspace_of(ctx), kGraphBytes, cudaMemcpyDeviceToDevice,
+                         stream_of(ctx)) ? 1 : 0;
 }
 
 int step_mark(flowc_step_ctx* ctx) {
